@@ -1,0 +1,158 @@
+"""Opening the database: URL resolution, SQLite pragmas, transactions, schema version and migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from ._errors import ConfigError
+from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting
+
+__all__ = ["DEFAULT_DB_PATH", "Database", "default_url", "resolve_url"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "segments.db"
+ENV_VAR = "SEGCORE_DATABASE_URL"
+
+# Versioned migration steps: MIGRATIONS[n] takes a database from version n-1 to n inside one transaction.
+# A small ordered scheme instead of Alembic: the schema is created whole from the models on a fresh database,
+# so only in-place upgrades need code, and they stay next to the version number they belong to.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+DEFAULT_SETTINGS: dict[str, Any] = {"minimum_segment_size": 50}
+
+
+def default_url() -> str:
+    return f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else SEGCORE_DATABASE_URL, else the embedded SQLite file."""
+    chosen = url or os.environ.get(ENV_VAR) or default_url()
+    try:
+        parsed = make_url(chosen)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {chosen!r}") from exc
+    # A bare postgresql:// would pick psycopg2, which we do not ship; psycopg 3 is the driver we install.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's begin event emit BEGIN itself, so a write transaction can take the write lock up front.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.execute("PRAGMA cache_size=-262144")
+    cur.execute("PRAGMA mmap_size=1073741824")
+    cur.close()
+    # SQLite's built-in lower() folds ASCII only; filters promise case-insensitive matching for every letter.
+    dbapi_conn.create_function("lower", 1, _py_lower, deterministic=True)
+
+
+def _py_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock at the start: two writers queue instead of deadlocking on upgrade.
+    if conn.get_execution_options().get("segcore_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+@dataclass
+class Database:
+    """An open database: the engine plus the transaction helpers every action goes through."""
+
+    url: str
+    engine: Engine
+
+    @classmethod
+    def open(cls, url: str | None = None, *, create: bool = True) -> Database:
+        resolved = resolve_url(url)
+        parsed = make_url(resolved)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # One connection per checkout: SQLite connections are cheap and this keeps threads apart.
+            kwargs["poolclass"] = NullPool
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(resolved, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigError(f"cannot use database URL {parsed.render_as_string()}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+        db = cls(url=resolved, engine=engine)
+        if create:
+            db.ensure_schema()
+        return db
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed whole on success, rolled back whole on any exception."""
+        with self.engine.connect() as conn:
+            conn.execution_options(segcore_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction with a consistent view."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def ensure_schema(self) -> int:
+        """Create the schema on an empty database, or migrate an older one; returns the version."""
+        try:
+            with self.write() as conn:
+                has_info = inspect(conn).has_table(SchemaInfo.__tablename__)
+                if not has_info:
+                    Base.metadata.create_all(conn)
+                    conn.execute(SchemaInfo.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+                    for key, value in DEFAULT_SETTINGS.items():
+                        conn.execute(Setting.__table__.insert().values(key=key, value=value))
+                    return SCHEMA_VERSION
+                version = conn.execute(select(SchemaInfo.version)).scalar_one()
+                if version > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"the database is at schema version {version}, newer than this program ({SCHEMA_VERSION})"
+                    )
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](conn)
+                    conn.execute(SchemaInfo.__table__.update().values(version=step))
+                return SCHEMA_VERSION
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the database: {exc.orig}") from exc
+
+    def schema_version(self) -> int:
+        with self.read() as conn:
+            return int(conn.execute(select(SchemaInfo.version)).scalar_one())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
