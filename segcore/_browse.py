@@ -1,0 +1,359 @@
+"""Read-only queries the dashboard pages need: contacts, one contact, a segment's members, value counts.
+
+Everything here reads, pages in SQL and binds every user value: a page never loads a whole table to show fifty
+rows, and never builds SQL from text. Field names come from the whitelist in `_fields`, never from the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, func, select
+
+from ._db import Database
+from ._errors import FilterError, NotFoundError
+from ._fields import LIST_FIELDS, get_field
+from ._models import (
+    Campaign,
+    Contact,
+    ContactCode,
+    Interaction,
+    ProfileAnswer,
+    Segment,
+    SegmentAction,
+    SegmentMember,
+    Setting,
+)
+from ._snapshot import data_version
+from ._stats import UNKNOWN, _bucket_expr
+
+__all__ = [
+    "BROWSE_COLUMNS",
+    "ContactDetail",
+    "Page",
+    "contact_count",
+    "contact_detail",
+    "contacts_by_ids",
+    "data_token",
+    "list_campaigns",
+    "minimum_segment_size",
+    "search_contacts",
+    "segment_members_page",
+    "value_counts",
+]
+
+contacts = Contact.__table__
+members = SegmentMember.__table__
+segments = Segment.__table__
+actions = SegmentAction.__table__
+codes = ContactCode.__table__
+answers = ProfileAnswer.__table__
+interactions = Interaction.__table__
+
+# The columns a contacts table shows, in order: enough to recognise a contact at a glance.
+BROWSE_COLUMNS = (
+    "contact_no", "type", "name", "company_no", "email", "city", "country", "gender", "birth_date",
+    "acquisition_source", "churn_risk", "total_spent",
+)  # fmt: skip
+MAX_PAGE = 500
+# Columns searched by the free-text box of the contacts and members tables.
+_SEARCHED = ("contact_no", "name", "email", "city")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows (dicts keyed by column) out of `total` matching rows."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit)) if self.limit else 1
+
+
+@dataclass(frozen=True)
+class ContactDetail:
+    """One contact as the Contacts page shows it."""
+
+    fields: dict[str, Any]
+    lists: dict[str, list[str]]
+    profile: list[dict[str, str]]
+    memberships: list[dict[str, Any]]
+    interactions: list[dict[str, Any]]
+    interactions_total: int
+    age: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE))
+
+
+def _search_cond(query: str) -> sa.ColumnElement[bool] | None:
+    """Case-insensitive "contains" over the searched columns; `%` and `_` in the query are literal."""
+    q = (query or "").strip().lower()
+    if not q:
+        return None
+    return sa.or_(*(func.lower(contacts.c[c]).contains(q, autoescape=True) for c in _SEARCHED))
+
+
+def _cols(columns: Sequence[str]) -> list[sa.ColumnElement[Any]]:
+    unknown = [c for c in columns if c not in contacts.c]
+    if unknown:
+        raise FilterError(f"unknown contact column: {', '.join(unknown)}")
+    return [contacts.c[c] for c in columns]
+
+
+def _rows(conn: Connection, stmt: sa.Select[Any]) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _segment_id(conn: Connection, no: str) -> tuple[int, int]:
+    row = conn.execute(select(segments.c.id, segments.c.size).where(segments.c.no == no)).first()
+    if row is None:
+        raise NotFoundError(f"no segment {no!r}")
+    return int(row.id), int(row.size)
+
+
+# ----------------------------------------------------------------------------------------------- small reads
+
+
+def data_token(db: Database) -> str:
+    """Changes whenever contacts, codes, answers or interactions change: a cache key for value counts."""
+    with db.read() as conn:
+        return data_version(conn)
+
+
+def contact_count(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(contacts)).scalar_one())
+
+
+def minimum_segment_size(db: Database) -> int:
+    """The setting under which a segment is flagged small (SPEC §3; default 50)."""
+    with db.read() as conn:
+        value = conn.execute(select(Setting.value).where(Setting.key == "minimum_segment_size")).scalar()
+    return int(value) if value is not None else 50
+
+
+def list_campaigns(db: Database) -> list[dict[str, Any]]:
+    table = Campaign.__table__
+    with db.read() as conn:
+        return _rows(conn, select(table.c.no, table.c.description, table.c.status).order_by(table.c.no))
+
+
+# ----------------------------------------------------------------------------------------------- contacts
+
+
+def search_contacts(
+    db: Database,
+    query: str = "",
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    contact_type: str | None = None,
+    columns: Sequence[str] = BROWSE_COLUMNS,
+) -> Page:
+    """A page of contacts, sorted by number, whose number, name, e-mail or city contains `query`."""
+    limit = _limit(limit)
+    offset = max(0, int(offset))
+    conds = [c for c in (_search_cond(query),) if c is not None]
+    if contact_type:
+        conds.append(contacts.c.type == contact_type)
+    with db.read() as conn:
+        total = int(conn.execute(select(func.count()).select_from(contacts).where(*conds)).scalar_one())
+        stmt = select(*_cols(columns)).where(*conds).order_by(contacts.c.contact_no).offset(offset).limit(limit)
+        return Page(_rows(conn, stmt), total, offset, limit)
+
+
+def contacts_by_ids(db: Database, ids: Sequence[int], columns: Sequence[str] = BROWSE_COLUMNS) -> list[dict[str, Any]]:
+    """The contacts with these row ids, in the order given (preview samples); unknown ids are skipped."""
+    wanted = [int(i) for i in ids][:MAX_PAGE]
+    if not wanted:
+        return []
+    with db.read() as conn:
+        rows = conn.execute(select(contacts.c.id, *_cols(columns)).where(contacts.c.id.in_(wanted))).mappings()
+        by_id = {r["id"]: {c: r[c] for c in columns} for r in rows}
+    return [by_id[i] for i in wanted if i in by_id]
+
+
+def contact_detail(db: Database, contact_no: str, *, today: dt.date | None = None, max_interactions: int = 200) -> ContactDetail:
+    """One contact's fields, list codes, profile answers, segment memberships and latest interactions."""
+    today = today or dt.date.today()
+    with db.read() as conn:
+        row = conn.execute(select(contacts).where(contacts.c.contact_no == (contact_no or "").strip())).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no contact {contact_no!r}")
+        cid = row["id"]
+        fields = {k: v for k, v in row.items() if k not in ("id", "org_id", "attributes")}
+        lists: dict[str, list[str]] = {k: [] for k in LIST_FIELDS}
+        for kind, code in conn.execute(
+            select(codes.c.kind, codes.c.code).where(codes.c.contact_id == cid).order_by(codes.c.kind, codes.c.code)
+        ).all():
+            lists.setdefault(kind, []).append(code)
+        profile = _rows(
+            conn,
+            select(answers.c.questionnaire, answers.c.answer)
+            .where(answers.c.contact_id == cid)
+            .order_by(answers.c.questionnaire, answers.c.answer),
+        )
+        memberships = _rows(
+            conn,
+            select(
+                segments.c.no.label("segment_no"),
+                segments.c.description,
+                segments.c.status,
+                members.c.added_seq.label("step"),
+                actions.c.kind.label("step_kind"),
+                actions.c.description.label("step_description"),
+            )
+            .join(members, members.c.segment_id == segments.c.id)
+            .outerjoin(actions, sa.and_(actions.c.segment_id == segments.c.id, actions.c.seq == members.c.added_seq))
+            .where(members.c.contact_id == cid)
+            .order_by(segments.c.no),
+        )
+        inter_cols = [interactions.c[c] for c in (
+            "date", "template", "campaign_no", "segment_no", "evaluation", "salesperson", "cost", "duration_min",
+            "cancelled",
+        )]  # fmt: skip
+        inter = _rows(
+            conn,
+            select(*inter_cols)
+            .where(interactions.c.contact_id == cid)
+            .order_by(interactions.c.date.desc(), interactions.c.id.desc())
+            .limit(max(1, int(max_interactions))),
+        )
+        n_inter = int(
+            conn.execute(select(func.count()).select_from(interactions).where(interactions.c.contact_id == cid)).scalar_one()
+        )
+    birth = fields.get("birth_date")
+    age = None
+    if isinstance(birth, dt.date):
+        age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return ContactDetail(
+        fields=fields,
+        lists=lists,
+        profile=profile,
+        memberships=memberships,
+        interactions=inter,
+        interactions_total=n_inter,
+        age=age,
+        extra=dict(row["attributes"] or {}),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- members
+
+
+def segment_members_page(
+    db: Database,
+    no: str,
+    query: str = "",
+    *,
+    offset: int = 0,
+    limit: int = 50,
+    columns: Sequence[str] = BROWSE_COLUMNS,
+) -> Page:
+    """A page of a segment's members with their contact fields and the step that brought each in (`added_seq`).
+
+    Ordered by contact row id, which is the members table's own key order: the database walks the index and stops
+    after the page, instead of sorting hundreds of thousands of members for every page."""
+    limit = _limit(limit)
+    offset = max(0, int(offset))
+    search = _search_cond(query)
+    with db.read() as conn:
+        seg_id, size = _segment_id(conn, no)
+        base = select(*_cols(columns), members.c.added_seq).join(members, members.c.contact_id == contacts.c.id)
+        base = base.where(members.c.segment_id == seg_id)
+        if search is not None:
+            base = base.where(search)
+            total = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(members.join(contacts, members.c.contact_id == contacts.c.id))
+                    .where(members.c.segment_id == seg_id, search)
+                ).scalar_one()
+            )
+        else:
+            # The engine keeps `size` in the same transaction as the members: no COUNT(*) over 300k rows.
+            total = size
+        stmt = base.order_by(members.c.contact_id).offset(offset).limit(limit)
+        return Page(_rows(conn, stmt), total, offset, limit)
+
+
+# ----------------------------------------------------------------------------------------------- value counts
+
+
+def value_counts(
+    db: Database,
+    field_name: str,
+    relation: str | None = None,
+    *,
+    questionnaire: str | None = None,
+    limit: int = 200,
+    today: dt.date | None = None,
+) -> list[tuple[str, int]]:
+    """Each stored value of a code or list field with its number of contacts (or related records), largest first.
+
+    For the Builder's multiselects (`FR (4,210)`). Interactions count records (cancelled ones excluded, as filters
+    ignore them); profile answers count contacts, optionally of one questionnaire. Fixed choices with no contact
+    are listed with 0."""
+    spec = get_field(field_name, relation)
+    if spec is None:
+        where = f"{relation}." if relation else ""
+        raise FilterError(f"unknown field {where}{field_name}")
+    if spec.type not in ("code", "list", "text"):
+        raise FilterError(f"{spec.label} has no list of values")
+    limit = max(1, min(int(limit), 10_000))
+    with db.read() as conn:
+        if relation is None and field_name == "age_band":
+            # The band rule lives once, in _stats; only the grouping is done here.
+            band = _bucket_expr("age_band", today or dt.date.today()).label("band")
+            rows = conn.execute(select(band, func.count()).group_by(band)).all()
+            counts = [(str(k), int(v)) for k, v in rows if k != UNKNOWN]
+            return _with_choices(counts, spec.choices)
+        if relation is None and spec.type == "list":
+            n = func.count().label("n")
+            stmt = select(codes.c.code, n).where(codes.c.kind == field_name).group_by(codes.c.code)
+        elif relation is None:
+            col = contacts.c[field_name]
+            n = func.count().label("n")
+            stmt = select(col, n).where(col.is_not(None), col != "").group_by(col)
+        elif relation == "interactions":
+            col = interactions.c[field_name]
+            n = func.count().label("n")
+            stmt = (
+                select(col, n)
+                .where(col.is_not(None), col != "", interactions.c.cancelled.is_(False))
+                .group_by(col)
+            )
+        elif relation == "profile":
+            col = answers.c[field_name]
+            n = func.count(sa.distinct(answers.c.contact_id)).label("n")
+            stmt = select(col, n).group_by(col)
+            if questionnaire:
+                stmt = stmt.where(answers.c.questionnaire == questionnaire.strip().upper())
+        else:  # pragma: no cover - get_field already refused other relations
+            raise FilterError(f"unknown relation {relation}")
+        stmt = stmt.order_by(n.desc(), stmt.selected_columns[0]).limit(limit)
+        counts = [(str(k), int(v)) for k, v in conn.execute(stmt).all()]
+    return _with_choices(counts, spec.choices)
+
+
+def _with_choices(counts: list[tuple[str, int]], choices: Sequence[str]) -> list[tuple[str, int]]:
+    """Fixed choices keep their order (gender, churn risk, age band) and show up even at 0."""
+    if not choices:
+        return counts
+    found = dict(counts)
+    return [(c, found.get(c, 0)) for c in choices] + [(k, v) for k, v in counts if k not in choices]
+

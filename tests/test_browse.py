@@ -1,0 +1,228 @@
+"""The dashboard's read queries (segcore._browse) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from segcore import FilterError, NotFoundError
+from segcore._browse import (
+    contact_count,
+    contact_detail,
+    contacts_by_ids,
+    minimum_segment_size,
+    search_contacts,
+    segment_members_page,
+    value_counts,
+)
+from segcore._db import Database
+from segcore._models import (
+    Contact,
+    ContactCode,
+    Interaction,
+    ProfileAnswer,
+    Segment,
+    SegmentAction,
+    SegmentMember,
+)
+
+TODAY = dt.date(2025, 6, 15)
+_DEFAULTS: dict[str, Any] = {"gender": "unknown", "total_spent": 0, "purchase_count": 0, "exclude_from_segments": False}
+
+
+def company(no: str, **kw: Any) -> dict[str, Any]:
+    return {"contact_no": no, "type": "company", "name": f"Company {no}", **kw}
+
+
+def person(no: str, company_no: str | None = None, **kw: Any) -> dict[str, Any]:
+    return {"contact_no": no, "type": "person", "name": f"Person {no}", "company_no": company_no, **kw}
+
+
+def add_contacts(db: Database, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Contacts written straight to the tables (org_id resolved, e-mails lower-cased); contact_no -> id."""
+    table = Contact.__table__
+    with db.write() as conn:
+        for row in rows:
+            values = {**_DEFAULTS, **{k: v for k, v in row.items() if k != "mailing_groups"}}
+            if values.get("email"):
+                values["email"] = values["email"].lower()
+                values["email_domain"] = values["email"].split("@", 1)[1]
+            conn.execute(insert(table).values(**values))
+        ids = {no: i for no, i in conn.execute(select(table.c.contact_no, table.c.id)).all()}
+        codes = []
+        for row in rows:
+            cid = ids[row["contact_no"]]
+            org = cid if row["type"] == "company" else ids.get(row.get("company_no") or "")
+            conn.execute(update(table).where(table.c.id == cid).values(org_id=org))
+            codes += [{"kind": "mailing_groups", "code": c, "contact_id": cid} for c in row.get("mailing_groups", ())]
+        if codes:
+            conn.execute(insert(ContactCode.__table__), codes)
+    return ids
+
+
+def _segment(db: Database, no: str, member_ids: list[int], *, seq: int = 1) -> int:
+    """A segment written straight to the tables, with one logged step that brought every member in."""
+    now = dt.datetime(2025, 6, 1, 12, 0)
+    with db.write() as conn:
+        seg_id = conn.execute(
+            insert(Segment.__table__)
+            .values(no=no, description=f"Segment {no}", owner="ann", status="draft", version=1, head_seq=seq,
+                    size=len(member_ids), created_at=now, updated_at=now)
+            .returning(Segment.__table__.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(SegmentAction.__table__).values(
+                segment_id=seg_id, seq=seq, kind="add", description="Country is FR", options={}, matched=3,
+                added=len(member_ids), removed=0, size_after=len(member_ids), user="ann", created_at=now,
+            )
+        )
+        if member_ids:
+            conn.execute(
+                insert(SegmentMember.__table__),
+                [{"segment_id": seg_id, "contact_id": i, "added_seq": seq} for i in member_ids],
+            )
+    return int(seg_id)
+
+
+@pytest.fixture
+def world(db: Database) -> tuple[Database, dict[str, int]]:
+    ids = add_contacts(
+        db,
+        [
+            company("C1", name="Contoso SAS", country="FR", city="Paris", email="info@contoso.com",
+                    acquisition_source="partner"),
+            person("P1", "C1", name="Léa Martin", country="FR", gender="female", email="Lea@Contoso.com",
+                   birth_date=dt.date(1990, 3, 1), mailing_groups=["NEWSLETTER", "VIP"], acquisition_source="ads"),
+            person("P2", "C1", name="Hugo Dubois", country="FR", gender="male", birth_date=dt.date(1960, 1, 1),
+                   mailing_groups=["NEWSLETTER"], acquisition_source="ads"),
+            person("P3", name="Anna Müller", country="DE", gender="female", city="Berlin",
+                   email="anna_m@fabrikam.com", acquisition_source="organic"),
+            person("P4", name="100% Pure_Name", country="DE", gender="other", acquisition_source=None),
+        ],
+    )
+    with db.write() as conn:
+        conn.execute(
+            insert(ProfileAnswer.__table__),
+            [
+                {"contact_id": ids["P1"], "questionnaire": "INTEREST", "answer": "TRAVEL"},
+                {"contact_id": ids["P1"], "questionnaire": "INTEREST", "answer": "FOOD"},
+                {"contact_id": ids["P2"], "questionnaire": "INTEREST", "answer": "TRAVEL"},
+                {"contact_id": ids["P2"], "questionnaire": "CUSTSAT", "answer": "HIGH"},
+            ],
+        )
+        conn.execute(
+            insert(Interaction.__table__),
+            [
+                {"contact_id": ids["P1"], "date": dt.date(2025, 5, 1), "template": "EMAIL", "campaign_no": "CP1",
+                 "evaluation": "positive", "cancelled": False},
+                {"contact_id": ids["P1"], "date": dt.date(2025, 6, 1), "template": "CALL", "campaign_no": None,
+                 "evaluation": None, "cancelled": False},
+                {"contact_id": ids["P2"], "date": dt.date(2025, 6, 2), "template": "EMAIL", "campaign_no": None,
+                 "evaluation": None, "cancelled": False},
+                {"contact_id": ids["P3"], "date": dt.date(2025, 6, 3), "template": "EMAIL", "campaign_no": None,
+                 "evaluation": None, "cancelled": True},
+            ],
+        )
+        conn.execute(
+            insert(ContactCode.__table__),
+            [{"kind": "industry_groups", "code": "RETAIL", "contact_id": ids["C1"]}],
+        )
+    return db, ids
+
+
+def test_contact_count_and_search_pages(world: tuple[Database, dict[str, int]]) -> None:
+    db, _ids = world
+    assert contact_count(db) == 5
+    page = search_contacts(db, limit=2)
+    assert page.total == 5 and page.pages == 3
+    assert [r["contact_no"] for r in page.rows] == ["C1", "P1"]
+    assert [r["contact_no"] for r in search_contacts(db, offset=4, limit=2).rows] == ["P4"]
+    # Case-insensitive, over number, name, e-mail and city, Unicode included.
+    assert [r["contact_no"] for r in search_contacts(db, "LÉA").rows] == ["P1"]
+    assert [r["contact_no"] for r in search_contacts(db, "contoso").rows] == ["C1", "P1"]
+    assert [r["contact_no"] for r in search_contacts(db, "berlin").rows] == ["P3"]
+    assert search_contacts(db, "contoso", contact_type="company").total == 1
+
+
+@pytest.mark.parametrize("query, expected", [("100%", ["P4"]), ("%", ["P4"]), ("_", ["P3", "P4"]), ("a_m", ["P3"])])
+def test_search_wildcards_are_literal(world: tuple[Database, dict[str, int]], query: str, expected: list[str]) -> None:
+    db, _ids = world
+    assert [r["contact_no"] for r in search_contacts(db, query).rows] == expected
+
+
+def test_search_refuses_unknown_columns(world: tuple[Database, dict[str, int]]) -> None:
+    db, _ids = world
+    with pytest.raises(FilterError):
+        search_contacts(db, columns=("contact_no", "password"))
+
+
+def test_contacts_by_ids_keeps_order_and_skips_unknown(world: tuple[Database, dict[str, int]]) -> None:
+    db, ids = world
+    rows = contacts_by_ids(db, [ids["P3"], 999_999, ids["C1"]], columns=("contact_no", "name"))
+    assert rows == [{"contact_no": "P3", "name": "Anna Müller"}, {"contact_no": "C1", "name": "Contoso SAS"}]
+    assert contacts_by_ids(db, []) == []
+
+
+def test_contact_detail(world: tuple[Database, dict[str, int]]) -> None:
+    db, ids = world
+    _segment(db, "S1", [ids["P1"], ids["P2"]])
+    _segment(db, "S2", [ids["P2"]])
+    d = contact_detail(db, "P1", today=TODAY)
+    assert d.fields["name"] == "Léa Martin" and d.fields["email"] == "lea@contoso.com"
+    assert d.age == 35
+    assert d.lists["mailing_groups"] == ["NEWSLETTER", "VIP"] and d.lists["industry_groups"] == []
+    assert d.profile == [{"questionnaire": "INTEREST", "answer": "FOOD"}, {"questionnaire": "INTEREST", "answer": "TRAVEL"}]
+    assert [(m["segment_no"], m["step"], m["step_kind"]) for m in d.memberships] == [("S1", 1, "add")]
+    assert [i["template"] for i in d.interactions] == ["CALL", "EMAIL"]  # latest first
+    assert d.interactions_total == 2
+    assert [m["segment_no"] for m in contact_detail(db, "P2").memberships] == ["S1", "S2"]
+    with pytest.raises(NotFoundError):
+        contact_detail(db, "NOPE")
+
+
+def test_members_page(world: tuple[Database, dict[str, int]]) -> None:
+    db, ids = world
+    _segment(db, "S1", [ids["P2"], ids["P1"], ids["P3"]])
+    page = segment_members_page(db, "S1", limit=2)
+    assert page.total == 3
+    assert [r["contact_no"] for r in page.rows] == ["P1", "P2"]
+    assert all(r["added_seq"] == 1 for r in page.rows)
+    assert [r["contact_no"] for r in segment_members_page(db, "S1", offset=2, limit=2).rows] == ["P3"]
+    found = segment_members_page(db, "S1", "MÜLLER")
+    assert found.total == 1 and found.rows[0]["contact_no"] == "P3"
+    assert segment_members_page(db, "S1", "nobody").total == 0
+    _segment(db, "EMPTY", [])
+    assert segment_members_page(db, "EMPTY").rows == []
+    with pytest.raises(NotFoundError):
+        segment_members_page(db, "NOPE")
+
+
+def test_value_counts(world: tuple[Database, dict[str, int]]) -> None:
+    db, _ids = world
+    assert value_counts(db, "country") == [("FR", 3), ("DE", 2)]
+    # Fixed choices keep their order and show 0 too.
+    assert value_counts(db, "gender") == [("female", 2), ("male", 1), ("other", 1), ("unknown", 1)]
+    assert value_counts(db, "acquisition_source") == [("ads", 2), ("organic", 1), ("partner", 1)]
+    assert value_counts(db, "mailing_groups") == [("NEWSLETTER", 2), ("VIP", 1)]
+    # Cancelled interactions do not count, as filters ignore them.
+    assert value_counts(db, "template", "interactions") == [("EMAIL", 2), ("CALL", 1)]
+    assert value_counts(db, "questionnaire", "profile") == [("INTEREST", 2), ("CUSTSAT", 1)]
+    assert value_counts(db, "answer", "profile", questionnaire="interest") == [("TRAVEL", 2), ("FOOD", 1)]
+    bands: dict[str, Any] = dict(value_counts(db, "age_band", today=TODAY))
+    assert bands["35-44"] == 1 and bands["65+"] == 1 and bands["<18"] == 0
+
+
+@pytest.mark.parametrize("name, relation", [("password", None), ("age", None), ("nope", "interactions")])
+def test_value_counts_refuses_unknown_or_numeric_fields(
+    world: tuple[Database, dict[str, int]], name: str, relation: str | None
+) -> None:
+    db, _ids = world
+    with pytest.raises(FilterError):
+        value_counts(db, name, relation)
+
+
+def test_minimum_segment_size_default(db: Database) -> None:
+    assert minimum_segment_size(db) == 50
