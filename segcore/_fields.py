@@ -13,11 +13,16 @@ __all__ = [
     "AGE_BANDS",
     "CONTACT_FIELDS",
     "EVALUATIONS",
+    "INTERACTION_FIELDS",
     "LIST_FIELDS",
+    "LIST_VALUE_OPS",
+    "NO_VALUE_OPS",
     "OPS_BY_TYPE",
+    "PROFILE_FIELDS",
     "RELATIONS",
     "FieldSpec",
     "get_field",
+    "relation_of",
 ]
 
 TEXT_OPS = (
@@ -81,6 +86,12 @@ class FieldSpec:
     ops: tuple[str, ...] = field(default=())
     # For code fields stored as they come (e.g. free codes), comparison is still case-insensitive via lower().
     case_folded: bool = False
+    # Free text that every writer stores lower-cased (e-mail): compared without lower() on the column, so the
+    # index serves equality, yet still case-insensitive because the filter value is lower-cased too.
+    stored_lower: bool = False
+    # Bounds a filter value must respect, for derived fields whose values become date arithmetic.
+    min_value: int | None = None
+    max_value: int | None = None
 
     def allowed_ops(self) -> tuple[str, ...]:
         return self.ops or OPS_BY_TYPE[self.type]
@@ -97,8 +108,8 @@ CONTACT_FIELDS: dict[str, FieldSpec] = {
         _f("type", "Type", "code", normalize=_lower, choices=("company", "person"), case_folded=True),
         _f("company_no", "Company no.", "text"),
         _f("name", "Name", "text"),
-        _f("email", "E-mail", "text"),
-        _f("email_domain", "E-mail domain", "text", derived=False),
+        _f("email", "E-mail", "text", stored_lower=True),
+        _f("email_domain", "E-mail domain", "text", derived=False, stored_lower=True),
         _f("phone", "Phone", "text"),
         _f("city", "City", "text"),
         _f("post_code", "Post code", "text"),
@@ -122,12 +133,15 @@ CONTACT_FIELDS: dict[str, FieldSpec] = {
         _f("mailing_groups", "Mailing groups", "list", normalize=_upper),
         _f("industry_groups", "Industry groups", "list", normalize=_upper),
         _f("job_responsibilities", "Job responsibilities", "list", normalize=_upper),
-        _f("age", "Age", "number", derived=True, integer=True),
+        _f("age", "Age", "number", derived=True, integer=True, min_value=0, max_value=200),
         _f(
             "age_band", "Age band", "code", derived=True, choices=tuple(b[0] for b in AGE_BANDS),
             ops=("eq", "ne", "in", "not_in", "is_empty", "is_not_empty"),
         ),
-        _f("days_since_last_purchase", "Days since last purchase", "number", derived=True, integer=True),
+        _f(
+            "days_since_last_purchase", "Days since last purchase", "number", derived=True, integer=True,
+            min_value=-100_000, max_value=100_000,
+        ),
     )
 }
 
@@ -160,3 +174,11 @@ def get_field(name: str, relation: str | None = None) -> FieldSpec | None:
     """The spec of a field, or None when the name is not on the whitelist."""
     table = CONTACT_FIELDS if relation is None else RELATIONS.get(relation, {})
     return table.get(name)
+
+
+def relation_of(name: str) -> str | None:
+    """The relation a field name belongs to when it is not a contact field (for error messages), else None."""
+    for relation, fields in RELATIONS.items():
+        if name in fields and name not in CONTACT_FIELDS:
+            return relation
+    return None
