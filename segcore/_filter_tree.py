@@ -216,8 +216,10 @@ def _normalize_text(spec: FieldSpec, value: Any, op: str) -> str:
     _check_string(spec, value)
     if spec.name == "age_band":
         value = value.strip()
-    elif spec.type == "code" or spec.stored_lower:
+    elif spec.type == "code":
         value = spec.normalize(value)
+    elif spec.stored_lower:
+        value = value.strip().lower()
     if value == "":
         raise FilterError(f"{spec.label}: an empty value matches nothing; use is_empty instead")
     # A fixed set of values is checked for exact tests; patterns may still name a part of a value.
@@ -447,7 +449,9 @@ def from_json(obj: Any) -> Node:
     if isinstance(obj, str | bytes):
         try:
             obj = json.loads(obj)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            raise FilterError(f"the filter is nested too deeply: at most {MAX_DEPTH} levels") from None
+        except ValueError as exc:
             raise FilterError(f"the filter is not valid JSON: {exc}") from None
     try:
         return validate(_build(obj, 1, _Budget()))
