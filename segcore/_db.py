@@ -116,7 +116,9 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """One write transaction: committed whole on success, rolled back whole on any exception."""
         with self.engine.connect() as conn:
-            conn.execution_options(segcore_write=True)
+            # preserve_rowcount: actions report how many rows INSERT ... SELECT wrote (SQLAlchemy 2.1 drops it
+            # for INSERT unless asked).
+            conn.execution_options(segcore_write=True, preserve_rowcount=True)
             with conn.begin():
                 yield conn
 

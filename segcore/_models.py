@@ -193,6 +193,8 @@ class Segment(Base):
         CheckConstraint(
             "status IN ('draft', 'submitted', 'approved', 'rejected', 'logged')", name="ck_segments_status"
         ),
+        # Never reuse a deleted segment's id: caches are keyed by (id, version).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

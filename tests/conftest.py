@@ -48,6 +48,12 @@ def pg_server_url() -> Iterator[str]:
 
 
 def _truncate_all(db: Database) -> None:
+    # The database is reset in place under the same URL: forget what the process cached about it.
+    from segcore._preview import clear_caches
+    from segcore._snapshot import drop_cached
+
+    drop_cached()
+    clear_caches()
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.write() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

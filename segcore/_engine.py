@@ -1,0 +1,962 @@
+"""Static segments (SPEC §3): actions, preview, undo/redo, criteria log, provenance, saved criteria.
+
+Every membership change is set-based SQL inside one transaction. How undo stays cheap:
+- a member row carries `added_seq`, the action that brought it in, so an applied action's additions need no copy;
+- an action that removes members copies them (with their `added_seq`) into `action_deltas` with sign -1;
+- undoing an addition moves its members into `action_deltas` with sign +1, so redo can put them back.
+Concurrency: every write bumps `segments.version` under a row lock (BEGIN IMMEDIATE on SQLite, SELECT ... FOR
+UPDATE on PostgreSQL); a caller that passes the version it looked at is refused if another write came first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, literal, select, update
+
+from ._db import Database
+from ._errors import ConflictError, NotFoundError, RefusedError, UsageError
+from ._filter_describe import describe
+from ._filter_sql import compile_filter
+from ._filter_tree import Node, from_json, to_json
+from ._models import (
+    ActionDelta,
+    Campaign,
+    Contact,
+    SavedCriteria,
+    Segment,
+    SegmentAction,
+    SegmentMember,
+    SegmentStatusEvent,
+)
+
+__all__ = [
+    "ACTION_KINDS",
+    "ActionOptions",
+    "ActionRequest",
+    "ActionResult",
+    "LogEntry",
+    "Preview",
+    "Provenance",
+    "SegmentInfo",
+    "apply_action",
+    "copy_segment",
+    "create_segment",
+    "criteria_log",
+    "current_user",
+    "delete_segment",
+    "get_segment",
+    "list_criteria",
+    "list_segments",
+    "member_contact_nos",
+    "member_ids",
+    "preview",
+    "provenance",
+    "redo",
+    "reuse_criteria",
+    "save_criteria",
+    "preview_sql",
+    "split_emails",
+    "undo",
+    "update_segment",
+]
+
+contacts = Contact.__table__
+members = SegmentMember.__table__
+actions = SegmentAction.__table__
+deltas = ActionDelta.__table__
+segments = Segment.__table__
+
+ACTION_KINDS = ("add", "refine", "reduce", "add_contacts", "remove_contacts", "add_emails", "reuse_segment")
+# Which kinds put members in, and which take them out; every kind does exactly one of the two.
+_ADDING = frozenset({"add", "add_contacts", "add_emails", "reuse_segment"})
+_FILTER_KINDS = frozenset({"add", "refine", "reduce"})
+_KIND_LABELS = {
+    "add": "Add",
+    "refine": "Refine",
+    "reduce": "Reduce",
+    "add_contacts": "Add contacts",
+    "remove_contacts": "Remove contacts",
+    "add_emails": "Add e-mails",
+    "reuse_segment": "Reuse segment",
+}
+_EDITABLE_STATUSES = ("draft", "submitted", "approved", "rejected")
+_SEGMENT_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,29}$")
+_EMAIL_SPLIT = re.compile(r"[\s,;]+")
+MAX_MANUAL_VALUES = 1_000_000
+
+
+def current_user() -> str:
+    """The operating-system user, the default author of actions from the CLI."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not an error worth failing an action for
+        return ""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ActionOptions:
+    """The options of Add (expand/related companies, ignore exclusion) and of Refine/Reduce (entire companies)."""
+
+    expand_companies: bool = False
+    related_companies: bool = False
+    ignore_exclusion: bool = False
+    entire_companies: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ActionOptions:
+        data = data or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown action option: {', '.join(sorted(unknown))}")
+        return cls(**{k: bool(v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """A pending step: what to do, with which filter, options and inputs."""
+
+    kind: str
+    filter: Node | None = None
+    options: ActionOptions = field(default_factory=ActionOptions)
+    contact_nos: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    source_segment_no: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTION_KINDS:
+            raise UsageError(f"unknown action {self.kind!r}; use one of {', '.join(ACTION_KINDS)}")
+        if self.kind in _FILTER_KINDS and self.filter is None:
+            raise UsageError(f"{_KIND_LABELS[self.kind]} needs a filter")
+        add_only = ("expand_companies", "related_companies", "ignore_exclusion")
+        if self.kind not in ("add", "add_contacts", "add_emails") and any(getattr(self.options, o) for o in add_only):
+            raise UsageError(f"{_KIND_LABELS[self.kind]} takes no expand/related/ignore-exclusion option")
+        if self.options.entire_companies and self.kind not in ("refine", "reduce"):
+            raise UsageError("the entire-companies option is for Refine and Reduce")
+        if self.kind in ("add_contacts", "remove_contacts") and not self.contact_nos:
+            raise UsageError(f"{_KIND_LABELS[self.kind]} needs at least one contact number")
+        if self.kind == "add_emails" and not self.emails:
+            raise UsageError("Add e-mails needs at least one address")
+        if self.kind == "reuse_segment" and not self.source_segment_no:
+            raise UsageError("Reuse segment needs the number of the segment to reuse")
+        if len(self.contact_nos) > MAX_MANUAL_VALUES or len(self.emails) > MAX_MANUAL_VALUES:
+            raise UsageError(f"at most {MAX_MANUAL_VALUES:,} values in one action")
+
+    @property
+    def adds(self) -> bool:
+        return self.kind in _ADDING
+
+    def payload(self) -> dict[str, Any] | None:
+        if self.contact_nos:
+            return {"contact_nos": list(self.contact_nos)}
+        if self.emails:
+            return {"emails": list(self.emails)}
+        if self.source_segment_no:
+            return {"source_segment_no": self.source_segment_no}
+        return None
+
+    def to_step(self) -> dict[str, Any]:
+        """The JSON form stored by Save criteria."""
+        step: dict[str, Any] = {"kind": self.kind, "options": self.options.as_dict()}
+        if self.filter is not None:
+            step["filter"] = to_json(self.filter)
+        if self.payload():
+            step["payload"] = self.payload()
+        return step
+
+    @classmethod
+    def from_step(cls, step: dict[str, Any]) -> ActionRequest:
+        payload = step.get("payload") or {}
+        flt = step.get("filter")
+        return cls(
+            kind=step["kind"],
+            filter=from_json(flt) if flt is not None else None,
+            options=ActionOptions.from_dict(step.get("options")),
+            contact_nos=tuple(payload.get("contact_nos", ())),
+            emails=tuple(payload.get("emails", ())),
+            source_segment_no=payload.get("source_segment_no"),
+        )
+
+    def describe(self) -> str:
+        if self.filter is not None:
+            text = describe(self.filter)
+        elif self.contact_nos:
+            shown = ", ".join(self.contact_nos[:5]) + (" …" if len(self.contact_nos) > 5 else "")
+            text = f"{len(self.contact_nos):,} named contact(s): {shown}"
+        elif self.emails:
+            text = f"{len(self.emails):,} e-mail address(es)"
+        else:
+            text = f"members of segment {self.source_segment_no}"
+        opts = [o.replace("_", " ") for o in self.options.as_dict()]
+        return text + (f" [{', '.join(opts)}]" if opts else "")
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A segment's header as lists and pages show it."""
+
+    id: int
+    no: str
+    description: str
+    campaign_no: str | None
+    owner: str
+    status: str
+    status_comment: str | None
+    version: int
+    head_seq: int
+    last_seq: int
+    size: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def can_undo(self) -> bool:
+        return self.head_seq > 0 and self.status != "logged"
+
+    @property
+    def can_redo(self) -> bool:
+        return self.last_seq > self.head_seq and self.status != "logged"
+
+    @property
+    def read_only(self) -> bool:
+        return self.status == "logged"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an action would do, computed without writing anything."""
+
+    kind: str
+    size_before: int
+    size_after: int
+    matched: int
+    added: int
+    removed: int
+    unmatched: tuple[str, ...] = ()
+    skipped_excluded: int = 0
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an applied, undone or redone action did."""
+
+    segment_no: str
+    seq: int
+    kind: str
+    matched: int
+    added: int
+    removed: int
+    size_after: int
+    version: int
+    unmatched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the criteria log."""
+
+    seq: int
+    kind: str
+    label: str
+    description: str
+    filter_json: dict[str, Any] | None
+    options: dict[str, Any]
+    payload: dict[str, Any] | None
+    matched: int
+    added: int
+    removed: int
+    size_after: int
+    user: str
+    created_at: dt.datetime
+    undone: bool
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Why a contact is (or is not) in a segment."""
+
+    contact_no: str
+    is_member: bool
+    added_by: LogEntry | None
+    removed_by: LogEntry | None
+
+    def explain(self) -> str:
+        if self.is_member and self.added_by is not None:
+            e = self.added_by
+            return f"{self.contact_no} came in with step {e.seq} ({e.label}: {e.description})"
+        if self.removed_by is not None:
+            e = self.removed_by
+            return f"{self.contact_no} was taken out by step {e.seq} ({e.label}: {e.description})"
+        return f"{self.contact_no} is not in the segment and no step touched it"
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def split_emails(text: str) -> tuple[str, ...]:
+    """Addresses from pasted text (spaces, commas, semicolons, new lines), lower-cased, in order, no repeats."""
+    seen: dict[str, None] = {}
+    for token in _EMAIL_SPLIT.split(text or ""):
+        token = token.strip().strip("<>\"'").lower()
+        if token:
+            seen.setdefault(token, None)
+    return tuple(seen)
+
+
+_values_meta = sa.MetaData()
+# Per-connection scratch table for long value lists (10,000+ e-mails): binding them one by one in an IN list
+# would hit parameter limits, so they are inserted as rows and joined.
+_input_values = sa.Table(
+    "segcore_input_values",
+    _values_meta,
+    sa.Column("v", sa.String(254), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _load_values(conn: Connection, values: Iterable[str]) -> sa.Table:
+    _input_values.create(conn, checkfirst=True)
+    conn.execute(delete(_input_values))
+    rows = [{"v": v} for v in dict.fromkeys(values)]
+    if rows:
+        conn.execute(insert(_input_values), rows)
+    return _input_values
+
+
+def _segment_row(conn: Connection, no: str, *, lock: bool = False) -> sa.Row[Any]:
+    stmt = select(segments).where(segments.c.no == no)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFoundError(f"no segment {no!r}")
+    return row
+
+
+def _info(conn: Connection, row: sa.Row[Any]) -> SegmentInfo:
+    last = conn.execute(select(func.coalesce(func.max(actions.c.seq), 0)).where(actions.c.segment_id == row.id))
+    return SegmentInfo(
+        id=row.id,
+        no=row.no,
+        description=row.description,
+        campaign_no=row.campaign_no,
+        owner=row.owner,
+        status=row.status,
+        status_comment=row.status_comment,
+        version=row.version,
+        head_seq=row.head_seq,
+        last_seq=int(last.scalar_one()),
+        size=row.size,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _member_ids_of(segment_id: int) -> Select[Any]:
+    return select(members.c.contact_id).where(members.c.segment_id == segment_id)
+
+
+def _org_grown(ids: Select[Any]) -> Select[Any]:
+    """Every contact of the companies that `ids` touch, plus `ids` themselves (a contact with no company stands alone)."""
+    orgs = select(contacts.c.org_id).where(contacts.c.id.in_(ids), contacts.c.org_id.is_not(None))
+    return select(contacts.c.id).where(sa.or_(contacts.c.id.in_(ids), contacts.c.org_id.in_(orgs)))
+
+
+def _matched_set(
+    conn: Connection, request: ActionRequest, *, today: dt.date | None, exclusion: bool = True
+) -> tuple[Select[Any], tuple[str, ...]]:
+    """The contacts C' the action works with, as a SELECT of contact ids, and the inputs nothing matched.
+
+    `exclusion=False` leaves flagged contacts in (to count how many the exclusion skipped)."""
+    unmatched: tuple[str, ...] = ()
+    opts = request.options
+    if request.kind in _FILTER_KINDS:
+        assert request.filter is not None
+        base = select(contacts.c.id).where(compile_filter(request.filter, today=today))
+    elif request.kind in ("add_contacts", "remove_contacts"):
+        vals = _load_values(conn, request.contact_nos)
+        base = select(contacts.c.id).where(contacts.c.contact_no.in_(select(vals.c.v)))
+        found = set(conn.execute(select(contacts.c.contact_no).where(contacts.c.contact_no.in_(select(vals.c.v)))).scalars())
+        missing = tuple(n for n in dict.fromkeys(request.contact_nos) if n not in found)
+        if missing:
+            shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+            raise NotFoundError(f"{len(missing)} contact number(s) not found: {shown}")
+    elif request.kind == "add_emails":
+        emails = tuple(dict.fromkeys(e.strip().lower() for e in request.emails if e.strip()))
+        vals = _load_values(conn, emails)
+        base = select(contacts.c.id).where(contacts.c.email.in_(select(vals.c.v)))
+        found = set(conn.execute(select(contacts.c.email).where(contacts.c.email.in_(select(vals.c.v)))).scalars())
+        unmatched = tuple(e for e in emails if e not in found)
+    else:  # reuse_segment
+        assert request.source_segment_no is not None
+        source = _segment_row(conn, request.source_segment_no)
+        base = select(contacts.c.id).where(contacts.c.id.in_(_member_ids_of(source.id)))
+
+    if request.kind in ("refine", "reduce"):
+        return (_org_grown(base) if opts.entire_companies else base), unmatched
+
+    if request.kind == "add":
+        parts = [base]
+        if opts.expand_companies:
+            parts.append(_org_grown(base))
+        if opts.related_companies:
+            person_orgs = select(contacts.c.org_id).where(
+                contacts.c.id.in_(base), contacts.c.type == "person", contacts.c.org_id.is_not(None)
+            )
+            parts.append(select(contacts.c.id).where(contacts.c.id.in_(person_orgs)))
+        if len(parts) > 1:
+            union = sa.union(*parts).subquery()
+            base = select(contacts.c.id).where(contacts.c.id.in_(select(union.c.id)))
+    if request.kind in ("add", "add_contacts", "add_emails") and not opts.ignore_exclusion and exclusion:
+        # Every adding base above selects contacts.id FROM contacts, so the exclusion is one more WHERE term.
+        base = base.where(contacts.c.exclude_from_segments.is_(False))
+    return base, unmatched
+
+
+def _count(conn: Connection, stmt: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+
+
+def _removal_cond(seg_id: int, request: ActionRequest, matched: Select[Any]) -> sa.ColumnElement[bool]:
+    """Which member rows a removing step takes out: Refine keeps the matched, Reduce drops them."""
+    cond = members.c.contact_id.not_in(matched) if request.kind == "refine" else members.c.contact_id.in_(matched)
+    return and_(members.c.segment_id == seg_id, cond)
+
+
+def _addition_cond(seg_id: int, matched: Select[Any]) -> sa.ColumnElement[bool]:
+    """Which contacts an adding step puts in: matched and not yet members."""
+    in_segment = exists().where(members.c.segment_id == seg_id, members.c.contact_id == contacts.c.id)
+    return and_(contacts.c.id.in_(matched), ~in_segment)
+
+
+def _change_sets(seg_id: int, request: ActionRequest, matched: Select[Any]) -> Select[Any]:
+    """The contact ids the action would add (for adding kinds) or remove (for removing kinds)."""
+    if request.adds:
+        return select(contacts.c.id).where(_addition_cond(seg_id, matched))
+    return select(members.c.contact_id).where(_removal_cond(seg_id, request, matched))
+
+
+# --------------------------------------------------------------------------------------------------- segments
+
+
+def create_segment(
+    db: Database,
+    no: str,
+    *,
+    description: str = "",
+    campaign_no: str | None = None,
+    owner: str | None = None,
+) -> SegmentInfo:
+    """Create an empty draft segment."""
+    no = (no or "").strip()
+    if not _SEGMENT_NO.match(no):
+        raise UsageError(
+            f"segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    if len(description) > 200:
+        raise UsageError("the description is longer than 200 characters")
+    with db.write() as conn:
+        if conn.execute(select(segments.c.id).where(segments.c.no == no)).first() is not None:
+            raise RefusedError(f"segment {no} already exists")
+        if campaign_no:
+            _require_campaign(conn, campaign_no)
+        now = _now()
+        conn.execute(
+            insert(segments).values(
+                no=no,
+                description=description.strip(),
+                campaign_no=campaign_no or None,
+                owner=owner if owner is not None else current_user(),
+                status="draft",
+                version=0,
+                head_seq=0,
+                size=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return _info(conn, _segment_row(conn, no))
+
+
+def _require_campaign(conn: Connection, campaign_no: str) -> None:
+    if conn.execute(select(Campaign.no).where(Campaign.no == campaign_no)).first() is None:
+        raise NotFoundError(f"no campaign {campaign_no!r}")
+
+
+def update_segment(
+    db: Database,
+    no: str,
+    *,
+    description: str | None = None,
+    campaign_no: str | None = None,
+    expected_version: int | None = None,
+) -> SegmentInfo:
+    """Change a segment's description or campaign."""
+    with db.write() as conn:
+        row = _lock_for_write(conn, no, expected_version)
+        values: dict[str, Any] = {"updated_at": _now(), "version": row.version + 1}
+        if description is not None:
+            values["description"] = description.strip()
+        if campaign_no is not None:
+            if campaign_no:
+                _require_campaign(conn, campaign_no)
+            values["campaign_no"] = campaign_no or None
+        conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
+        return _info(conn, _segment_row(conn, no))
+
+
+def get_segment(db: Database, no: str) -> SegmentInfo:
+    with db.read() as conn:
+        return _info(conn, _segment_row(conn, no))
+
+
+def list_segments(db: Database) -> list[SegmentInfo]:
+    with db.read() as conn:
+        rows = conn.execute(select(segments).order_by(segments.c.no)).all()
+        lasts = dict(
+            conn.execute(select(actions.c.segment_id, func.max(actions.c.seq)).group_by(actions.c.segment_id)).all()
+        )
+    return [
+        SegmentInfo(
+            id=r.id,
+            no=r.no,
+            description=r.description,
+            campaign_no=r.campaign_no,
+            owner=r.owner,
+            status=r.status,
+            status_comment=r.status_comment,
+            version=r.version,
+            head_seq=r.head_seq,
+            last_seq=int(lasts.get(r.id, 0) or 0),
+            size=r.size,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+
+
+def copy_segment(db: Database, no: str, new_no: str, *, description: str | None = None, owner: str | None = None) -> SegmentInfo:
+    """A new draft segment with the same members; its log starts with one Reuse segment step."""
+    src = get_segment(db, no)
+    create_segment(
+        db, new_no, description=description if description is not None else src.description,
+        campaign_no=src.campaign_no, owner=owner,
+    )
+    try:
+        apply_action(db, new_no, ActionRequest("reuse_segment", source_segment_no=no), user=owner)
+    except Exception:
+        delete_segment(db, new_no)
+        raise
+    return get_segment(db, new_no)
+
+
+def delete_segment(db: Database, no: str, *, expected_version: int | None = None) -> None:
+    """Delete a segment with its members and log; a logged segment cannot be deleted."""
+    with db.write() as conn:
+        row = _segment_row(conn, no, lock=True)
+        if row.status == "logged":
+            raise RefusedError(f"segment {no} is logged; its record is kept")
+        if expected_version is not None and row.version != expected_version:
+            raise _conflict(no)
+        seg_actions = select(actions.c.id).where(actions.c.segment_id == row.id)
+        conn.execute(delete(deltas).where(deltas.c.action_id.in_(seg_actions)))
+        conn.execute(delete(actions).where(actions.c.segment_id == row.id))
+        conn.execute(delete(members).where(members.c.segment_id == row.id))
+        conn.execute(delete(SegmentStatusEvent.__table__).where(SegmentStatusEvent.segment_id == row.id))
+        conn.execute(delete(segments).where(segments.c.id == row.id))
+
+
+def _conflict(no: str) -> ConflictError:
+    return ConflictError(f"segment {no} changed since you looked at it: review and retry")
+
+
+def _lock_for_write(conn: Connection, no: str, expected_version: int | None) -> sa.Row[Any]:
+    """Lock the segment row for this transaction and check it may change."""
+    row = _segment_row(conn, no, lock=True)
+    if expected_version is not None and row.version != expected_version:
+        raise _conflict(no)
+    if row.status not in _EDITABLE_STATUSES:
+        raise RefusedError(f"segment {no} is {row.status} and read-only")
+    return row
+
+
+def _bump(conn: Connection, row: sa.Row[Any], *, user: str, **values: Any) -> int:
+    """Write the header in the same transaction; the version guard catches a writer that slipped in."""
+    new_status = row.status
+    if row.status in ("submitted", "approved", "rejected"):
+        # Any change to the members of a reviewed segment sends it back to draft.
+        new_status = "draft"
+        conn.execute(
+            insert(SegmentStatusEvent.__table__).values(
+                segment_id=row.id, from_status=row.status, to_status="draft",
+                comment="members changed", user=user, at=_now(),
+            )
+        )
+    result = conn.execute(
+        update(segments)
+        .where(segments.c.id == row.id, segments.c.version == row.version)
+        .values(version=row.version + 1, updated_at=_now(), status=new_status, **values)
+    )
+    if result.rowcount != 1:
+        raise _conflict(row.no)
+    return int(row.version + 1)
+
+
+# --------------------------------------------------------------------------------------------------- preview
+
+def preview(db: Database, no: str, request: ActionRequest, *, today: dt.date | None = None) -> Preview:
+    """Size before/after, matched, added and removed for a pending step; writes nothing.
+
+    The counts of `segcore._preview.preview_step`, which picks the in-memory or the SQL path."""
+    from ._preview import preview_step
+
+    return preview_step(db, no, request, today=today, dimensions=()).counts
+
+
+def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date | None = None) -> Preview:
+    """The reference preview, computed by the database."""
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        matched, unmatched = _matched_set(conn, request, today=today)
+        n_matched = _count(conn, matched)
+        n_change = _count(conn, _change_sets(row.id, request, matched))
+        skipped = 0
+        if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
+            raw, _ = _matched_set(conn, request, today=today, exclusion=False)
+            skipped = _count(conn, raw) - n_matched
+    added, removed = (n_change, 0) if request.adds else (0, n_change)
+    return Preview(
+        kind=request.kind,
+        size_before=row.size,
+        size_after=row.size + added - removed,
+        matched=n_matched,
+        added=added,
+        removed=removed,
+        unmatched=unmatched,
+        skipped_excluded=skipped,
+    )
+
+
+# --------------------------------------------------------------------------------------------------- actions
+
+
+def apply_action(
+    db: Database,
+    no: str,
+    request: ActionRequest,
+    *,
+    user: str | None = None,
+    expected_version: int | None = None,
+    today: dt.date | None = None,
+) -> ActionResult:
+    """Apply one step to the segment's members, as one transaction, and log it."""
+    user = user if user is not None else current_user()
+    with db.write() as conn:
+        return _apply(conn, no, request, user=user, expected_version=expected_version, today=today)
+
+
+def _apply(
+    conn: Connection,
+    no: str,
+    request: ActionRequest,
+    *,
+    user: str,
+    expected_version: int | None,
+    today: dt.date | None,
+) -> ActionResult:
+    row = _lock_for_write(conn, no, expected_version)
+    if request.kind == "reuse_segment" and request.source_segment_no == no:
+        raise UsageError("a segment cannot reuse itself")
+    seq = row.head_seq + 1
+    # A new step ends the redo history.
+    tail = select(actions.c.id).where(actions.c.segment_id == row.id, actions.c.seq >= seq)
+    conn.execute(delete(deltas).where(deltas.c.action_id.in_(tail)))
+    conn.execute(delete(actions).where(actions.c.segment_id == row.id, actions.c.seq >= seq))
+
+    matched, unmatched = _matched_set(conn, request, today=today)
+    n_matched = _count(conn, matched)
+    action_id = conn.execute(
+        insert(actions)
+        .values(
+            segment_id=row.id,
+            seq=seq,
+            kind=request.kind,
+            filter_json=to_json(request.filter) if request.filter is not None else None,
+            description=request.describe(),
+            options=request.options.as_dict(),
+            payload=request.payload(),
+            matched=n_matched,
+            user=user,
+            created_at=_now(),
+        )
+        .returning(actions.c.id)
+    ).scalar_one()
+
+    added = removed = 0
+    if request.adds:
+        ins = insert(members).from_select(
+            ["segment_id", "contact_id", "added_seq"],
+            select(literal(row.id), contacts.c.id, literal(seq)).where(_addition_cond(row.id, matched)),
+        )
+        added = conn.execute(ins).rowcount
+    else:
+        conn.execute(
+            insert(deltas).from_select(
+                ["action_id", "contact_id", "sign", "prev_seq"],
+                select(literal(action_id), members.c.contact_id, literal(-1), members.c.added_seq).where(
+                    _removal_cond(row.id, request, matched)
+                ),
+            )
+        )
+        removed = conn.execute(
+            delete(members).where(
+                members.c.segment_id == row.id,
+                members.c.contact_id.in_(
+                    select(deltas.c.contact_id).where(deltas.c.action_id == action_id, deltas.c.sign == -1)
+                ),
+            )
+        ).rowcount
+    size_after = row.size + added - removed
+    conn.execute(
+        update(actions).where(actions.c.id == action_id).values(added=added, removed=removed, size_after=size_after)
+    )
+    version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
+    return ActionResult(no, seq, request.kind, n_matched, added, removed, size_after, version, unmatched)
+
+
+def undo(db: Database, no: str, *, user: str | None = None, expected_version: int | None = None) -> ActionResult:
+    """Revert the last applied step exactly: members and their provenance."""
+    user = user if user is not None else current_user()
+    with db.write() as conn:
+        row = _lock_for_write(conn, no, expected_version)
+        if row.head_seq == 0:
+            raise RefusedError(f"segment {no} has nothing to undo")
+        seq = row.head_seq
+        act = conn.execute(select(actions).where(actions.c.segment_id == row.id, actions.c.seq == seq)).one()
+        # Additions: move the members this step brought in aside, so redo can bring them back.
+        conn.execute(
+            insert(deltas).from_select(
+                ["action_id", "contact_id", "sign", "prev_seq"],
+                select(literal(act.id), members.c.contact_id, literal(1), sa.null()).where(
+                    members.c.segment_id == row.id, members.c.added_seq == seq
+                ),
+            )
+        )
+        added = conn.execute(
+            delete(members).where(members.c.segment_id == row.id, members.c.added_seq == seq)
+        ).rowcount
+        # Removals: put the members back with the provenance they had.
+        removed = conn.execute(
+            insert(members).from_select(
+                ["segment_id", "contact_id", "added_seq"],
+                select(literal(row.id), deltas.c.contact_id, deltas.c.prev_seq).where(
+                    deltas.c.action_id == act.id, deltas.c.sign == -1
+                ),
+            )
+        ).rowcount
+        size_after = row.size - added + removed
+        version = _bump(conn, row, user=user, size=size_after, head_seq=seq - 1)
+        return ActionResult(no, seq, act.kind, act.matched, added, removed, size_after, version)
+
+
+def redo(db: Database, no: str, *, user: str | None = None, expected_version: int | None = None) -> ActionResult:
+    """Re-apply the step undone last, exactly as it was."""
+    user = user if user is not None else current_user()
+    with db.write() as conn:
+        row = _lock_for_write(conn, no, expected_version)
+        seq = row.head_seq + 1
+        act = conn.execute(select(actions).where(actions.c.segment_id == row.id, actions.c.seq == seq)).first()
+        if act is None:
+            raise RefusedError(f"segment {no} has nothing to redo")
+        added = conn.execute(
+            insert(members).from_select(
+                ["segment_id", "contact_id", "added_seq"],
+                select(literal(row.id), deltas.c.contact_id, literal(seq)).where(
+                    deltas.c.action_id == act.id, deltas.c.sign == 1
+                ),
+            )
+        ).rowcount
+        conn.execute(delete(deltas).where(deltas.c.action_id == act.id, deltas.c.sign == 1))
+        removed = conn.execute(
+            delete(members).where(
+                members.c.segment_id == row.id,
+                members.c.contact_id.in_(
+                    select(deltas.c.contact_id).where(deltas.c.action_id == act.id, deltas.c.sign == -1)
+                ),
+            )
+        ).rowcount
+        size_after = row.size + added - removed
+        version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
+        return ActionResult(no, seq, act.kind, act.matched, added, removed, size_after, version)
+
+
+# --------------------------------------------------------------------------------------------------- log, members
+
+
+def _entry(r: sa.Row[Any], head_seq: int) -> LogEntry:
+    return LogEntry(
+        seq=r.seq,
+        kind=r.kind,
+        label=_KIND_LABELS.get(r.kind, r.kind),
+        description=r.description,
+        filter_json=r.filter_json,
+        options=r.options or {},
+        payload=r.payload,
+        matched=r.matched,
+        added=r.added,
+        removed=r.removed,
+        size_after=r.size_after,
+        user=r.user,
+        created_at=r.created_at,
+        undone=r.seq > head_seq,
+    )
+
+
+def criteria_log(db: Database, no: str) -> list[LogEntry]:
+    """Every step of the segment, applied and undone (undone ones can be redone)."""
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        rows = conn.execute(select(actions).where(actions.c.segment_id == row.id).order_by(actions.c.seq)).all()
+    return [_entry(r, row.head_seq) for r in rows]
+
+
+def member_ids(db: Database, no: str) -> list[int]:
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        return list(conn.execute(_member_ids_of(row.id).order_by(members.c.contact_id)).scalars())
+
+
+def member_contact_nos(db: Database, no: str) -> list[str]:
+    """The members' contact numbers, sorted."""
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        stmt = (
+            select(contacts.c.contact_no)
+            .join(members, members.c.contact_id == contacts.c.id)
+            .where(members.c.segment_id == row.id)
+            .order_by(contacts.c.contact_no)
+        )
+        return list(conn.execute(stmt).scalars())
+
+
+def provenance(db: Database, no: str, contact_no: str) -> Provenance:
+    """Which step brought a member in, or which step took a former member out."""
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        cid = conn.execute(select(contacts.c.id).where(contacts.c.contact_no == contact_no)).scalar()
+        if cid is None:
+            raise NotFoundError(f"no contact {contact_no!r}")
+        added_seq = conn.execute(
+            select(members.c.added_seq).where(members.c.segment_id == row.id, members.c.contact_id == cid)
+        ).scalar()
+        if added_seq is not None:
+            act = conn.execute(
+                select(actions).where(actions.c.segment_id == row.id, actions.c.seq == added_seq)
+            ).one()
+            return Provenance(contact_no, True, _entry(act, row.head_seq), None)
+        gone = conn.execute(
+            select(actions)
+            .join(deltas, deltas.c.action_id == actions.c.id)
+            .where(
+                actions.c.segment_id == row.id,
+                actions.c.seq <= row.head_seq,
+                deltas.c.contact_id == cid,
+                deltas.c.sign == -1,
+            )
+            .order_by(actions.c.seq.desc())
+            .limit(1)
+        ).first()
+        return Provenance(contact_no, False, None, _entry(gone, row.head_seq) if gone is not None else None)
+
+
+# --------------------------------------------------------------------------------------------------- criteria
+
+
+def save_criteria(
+    db: Database, no: str, code: str, *, description: str = "", user: str | None = None, replace_existing: bool = False
+) -> int:
+    """Store the segment's applied steps under a code; returns the number of steps saved."""
+    code = (code or "").strip().upper()
+    if not _SEGMENT_NO.match(code):
+        raise UsageError(f"criteria code {code!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.'")
+    user = user if user is not None else current_user()
+    with db.write() as conn:
+        row = _segment_row(conn, no)
+        rows = conn.execute(
+            select(actions)
+            .where(actions.c.segment_id == row.id, actions.c.seq <= row.head_seq)
+            .order_by(actions.c.seq)
+        ).all()
+        if not rows:
+            raise RefusedError(f"segment {no} has no steps to save")
+        steps = []
+        for r in rows:
+            step: dict[str, Any] = {"kind": r.kind, "options": r.options or {}}
+            if r.filter_json is not None:
+                step["filter"] = r.filter_json
+            if r.payload:
+                step["payload"] = r.payload
+            steps.append(step)
+        table = SavedCriteria.__table__
+        exists_row = conn.execute(select(table.c.code).where(table.c.code == code)).first()
+        if exists_row is not None and not replace_existing:
+            raise RefusedError(f"criteria {code} already exist")
+        values = dict(
+            description=description or row.description, steps=steps, source_segment_no=no,
+            created_by=user, created_at=_now(),
+        )
+        if exists_row is not None:
+            conn.execute(update(table).where(table.c.code == code).values(**values))
+        else:
+            conn.execute(insert(table).values(code=code, **values))
+        return len(steps)
+
+
+def list_criteria(db: Database) -> list[dict[str, Any]]:
+    table = SavedCriteria.__table__
+    with db.read() as conn:
+        rows = conn.execute(select(table).order_by(table.c.code)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def reuse_criteria(
+    db: Database,
+    code: str,
+    no: str,
+    *,
+    user: str | None = None,
+    expected_version: int | None = None,
+    today: dt.date | None = None,
+) -> list[ActionResult]:
+    """Replay saved steps on a segment: each its own undoable step, all in one transaction."""
+    user = user if user is not None else current_user()
+    table = SavedCriteria.__table__
+    with db.write() as conn:
+        saved = conn.execute(select(table).where(table.c.code == code.strip().upper())).first()
+        if saved is None:
+            raise NotFoundError(f"no saved criteria {code!r}")
+        requests = [ActionRequest.from_step(s) for s in saved.steps]
+        results = []
+        version = expected_version
+        for request in requests:
+            result = _apply(conn, no, request, user=user, expected_version=version, today=today)
+            version = result.version
+            results.append(result)
+        return results

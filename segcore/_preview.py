@@ -1,0 +1,314 @@
+"""Preview of a pending step: counts, charts before and after, and samples of who enters or leaves.
+
+`preview_step` is the one function every caller uses (Builder page, CLI `--preview`, benchmarks). It answers from
+the in-memory snapshot when the contacts fit (setting `preview_memory_max_contacts`) and pushes the work down to
+SQL otherwise, e.g. on a large PostgreSQL database. Both paths give the same numbers; tests hold them equal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Connection, select
+
+from ._dates import shift_years
+from ._db import Database
+from ._engine import (
+    ActionRequest,
+    Preview,
+    _addition_cond,
+    _matched_set,
+    _member_ids_of,
+    _removal_cond,
+    _segment_row,
+    preview_sql,
+)
+from ._fast_eval import evaluate
+from ._fields import AGE_BANDS, CONTACT_FIELDS
+from ._models import Contact, Setting
+from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, load_snapshot
+from ._stats import DIMENSIONS, SPEND_BANDS, UNKNOWN, Distribution, _ordered, distribution_sql
+
+__all__ = ["StepPreview", "clear_caches", "preview_step", "segment_distributions"]
+
+contacts = Contact.__table__
+DEFAULT_MEMORY_MAX = 5_000_000
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """Everything the Builder shows about a pending step, computed without writing."""
+
+    counts: Preview
+    before: dict[str, Distribution]
+    after: dict[str, Distribution]
+    entering: tuple[int, ...]  # a sample of contact ids that would join
+    leaving: tuple[int, ...]  # a sample of contact ids that would leave
+    backend: str  # "memory" or "sql"
+    elapsed_ms: float
+
+
+def _setting(conn: Connection, key: str, default: Any) -> Any:
+    value = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
+    return default if value is None else value
+
+
+# ------------------------------------------------------------------------------------------------ memory path
+
+_members_cache: dict[tuple[str, int, int], np.ndarray] = {}
+_dist_cache: dict[tuple[str, int, int, str, str, dt.date], Distribution] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_caches() -> None:
+    """Forget cached member masks and distributions (tests that reset a database in place)."""
+    with _cache_lock:
+        _members_cache.clear()
+        _dist_cache.clear()
+
+
+def _members_mask(db: Database, snap: Snapshot, seg_id: int, version: int) -> np.ndarray:
+    key = (db.url + "#" + snap.version, seg_id, version)
+    mask = _members_cache.get(key)
+    if mask is None:
+        with db.read() as conn:
+            ids = np.fromiter(conn.execute(_member_ids_of(seg_id)).scalars(), dtype=np.int64)
+        mask = snap.mask_of(ids)
+        with _cache_lock:
+            # Keep only the newest version of each segment.
+            for k in [k for k in _members_cache if k[:2] == key[:2]]:
+                del _members_cache[k]
+            _members_cache[key] = mask
+    return mask
+
+
+def _bucket_codes(snap: Snapshot, dimension: str, today: dt.date) -> tuple[np.ndarray, list[str]]:
+    """One bucket index per contact, and the bucket labels (last label is for empty values)."""
+    if dimension == "age_band":
+        birth = snap.dates["birth_date"]
+        labels = [b[0] for b in AGE_BANDS] + [UNKNOWN]
+        out = np.full(snap.n, len(labels) - 1, dtype=np.int64)
+        for i, (_label, lo, hi) in enumerate(AGE_BANDS):
+            upper = (shift_years(today, -lo) - EPOCH).days
+            m = (birth != NULL_DAY) & (birth <= upper)
+            if hi is not None:
+                m &= birth > (shift_years(today, -(hi + 1)) - EPOCH).days
+            out[m] = i
+        return out, labels
+    if dimension == "spend_band":
+        spent = np.nan_to_num(snap.numbers["total_spent"], nan=0.0)
+        edges = np.asarray([b[1] for b in SPEND_BANDS[1:]])
+        return np.searchsorted(edges, spent, side="right").astype(np.int64), [b[0] for b in SPEND_BANDS]
+    col = snap.text[dimension]
+    spec = CONTACT_FIELDS[dimension]
+    labels = [spec.normalize(v) for v in col.values.to_pylist()] + [UNKNOWN]
+    codes = np.where(col.codes < 0, len(labels) - 1, col.codes).astype(np.int64)
+    return codes, labels
+
+
+def _distribution(snap: Snapshot, mask: np.ndarray, dimension: str, today: dt.date) -> Distribution:
+    total = int(mask.sum())
+    if DIMENSIONS[dimension].multi:
+        pairs = snap.lists[dimension]
+        code = pairs.cols["code"]
+        assert isinstance(code, StrColumn)
+        rows = mask[pairs.pos]
+        labels = [CONTACT_FIELDS[dimension].normalize(v) for v in code.values.to_pylist()]
+        counts_arr = np.bincount(code.codes[rows], minlength=len(labels))
+        counts = {labels[i]: int(c) for i, c in enumerate(counts_arr) if c}
+        having = np.zeros(snap.n, dtype=bool)
+        having[pairs.pos[rows]] = True
+        if total - int(having.sum()):
+            counts[UNKNOWN] = total - int(having.sum())
+    else:
+        codes, labels = _bucket_codes(snap, dimension, today)
+        counts_arr = np.bincount(codes[mask], minlength=len(labels))
+        counts = {labels[i]: int(c) for i, c in enumerate(counts_arr) if c}
+    return Distribution(dimension, _ordered(dimension, counts), total)
+
+
+def _combine(before: Distribution, plus: Distribution | None, minus: Distribution | None) -> Distribution:
+    counts = dict(before.counts)
+    total = before.total
+    if plus is not None:
+        total += plus.total
+        for k, v in plus.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    if minus is not None:
+        total -= minus.total
+        for k, v in minus.counts.items():
+            counts[k] = counts.get(k, 0) - v
+    return Distribution(before.dimension, _ordered(before.dimension, {k: v for k, v in counts.items() if v}), total)
+
+
+def _apply_options(snap: Snapshot, base: np.ndarray, request: ActionRequest) -> np.ndarray:
+    opts = request.options
+    has_org = snap.org_pos >= 0
+    if request.kind in ("refine", "reduce"):
+        if not opts.entire_companies:
+            return base
+        return base | _org_members(snap, base & has_org)
+    c = base
+    if request.kind == "add":
+        if opts.expand_companies:
+            c = c | _org_members(snap, base & has_org)
+        if opts.related_companies:
+            rel = np.zeros(snap.n, dtype=bool)
+            rel[snap.org_pos[base & snap.is_person & has_org]] = True
+            c = c | rel
+    if request.kind in ("add", "add_contacts", "add_emails") and not opts.ignore_exclusion:
+        c = c & ~snap.excluded
+    return c
+
+
+def _org_members(snap: Snapshot, seeds: np.ndarray) -> np.ndarray:
+    """Every contact whose company is the company of one of the seeds."""
+    touched = np.zeros(snap.n, dtype=bool)
+    touched[snap.org_pos[seeds]] = True
+    has_org = snap.org_pos >= 0
+    out = np.zeros(snap.n, dtype=bool)
+    out[has_org] = touched[snap.org_pos[has_org]]
+    return out
+
+
+def _sample(snap: Snapshot, mask: np.ndarray, k: int) -> tuple[int, ...]:
+    pos = np.flatnonzero(mask)[:k]
+    return tuple(int(i) for i in snap.ids[pos])
+
+
+def _preview_memory(
+    db: Database, snap: Snapshot, no: str, request: ActionRequest, today: dt.date, dims: Sequence[str], sample: int
+) -> StepPreview:
+    start = time.perf_counter()
+    unmatched: tuple[str, ...] = ()
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        if request.kind in ("add", "refine", "reduce"):
+            assert request.filter is not None
+            base = evaluate(request.filter, snap, today=today)
+        else:
+            # Named contacts, e-mails and other segments are looked up in SQL (exact keys, error messages), then
+            # follow the same option rules as filters below.
+            ids_stmt, unmatched = _matched_set(conn, request, today=today, exclusion=False)
+            ids = np.fromiter(conn.execute(ids_stmt).scalars(), dtype=np.int64)
+            base = snap.mask_of(ids)
+    members = _members_mask(db, snap, row.id, row.version)
+    matched = _apply_options(snap, base, request)
+    if request.adds:
+        entering, leaving = matched & ~members, None
+    elif request.kind == "refine":
+        entering, leaving = None, members & ~matched
+    else:
+        entering, leaving = None, members & matched
+    added = int(entering.sum()) if entering is not None else 0
+    removed = int(leaving.sum()) if leaving is not None else 0
+    skipped = 0
+    if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
+        skipped = int((base & snap.excluded).sum())
+    counts = Preview(
+        kind=request.kind,
+        size_before=int(members.sum()),
+        size_after=int(members.sum()) + added - removed,
+        matched=int(matched.sum()),
+        added=added,
+        removed=removed,
+        unmatched=unmatched,
+        skipped_excluded=skipped,
+    )
+    before: dict[str, Distribution] = {}
+    after: dict[str, Distribution] = {}
+    for dim in dims:
+        key = (db.url, row.id, row.version, snap.version, dim, today)
+        b = _dist_cache.get(key)
+        if b is None:
+            b = _distribution(snap, members, dim, today)
+            with _cache_lock:
+                if len(_dist_cache) > 512:
+                    _dist_cache.clear()
+                _dist_cache[key] = b
+        before[dim] = b
+        plus = _distribution(snap, entering, dim, today) if entering is not None and added else None
+        minus = _distribution(snap, leaving, dim, today) if leaving is not None and removed else None
+        after[dim] = _combine(b, plus, minus)
+    return StepPreview(
+        counts=counts,
+        before=before,
+        after=after,
+        entering=_sample(snap, entering, sample) if entering is not None else (),
+        leaving=_sample(snap, leaving, sample) if leaving is not None else (),
+        backend="memory",
+        elapsed_ms=(time.perf_counter() - start) * 1000,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ SQL path
+
+
+def _preview_sql(
+    db: Database, no: str, request: ActionRequest, today: dt.date, dims: Sequence[str], sample: int
+) -> StepPreview:
+    start = time.perf_counter()
+    counts = preview_sql(db, no, request, today=today)
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        matched, _ = _matched_set(conn, request, today=today)
+        members = _member_ids_of(row.id)
+        if request.adds:
+            change = select(contacts.c.id).where(_addition_cond(row.id, matched))
+            after_sel = select(sa.union(members, change).subquery().c[0])
+        else:
+            change = _member_ids_of(row.id).where(_removal_cond(row.id, request, matched))
+            after_sel = _member_ids_of(row.id).where(sa.not_(_removal_cond(row.id, request, matched)))
+        before = {d: distribution_sql(conn, members, d, today=today) for d in dims}
+        after = {d: distribution_sql(conn, after_sel, d, today=today) for d in dims}
+        sample_ids = tuple(int(i) for i in conn.execute(change.limit(sample)).scalars())
+    return StepPreview(
+        counts=counts,
+        before=before,
+        after=after,
+        entering=sample_ids if request.adds else (),
+        leaving=() if request.adds else sample_ids,
+        backend="sql",
+        elapsed_ms=(time.perf_counter() - start) * 1000,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ router
+
+
+def preview_step(
+    db: Database,
+    no: str,
+    request: ActionRequest,
+    *,
+    today: dt.date | None = None,
+    dimensions: Sequence[str] = tuple(DIMENSIONS),
+    sample: int = 20,
+    backend: str | None = None,
+) -> StepPreview:
+    """Preview a pending step; `backend` forces "memory" or "sql" (tests and benchmarks), else the setting decides."""
+    today = today or dt.date.today()
+    if backend != "sql":
+        with db.read() as conn:
+            limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
+        snap = load_snapshot(db, max_contacts=None if backend == "memory" else limit)
+        if snap is not None:
+            return _preview_memory(db, snap, no, request, today, dimensions, sample)
+    return _preview_sql(db, no, request, today, dimensions, sample)
+
+
+def segment_distributions(
+    db: Database, no: str, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
+) -> dict[str, Distribution]:
+    """The chart distributions of a segment's current members."""
+    today = today or dt.date.today()
+    with db.read() as conn:
+        row = _segment_row(conn, no)
+        return {d: distribution_sql(conn, _member_ids_of(row.id), d, today=today) for d in dimensions}

@@ -1,0 +1,162 @@
+"""Chart aggregations over a set of contacts: the dimensions the Builder and Review pages show.
+
+A dimension turns each contact into one bucket (country, gender, age band, ...) or several (industry groups).
+The bucket rules are defined here once; the SQL path below and the in-memory fast path both follow them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Select, case, func, select
+
+from ._dates import shift_years
+from ._fields import AGE_BANDS
+from ._models import Contact, ContactCode
+
+__all__ = [
+    "DIMENSIONS",
+    "SPEND_BANDS",
+    "Dimension",
+    "Distribution",
+    "UNKNOWN",
+    "composition",
+    "distribution_sql",
+]
+
+contacts = Contact.__table__
+codes = ContactCode.__table__
+
+UNKNOWN = "(none)"
+# Spend buckets: lower bound inclusive, upper exclusive; the last is open.
+SPEND_BANDS: tuple[tuple[str, float, float | None], ...] = (
+    ("0", 0.0, 0.01),
+    ("1–99", 0.01, 100.0),
+    ("100–499", 100.0, 500.0),
+    ("500–999", 500.0, 1000.0),
+    ("1,000–4,999", 1000.0, 5000.0),
+    ("5,000+", 5000.0, None),
+)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One chart axis: its name, title, and the order of its buckets when that order is fixed."""
+
+    name: str
+    title: str
+    order: tuple[str, ...] = ()
+    multi: bool = False  # a contact may fall in several buckets (list fields)
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    d.name: d
+    for d in (
+        Dimension("country", "Country"),
+        Dimension("gender", "Gender", ("female", "male", "other", "unknown")),
+        Dimension("age_band", "Age band", tuple(b[0] for b in AGE_BANDS) + (UNKNOWN,)),
+        Dimension("industry_groups", "Industry", multi=True),
+        Dimension("acquisition_source", "Acquisition source"),
+        Dimension("churn_risk", "Churn risk", ("low", "medium", "high", UNKNOWN)),
+        Dimension("spend_band", "Total spent", tuple(b[0] for b in SPEND_BANDS)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Counts per bucket of one dimension over one set of contacts."""
+
+    dimension: str
+    counts: dict[str, int]
+    total: int
+
+    def share(self, bucket: str) -> float:
+        return self.counts.get(bucket, 0) / self.total if self.total else 0.0
+
+
+def _age_band_expr(today: dt.date) -> sa.ColumnElement[Any]:
+    whens = []
+    for label, lo, hi in AGE_BANDS:
+        # age >= lo  <=> birth_date <= today - lo years; age <= hi <=> birth_date > today - (hi+1) years
+        conds = [contacts.c.birth_date <= shift_years(today, -lo)]
+        if hi is not None:
+            conds.append(contacts.c.birth_date > shift_years(today, -(hi + 1)))
+        whens.append((sa.and_(*conds), sa.literal(label)))
+    return case(*whens, else_=sa.literal(UNKNOWN))
+
+
+def _spend_expr() -> sa.ColumnElement[Any]:
+    whens = []
+    for label, lo, hi in SPEND_BANDS:
+        cond = contacts.c.total_spent >= lo if hi is None else sa.and_(contacts.c.total_spent >= lo, contacts.c.total_spent < hi)
+        whens.append((cond, sa.literal(label)))
+    return case(*whens, else_=sa.literal(SPEND_BANDS[0][0]))
+
+
+def _bucket_expr(dimension: str, today: dt.date) -> sa.ColumnElement[Any]:
+    if dimension == "age_band":
+        return _age_band_expr(today)
+    if dimension == "spend_band":
+        return _spend_expr()
+    if dimension in ("country", "gender", "acquisition_source", "churn_risk"):
+        return func.coalesce(contacts.c[dimension], sa.literal(UNKNOWN))
+    raise KeyError(dimension)
+
+
+def distribution_sql(
+    conn: Connection, ids: Select[Any], dimension: str, *, today: dt.date | None = None
+) -> Distribution:
+    """Bucket counts of `dimension` over the contacts whose ids `ids` selects, computed by the database."""
+    today = today or dt.date.today()
+    total = int(conn.execute(select(func.count()).select_from(ids.subquery())).scalar_one())
+    if DIMENSIONS[dimension].multi:
+        stmt = (
+            select(codes.c.code, func.count())
+            .where(codes.c.kind == dimension, codes.c.contact_id.in_(ids))
+            .group_by(codes.c.code)
+        )
+        counts = {str(k): int(v) for k, v in conn.execute(stmt)}
+        with_any = int(
+            conn.execute(
+                select(func.count(sa.distinct(codes.c.contact_id))).where(
+                    codes.c.kind == dimension, codes.c.contact_id.in_(ids)
+                )
+            ).scalar_one()
+        )
+        if total - with_any:
+            counts[UNKNOWN] = total - with_any
+    else:
+        bucket = _bucket_expr(dimension, today).label("bucket")
+        stmt = select(bucket, func.count()).where(contacts.c.id.in_(ids)).group_by(bucket)
+        counts = {str(k): int(v) for k, v in conn.execute(stmt)}
+    return Distribution(dimension, _ordered(dimension, counts), total)
+
+
+def _ordered(dimension: str, counts: dict[str, int]) -> dict[str, int]:
+    order = DIMENSIONS[dimension].order
+    if order:
+        return {k: counts[k] for k in order if counts.get(k)} | {k: v for k, v in counts.items() if k not in order}
+    # Free dimensions: largest first, "(none)" last.
+    items = sorted(counts.items(), key=lambda kv: (kv[0] == UNKNOWN, -kv[1], kv[0]))
+    return dict(items)
+
+
+def composition(segment: Distribution, everyone: Distribution) -> list[dict[str, Any]]:
+    """Share in segment, share in all contacts, and index (= share in segment ÷ share in all × 100) per bucket."""
+    rows = []
+    for bucket in dict.fromkeys([*everyone.counts, *segment.counts]):
+        s, a = segment.share(bucket), everyone.share(bucket)
+        rows.append(
+            {
+                "bucket": bucket,
+                "segment_count": segment.counts.get(bucket, 0),
+                "segment_share": s,
+                "all_share": a,
+                "index": round(s / a * 100, 1) if a else None,
+            }
+        )
+    return rows
