@@ -179,6 +179,9 @@ def _show(value: Any) -> str:
 def _check_string(spec: FieldSpec, value: str) -> None:
     if len(value) > MAX_STRING:
         raise FilterError(f"{spec.label}: a value is longer than {MAX_STRING:,} characters")
+    # PostgreSQL text cannot hold NUL, so no stored value contains one: refuse it rather than fail in the driver.
+    if "\x00" in value:
+        raise FilterError(f"{spec.label}: a value cannot contain the NUL character")
 
 
 def _normalize_number(spec: FieldSpec, value: Any) -> int | float:
