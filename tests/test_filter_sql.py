@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 
 from segcore import FilterError
 from segcore._db import Database
