@@ -7,6 +7,7 @@ rows, and never builds SQL from text. Field names come from the whitelist in `_f
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, func, select
 
+from ._dates import age_on
 from ._db import Database
 from ._errors import FilterError, NotFoundError
 from ._fields import LIST_FIELDS, get_field
@@ -41,6 +43,8 @@ __all__ = [
     "data_token",
     "list_campaigns",
     "minimum_segment_size",
+    "number_bounds",
+    "split_values",
     "search_contacts",
     "segment_members_page",
     "value_counts",
@@ -62,6 +66,7 @@ BROWSE_COLUMNS = (
 MAX_PAGE = 500
 # Columns searched by the free-text box of the contacts and members tables.
 _SEARCHED = ("contact_no", "name", "email", "city")
+_VALUE_SPLIT = re.compile(r"[\s,;]+")
 
 
 @dataclass(frozen=True)
@@ -237,9 +242,7 @@ def contact_detail(db: Database, contact_no: str, *, today: dt.date | None = Non
             conn.execute(select(func.count()).select_from(interactions).where(interactions.c.contact_id == cid)).scalar_one()
         )
     birth = fields.get("birth_date")
-    age = None
-    if isinstance(birth, dt.date):
-        age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    age = _age(birth, today) if birth is not None else None
     return ContactDetail(
         fields=fields,
         lists=lists,
@@ -357,3 +360,48 @@ def _with_choices(counts: list[tuple[str, int]], choices: Sequence[str]) -> list
     found = dict(counts)
     return [(c, found.get(c, 0)) for c in choices] + [(k, v) for k, v in counts if k not in choices]
 
+
+
+def number_bounds(db: Database, field_name: str, *, today: dt.date | None = None) -> tuple[float, float] | None:
+    """The smallest and largest value of a number field over all contacts (slider ends), or None when all are empty.
+
+    `age` and `days_since_last_purchase` are derived from their dates here, with the same whole-year and whole-day
+    arithmetic the filters use."""
+    spec = get_field(field_name)
+    if spec is None or spec.type != "number":
+        raise FilterError(f"{field_name} is not a number field")
+    today = today or dt.date.today()
+    with db.read() as conn:
+        if field_name == "age":
+            lo_d, hi_d = conn.execute(select(func.min(contacts.c.birth_date), func.max(contacts.c.birth_date))).one()
+            if lo_d is None:
+                return None
+            # The oldest contact has the earliest birth date.
+            return float(_age(hi_d, today)), float(_age(lo_d, today))
+        if field_name == "days_since_last_purchase":
+            lo_d, hi_d = conn.execute(
+                select(func.min(contacts.c.last_purchase_date), func.max(contacts.c.last_purchase_date))
+            ).one()
+            if lo_d is None:
+                return None
+            return float((today - _as_date(hi_d)).days), float((today - _as_date(lo_d)).days)
+        col = contacts.c[field_name]
+        lo, hi = conn.execute(select(func.min(col), func.max(col))).one()
+    if lo is None:
+        return None
+    return float(lo), float(hi)
+
+
+def _as_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _age(birth: Any, today: dt.date) -> int:
+    return age_on(_as_date(birth), today)
+
+
+def split_values(text: str) -> tuple[str, ...]:
+    """Contact numbers as typed or pasted (spaces, commas, semicolons, new lines), in order, no repeats.
+
+    Numbers keep their case: unlike e-mail addresses, contact numbers are exact keys."""
+    return tuple(dict.fromkeys(t for t in _VALUE_SPLIT.split(text or "") if t))

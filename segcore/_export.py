@@ -24,7 +24,7 @@ from ._fields import LIST_FIELDS
 from ._importer import CONTACT_COLUMNS
 from ._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember
 
-__all__ = ["EXPORT_COLUMNS", "FORMATS", "export_members", "export_rows", "neutralise"]
+__all__ = ["EXPORT_COLUMNS", "FORMATS", "check_exportable", "export_members", "export_rows", "neutralise"]
 
 contacts = Contact.__table__
 members = SegmentMember.__table__
@@ -65,6 +65,13 @@ def _joined(conn: Connection, stmt: Any) -> dict[int, dict[str, list[str]]]:
     for cid, key, value in conn.execute(stmt).all():
         out.setdefault(cid, {}).setdefault(key, []).append(value)
     return out
+
+
+def check_exportable(db: Database, no: str) -> int:
+    """The member count when the segment may be exported; RefusedError (empty, or under the minimum) otherwise."""
+    minimum = minimum_segment_size(db)
+    with db.read() as conn:
+        return _checked_segment(conn, no, minimum)[1]
 
 
 def export_rows(db: Database, no: str, *, progress: Progress | None = None) -> Iterator[dict[str, Any]]:

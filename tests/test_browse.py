@@ -14,8 +14,10 @@ from segcore._browse import (
     contact_detail,
     contacts_by_ids,
     minimum_segment_size,
+    number_bounds,
     search_contacts,
     segment_members_page,
+    split_values,
     value_counts,
 )
 from segcore._db import Database
@@ -226,3 +228,18 @@ def test_value_counts_refuses_unknown_or_numeric_fields(
 
 def test_minimum_segment_size_default(db: Database) -> None:
     assert minimum_segment_size(db) == 50
+
+
+def test_number_bounds(world: tuple[Database, dict[str, int]]) -> None:
+    db, _ids = world
+    assert number_bounds(db, "age", today=TODAY) == (35.0, 65.0)
+    assert number_bounds(db, "total_spent") == (0.0, 0.0)
+    assert number_bounds(db, "rating") is None
+    assert number_bounds(db, "days_since_last_purchase") is None
+    with pytest.raises(FilterError):
+        number_bounds(db, "country")
+
+
+def test_split_values() -> None:
+    assert split_values(" CT1, CT2;ct3\nCT1  ") == ("CT1", "CT2", "ct3")
+    assert split_values("") == ()

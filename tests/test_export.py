@@ -12,7 +12,7 @@ from sqlalchemy import insert, update
 
 from segcore import NotFoundError, RefusedError, UsageError
 from segcore._db import Database
-from segcore._export import EXPORT_COLUMNS, export_members, export_rows, neutralise
+from segcore._export import EXPORT_COLUMNS, check_exportable, export_members, export_rows, neutralise
 from segcore._models import ContactCode, ProfileAnswer, Segment, SegmentMember, Setting
 from tests.test_browse import add_contacts, company, person
 
@@ -114,6 +114,7 @@ def test_export_in_chunks_streams_every_member(world: Database, monkeypatch: pyt
 
 
 def test_refusals(world: Database) -> None:
+    assert check_exportable(world, "S1") == 1 + len(DANGEROUS)
     with pytest.raises(RefusedError, match="no members"):
         export_members(world, "EMPTY", "csv")
     with pytest.raises(NotFoundError):
@@ -123,3 +124,5 @@ def test_refusals(world: Database) -> None:
     _minimum(world, 50)
     with pytest.raises(RefusedError, match="fewer than the minimum of 50"):
         export_members(world, "S1", "xlsx")
+    with pytest.raises(RefusedError, match="fewer than the minimum of 50"):
+        check_exportable(world, "S1")

@@ -1,0 +1,460 @@
+"""Builder: the open segment's pending step (filter, options, live preview), commit, undo/redo, log and members.
+
+The segment comes from the URL (`?segment=NO`), so a link can be shared. Every write passes the version of the
+segment this page showed (bound into the button's callback when it was drawn), so a change made by someone else in
+between is refused with "segment changed, review and retry" instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from segcore import SegcoreError
+from segcore._browse import contacts_by_ids, segment_members_page, split_values
+from segcore._engine import (
+    ActionOptions,
+    ActionRequest,
+    SegmentInfo,
+    apply_action,
+    criteria_log,
+    list_criteria,
+    list_segments,
+    provenance,
+    redo,
+    reuse_criteria,
+    save_criteria,
+    split_emails,
+    undo,
+)
+from segcore._preview import preview_step, segment_distributions
+from segcore._stats import DIMENSIONS
+from ui import filter_builder as fb
+from ui import frame, state
+from ui.charts import AFTER_NAME, BEFORE_NAME, distribution_figure, legend_html
+from ui.format import n, plural, signed, when
+from ui.tables import PLACEHOLDER, contact_columns, table_height
+
+K_KIND = "sx.kind"
+K_OPTS = "sx.options"
+K_UNMATCHED = "sx.unmatched"
+KINDS = {"add": "Add", "refine": "Refine", "reduce": "Reduce"}
+KIND_HELP = {
+    "add": "Put the contacts the filter matches into the segment.",
+    "refine": "Keep only the members the filter matches.",
+    "reduce": "Take the members the filter matches out.",
+}
+APPLY_LABEL = {"add": "Add to segment", "refine": "Refine segment", "reduce": "Reduce segment"}
+OPTIONS = {
+    "add": (
+        ("expand_companies", "Expand companies", "Also every contact of a matched contact's company"),
+        ("related_companies", "Related companies", "Also the company of each matched person"),
+        ("ignore_exclusion", "Ignore exclusion", "Also contacts flagged 'exclude from segments'"),
+    ),
+    "refine": (("entire_companies", "Entire companies", "Keep a whole company when any of its contacts matches"),),
+    "reduce": (("entire_companies", "Entire companies", "Remove a whole company when any of its contacts matches"),),
+}
+SAMPLE_COLUMNS = ("contact_no", "name", "type", "country", "city", "gender", "churn_risk", "total_spent")
+MEMBER_COLUMNS = ("contact_no", "name", "type", "company_no", "email", "city", "country", "gender", "churn_risk",
+                  "total_spent")  # fmt: skip
+PAGE_SIZE = 50
+
+frame.page_guard()
+db = state.get_db()
+
+
+# ------------------------------------------------------------------------------------------------- actions
+
+
+def _done(verb: str, r: Any) -> None:
+    state.flash(
+        "success",
+        f"{verb} step {r.seq}: {n(r.matched)} matched, {signed(r.added)} added, "
+        f"{signed(-r.removed) if r.removed else '0'} removed → {n(r.size_after)} members.",
+    )
+
+
+def _apply(no: str, version: int, step: dict[str, Any]) -> None:
+    with state.core_errors(to_flash=True):
+        result = apply_action(db, no, ActionRequest.from_step(step), expected_version=version)
+        _done("Applied", result)
+        if result.unmatched:
+            st.session_state[K_UNMATCHED] = list(result.unmatched)
+
+
+def _undo(no: str, version: int) -> None:
+    with state.core_errors(to_flash=True):
+        _done("Undid", undo(db, no, expected_version=version))
+
+
+def _redo(no: str, version: int) -> None:
+    with state.core_errors(to_flash=True):
+        _done("Redid", redo(db, no, expected_version=version))
+
+
+def _save_criteria(no: str) -> None:
+    code = st.session_state.get("bd.crit.code", "")
+    with state.core_errors(to_flash=True):
+        count = save_criteria(db, no, code, description=st.session_state.get("bd.crit.desc", ""),
+                              replace_existing=bool(st.session_state.get("bd.crit.replace")))
+        state.flash("success", f"Saved {plural(count, 'step')} as criteria {code.strip().upper()}.")
+
+
+def _reuse_criteria(no: str, version: int, code: str) -> None:
+    with state.core_errors(to_flash=True):
+        results = reuse_criteria(db, code, no, expected_version=version)
+        last = results[-1] if results else None
+        size = f" → {n(last.size_after)} members" if last else ""
+        state.flash("success", f"Replayed criteria {code}: {plural(len(results), 'step')}{size}.")
+
+
+def _load_step(filter_json: dict[str, Any], kind: str) -> None:
+    """Put a logged step's filter back into the builder as text, to adjust it and apply again."""
+    from segcore._filter_text import to_text
+    from segcore._filter_tree import from_json
+
+    lines = to_text(from_json(filter_json))
+    if lines is None:
+        state.flash("warning", "This filter has no text form; rebuild it with the widgets.")
+        return
+    fb.set_text("\n".join(lines))
+    if kind in KINDS:
+        st.session_state[K_KIND] = kind
+        st.session_state["bd.kind"] = kind
+
+
+# ------------------------------------------------------------------------------------------------- pending step
+
+
+def _step_controls(info: SegmentInfo) -> tuple[str, ActionOptions]:
+    state.seed_widget("bd.kind", state.session(K_KIND, "add"))
+    kind = st.segmented_control("Action", list(KINDS), key="bd.kind", format_func=KINDS.get, required=True,
+                                width="stretch", label_visibility="collapsed") or "add"
+    st.session_state[K_KIND] = kind
+    st.caption(KIND_HELP[kind])
+    saved: dict[str, bool] = state.session(K_OPTS, {})
+    chosen: dict[str, bool] = {}
+    with st.container(horizontal=True, gap="medium"):
+        for name, label, help_text in OPTIONS[kind]:
+            key = f"bd.opt.{kind}.{name}"
+            state.seed_widget(key, bool(saved.get(f"{kind}.{name}")))
+            chosen[name] = st.checkbox(label, key=key, help=help_text)
+            saved[f"{kind}.{name}"] = chosen[name]
+    return kind, ActionOptions(**chosen)
+
+
+def _pending_request(kind: str, options: ActionOptions, built: fb.BuiltFilter) -> dict[str, Any] | None:
+    if built.node is None:
+        return None
+    try:
+        return ActionRequest(kind, filter=built.node, options=options).to_step()
+    except SegcoreError as e:
+        st.error(str(e))
+        return None
+
+
+def _action_bar(info: SegmentInfo, kind: str, step: dict[str, Any] | None) -> None:
+    with st.container(horizontal=True):
+        st.button(
+            APPLY_LABEL[kind], type="primary", icon=":material/check:", disabled=step is None or info.read_only,
+            on_click=_apply, args=(info.no, info.version, step), key="bd.apply",
+            help=None if step else "Build a filter first",
+        )
+        st.button("Undo", icon=":material/undo:", disabled=not info.can_undo, on_click=_undo,
+                  args=(info.no, info.version), key="bd.undo")
+        st.button("Redo", icon=":material/redo:", disabled=not info.can_redo, on_click=_redo,
+                  args=(info.no, info.version), key="bd.redo")
+
+
+# ------------------------------------------------------------------------------------------------- preview
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _current_distributions(url: str, no: str, version: int, token: str) -> dict[str, Any]:
+    del token  # cache key only
+    return segment_distributions(state._open(url), no)
+
+
+def build_preview(no: str, step: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The preview of a pending step and its chart figures (timed by the benchmark in the report)."""
+    p = preview_step(db, no, ActionRequest.from_step(step))
+    mode = st.session_state.get("pv.mode", "count")
+    figures = {d: distribution_figure(d, {BEFORE_NAME: p.before[d], AFTER_NAME: p.after[d]}, mode=mode)
+               for d in DIMENSIONS}
+    return p, figures
+
+
+def _metrics(before: int, after: int, added: int, removed: int, matched: int | None) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Members now", n(before), border=True)
+    cols[1].metric("After this step", n(after), delta=signed(after - before) if after != before else None,
+                   border=True)
+    cols[2].metric("Added", signed(added) if added else "0", border=True,
+                   help=f"{n(matched)} contacts match the filter" if matched is not None else None)
+    cols[3].metric("Removed", signed(-removed) if removed else "0", border=True)
+
+
+def _charts(figures: dict[str, Any], legend: tuple[str, ...]) -> None:
+    st.markdown(legend_html(legend), unsafe_allow_html=True)
+    names = list(figures)
+    for i in range(0, len(names), 2):
+        cols = st.columns(2)
+        for col, name in zip(cols, names[i : i + 2], strict=False):
+            col.plotly_chart(figures[name], config={"displayModeBar": False}, key=f"pv.chart.{name}")
+
+
+def _samples(title: str, ids: tuple[int, ...], total: int) -> None:
+    if not ids:
+        return
+    rows = contacts_by_ids(db, ids, SAMPLE_COLUMNS)
+    st.markdown(f"**{title}** · first {n(len(rows))} of {n(total)}")
+    st.dataframe(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)), hide_index=True, height=table_height(len(rows), max_rows=6),
+                 column_config=contact_columns(SAMPLE_COLUMNS), placeholder=PLACEHOLDER)
+
+
+@st.fragment
+def preview_panel(no: str, step: dict[str, Any] | None, size: int, version: int) -> None:
+    """The live preview: counts before → after, the charts now vs after, who would enter or leave."""
+    state.seed_widget("pv.mode", state.session("sx.chart_mode", "count"))
+    head = st.columns([3, 2], vertical_alignment="bottom")
+    head[0].subheader("Preview" if step else "Segment now", anchor=False)
+    mode = head[1].segmented_control("Charts show", ["count", "share"], key="pv.mode", required=True,
+                                     format_func={"count": "Contacts", "share": "Share %"}.get, width="stretch",
+                                     label_visibility="collapsed") or "count"
+    st.session_state["sx.chart_mode"] = mode
+    if step is None:
+        cols = st.columns(4)
+        cols[0].metric("Members now", n(size), border=True)
+        with cols[1]:
+            st.caption("Build a filter on the left: its step is previewed here before anything is written.")
+        if size == 0:
+            st.info("The segment is empty. Build a filter on the left and press **Add to segment**: the counts and "
+                    "charts here show what the step would do before anything is written.", icon=":material/info:")
+            return
+        dists = _current_distributions(state.db_url(), no, version, fb.data_token(state.db_url()))
+        _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode) for d in DIMENSIONS}, (BEFORE_NAME,))
+        return
+    try:
+        p, figures = build_preview(no, step)
+    except SegcoreError as e:
+        st.error(str(e))
+        return
+    c = p.counts
+    _metrics(c.size_before, c.size_after, c.added, c.removed, c.matched)
+    st.caption(f"{n(c.matched)} contacts match the filter · computed in {p.elapsed_ms:,.0f} ms")
+    _charts(figures, (BEFORE_NAME, AFTER_NAME))
+    _samples("Would enter", p.entering, c.added)
+    _samples("Would leave", p.leaving, c.removed)
+
+
+# ------------------------------------------------------------------------------------------------- tabs
+
+
+def _log_tab(info: SegmentInfo) -> None:
+    entries = criteria_log(db, info.no)
+    if not entries:
+        st.info("No steps yet. Each Add, Refine or Reduce appears here, and can be undone.", icon=":material/info:")
+        return
+    frame_ = pd.DataFrame(
+        {
+            "Step": [e.seq for e in entries],
+            "Action": [e.label for e in entries],
+            "Description": [e.description for e in entries],
+            "Matched": [e.matched for e in entries],
+            "Added": [e.added for e in entries],
+            "Removed": [e.removed for e in entries],
+            "Size after": [e.size_after for e in entries],
+            "User": [e.user for e in entries],
+            "Time (UTC)": [when(e.created_at) for e in entries],
+            "State": ["undone" if e.undone else "applied" for e in entries],
+        }
+    )
+    undone = [e.undone for e in entries]
+    styled = frame_.style.apply(
+        lambda row: ["color: #9AA3AF; font-style: italic" if undone[row.name] else "" for _ in row], axis=1
+    ).format({"Matched": "{:,}", "Added": "{:,}", "Removed": "{:,}", "Size after": "{:,}"})
+    st.dataframe(styled, hide_index=True, height=table_height(len(frame_)), column_config={
+        "Step": st.column_config.NumberColumn(width=50), "Action": st.column_config.TextColumn(width=110),
+        "Description": st.column_config.TextColumn(width="large"),
+        "Time (UTC)": st.column_config.TextColumn(width=130), "State": st.column_config.TextColumn(width=80),
+    })
+    if any(undone):
+        st.caption("Greyed steps were undone; Redo brings them back until a new step is taken.")
+    with_filter = [e for e in entries if e.filter_json is not None]
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        st.markdown("**Why is this contact here?**")
+        contact_no = st.text_input("Contact no.", key="bd.prov", placeholder="e.g. CT000123")
+        if contact_no.strip():
+            with state.core_errors():
+                st.info(provenance(db, info.no, contact_no.strip()).explain(), icon=":material/search:")
+    with c2:
+        if with_filter:
+            st.markdown("**Reuse a step's filter**")
+            labels = {e.seq: f"{e.seq}. {e.label}: {e.description}" for e in with_filter}
+            seq = st.selectbox("Step", list(labels), format_func=labels.get, key="bd.loadstep")
+            entry = next(e for e in with_filter if e.seq == seq)
+            st.button("Edit in the builder", icon=":material/edit:", on_click=_load_step,
+                      args=(entry.filter_json, entry.kind), key="bd.loadbtn")
+
+
+def _reset_members_page() -> None:
+    st.session_state.pop("bd.mem.page", None)
+
+
+def _remove_selected(no: str, version: int, contact_nos: list[str]) -> None:
+    with state.core_errors(to_flash=True):
+        _done("Removed contacts in", apply_action(db, no, ActionRequest("remove_contacts", contact_nos=tuple(contact_nos)),
+                                                  expected_version=version))
+
+
+def _members_tab(info: SegmentInfo) -> None:
+    if info.size == 0:
+        st.info("No members yet. Add contacts with a filter, by number or by e-mail.", icon=":material/info:")
+        return
+    query = st.text_input("Search members", key="bd.mem.q", placeholder="Search members by number, name, e-mail or city",
+                          on_change=_reset_members_page, label_visibility="collapsed", icon=":material/search:")
+    page_no = int(st.session_state.get("bd.mem.page", 1))
+    page = segment_members_page(db, info.no, query, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
+                                columns=MEMBER_COLUMNS)
+    if page.total == 0:
+        st.caption("No member matches this search.")
+        return
+    frame_ = pd.DataFrame(page.rows, columns=[*MEMBER_COLUMNS, "added_seq"]).rename(columns={"added_seq": "step"})
+    event = st.dataframe(
+        frame_, hide_index=True, key=f"bd.mem.table.{page_no}.{query}", on_select="rerun",
+        selection_mode="multi-row", height=table_height(len(frame_)), placeholder=PLACEHOLDER,
+        column_config=contact_columns(
+            MEMBER_COLUMNS, step=st.column_config.NumberColumn("Step", help="The step that brought this member in")
+        ),
+    )
+    with st.container(horizontal=True, vertical_alignment="center"):
+        first = page.offset + 1
+        st.caption(f"{n(first)}–{n(page.offset + len(page.rows))} of {n(page.total)} members"
+                   + (f" matching “{query}”" if query else ""))
+        if page.pages > 1:
+            st.pagination(page.pages, key="bd.mem.page", default=min(page_no, page.pages))
+        selected = [frame_.iloc[i]["contact_no"] for i in event.selection.rows] if event else []
+        st.button(f"Remove selected ({len(selected)})", icon=":material/person_remove:",
+                  disabled=not selected or info.read_only, on_click=_remove_selected,
+                  args=(info.no, info.version, selected), key="bd.mem.remove")
+
+
+def _by_hand_tab(info: SegmentInfo) -> None:
+    c1, c2 = st.columns(2, gap="large")
+    with c1:
+        st.markdown("**Contacts by number**")
+        text = st.text_area("Contact numbers", key="bd.hand.nos", height=120,
+                            placeholder="CT000001, CT000002 …  (spaces, commas, semicolons or new lines)")
+        nos = split_values(text or "")
+        st.caption(f"{plural(len(nos), 'number')} read" if nos else "Numbers must exist; a typo refuses the step.")
+        with st.container(horizontal=True):
+            for kind, label in (("add_contacts", "Add contacts"), ("remove_contacts", "Remove contacts")):
+                step = ActionRequest(kind, contact_nos=nos).to_step() if nos else None
+                st.button(label, key=f"bd.hand.{kind}", disabled=step is None or info.read_only, on_click=_apply,
+                          args=(info.no, info.version, step))
+    with c2:
+        st.markdown("**Contacts by e-mail**")
+        text = st.text_area("E-mail addresses", key="bd.hand.emails", height=120,
+                            placeholder="Paste addresses: separated by spaces, commas, semicolons or new lines")
+        emails = split_emails(text or "")
+        st.caption(f"{plural(len(emails), 'address', 'addresses')} read; unknown ones are reported back"
+                   if emails else "Up to 10,000 and more at a time; matched case-insensitively.")
+        step = ActionRequest("add_emails", emails=emails).to_step() if emails else None
+        st.button("Add e-mails", key="bd.hand.add_emails", disabled=step is None or info.read_only,
+                  on_click=_apply, args=(info.no, info.version, step))
+        unmatched = st.session_state.get(K_UNMATCHED)
+        if unmatched:
+            with st.expander(f"{plural(len(unmatched), 'address', 'addresses')} matched no contact", expanded=True):
+                st.code("\n".join(unmatched[:1000]), language=None)
+                if len(unmatched) > 1000:
+                    st.caption(f"… and {n(len(unmatched) - 1000)} more")
+            st.button("Dismiss", key="bd.hand.dismiss", on_click=lambda: st.session_state.pop(K_UNMATCHED, None))
+
+
+def _reuse_tab(info: SegmentInfo) -> None:
+    c1, c2, c3 = st.columns(3, gap="large")
+    with c1:
+        st.markdown("**Save criteria**")
+        st.caption("Store this segment's applied steps under a code, to replay them on any segment.")
+        st.text_input("Code", key="bd.crit.code", placeholder="e.g. FR-ACTIVE", max_chars=30)
+        st.text_input("Description", key="bd.crit.desc", placeholder=info.description)
+        st.checkbox("Replace if the code exists", key="bd.crit.replace")
+        st.button("Save criteria", key="bd.crit.save", disabled=info.head_seq == 0, on_click=_save_criteria,
+                  args=(info.no,), help=None if info.head_seq else "No applied step to save yet")
+    with c2:
+        st.markdown("**Reuse criteria**")
+        saved = list_criteria(db)
+        if not saved:
+            st.caption("No saved criteria yet.")
+        else:
+            labels = {c["code"]: f"{c['code']} · {c['description']} ({plural(len(c['steps']), 'step')})" for c in saved}
+            code = st.selectbox("Criteria", list(labels), format_func=labels.get, key="bd.crit.pick")
+            st.caption("Each replayed step is its own undoable step.")
+            st.button("Replay on this segment", key="bd.crit.reuse", disabled=info.read_only,
+                      on_click=_reuse_criteria, args=(info.no, info.version, code))
+    with c3:
+        st.markdown("**Reuse segment**")
+        others = [s for s in list_segments(db) if s.no != info.no]
+        if not others:
+            st.caption("No other segment yet.")
+        else:
+            labels = {s.no: f"{s.no} · {s.description} ({n(s.size)})" for s in others}
+            source = st.selectbox("Segment", list(labels), format_func=labels.get, key="bd.reuse.pick")
+            st.caption("Adds that segment's members to this one.")
+            st.button("Add its members", key="bd.reuse.go", disabled=info.read_only, on_click=_apply,
+                      args=(info.no, info.version, ActionRequest("reuse_segment", source_segment_no=source).to_step()))
+
+
+# ------------------------------------------------------------------------------------------------- page
+
+info = frame.open_segment_info()
+if info is None:
+    frame.header("Builder")
+    st.info("No segment is open. Create or open one on **Segments**, then build it here step by step.",
+            icon=":material/lightbulb:")
+    st.page_link(state.PAGES["segments"], label="Go to Segments", icon=":material/view_list:")
+    st.stop()
+
+# The URL names the segment, so the address bar is a link to this very view.
+if st.query_params.get("segment") != info.no:
+    st.query_params["segment"] = info.no
+
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.header(f"{info.no}", anchor=False, width="content")
+    frame.status_badge(info.status)
+st.caption(" · ".join(x for x in (
+    info.description or "No description",
+    f"campaign {info.campaign_no}" if info.campaign_no else "",
+    f"owner {info.owner}" if info.owner else "",
+    f"{plural(info.head_seq, 'step')}",
+    f"{n(info.size)} members",
+) if x))
+state.show_flashes()
+if info.read_only:
+    st.warning("This segment is logged: its members and log are kept as a record and cannot change.")
+
+left, right = st.columns([5, 7], gap="large")
+with left:
+    st.subheader("Pending step", anchor=False)
+    kind, options = _step_controls(info)
+    built = fb.filter_builder()
+    if built.error:
+        st.error(built.error)
+    elif built.description:
+        st.info(f"**Filter:** {built.description}", icon=":material/filter_alt:")
+    step = _pending_request(kind, options, built)
+    _action_bar(info, kind, step)
+with right:
+    preview_panel(info.no, step, info.size, info.version)
+
+st.divider()
+TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse"]
+tabs = st.tabs(TABS, key="bd.tab", on_change="rerun")
+for tab, render in zip(tabs, (_log_tab, _members_tab, _by_hand_tab, _reuse_tab), strict=True):
+    # Only the open tab does its work (tabs track state): the members page query runs only when shown.
+    if tab.open is not False:
+        with tab:
+            render(info)

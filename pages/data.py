@@ -1,0 +1,161 @@
+"""Data: import contacts and interactions (validation report, then import the valid rows or nothing); export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from segcore._engine import list_segments
+from segcore._export import check_exportable, export_members
+from segcore._importer import (
+    CONTACT_COLUMNS,
+    INTERACTION_COLUMNS,
+    ImportReport,
+    import_contacts,
+    import_interactions,
+    validate_contacts,
+    validate_interactions,
+)
+from ui import frame, state
+from ui.format import n, plural
+
+KINDS: dict[str, dict[str, Any]] = {
+    "contacts": {"validate": validate_contacts, "import": import_contacts, "columns": CONTACT_COLUMNS,
+                 "required": "contact_no, type, name"},
+    "interactions": {"validate": validate_interactions, "import": import_interactions, "columns": INTERACTION_COLUMNS,
+                     "required": "contact_no, date, template"},
+}  # fmt: skip
+K_REPORT = "sx.import.report"
+
+frame.page_guard()
+db = state.get_db()
+frame.header("Data", "Bring contacts and interactions in from CSV files; take a segment's members out.")
+
+
+def _progress_bar(label: str, where: Any = st) -> tuple[Any, Callable[[int, int, str], None]]:
+    bar = where.progress(0.0, text=label)
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 1.0, text=f"{stage.capitalize()}: {n(done)} of {n(total)}")
+
+    return bar, progress
+
+
+def _report_view(report: ImportReport, *, applied: bool) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Rows read", n(report.rows_total), border=True)
+    cols[1].metric("Valid", n(report.rows_valid), border=True)
+    cols[2].metric("Rejected", n(report.rows_rejected), border=True)
+    if report.kind == "contacts":
+        cols[3].metric("New / updated" if not applied else "Inserted / updated",
+                       f"{n(report.inserted)} / {n(report.updated)}", border=True)
+    else:
+        cols[3].metric("To add" if not applied else "Added", n(report.inserted), border=True)
+    notes = [f"File encoding: {report.encoding}"]
+    if report.unknown_columns:
+        notes.append("unknown columns kept as attributes: " + ", ".join(report.unknown_columns))
+    st.caption("; ".join(notes))
+    if report.errors:
+        st.markdown(f"**Rejected rows** ({n(report.errors_total)} problems)")
+        st.dataframe(report.to_frame()[["line", "column", "value", "reason"]], hide_index=True,
+                     height=min(38 + 35 * len(report.errors), 320),
+                     column_config={"line": st.column_config.NumberColumn(format="%d", help="Line in the file")})
+        if report.errors_truncated:
+            st.caption(f"The first {n(len(report.errors))} problems are listed.")
+
+
+def _import_section(kind: str) -> None:
+    spec = KINDS[kind]
+    # A new key empties the uploader: "Import nothing" forgets the file.
+    generation = st.session_state.get(f"sx.upload_gen.{kind}", 0)
+    upload = st.file_uploader(
+        f"{kind.capitalize()} file (CSV)", type=["csv", "txt"], key=f"dt.up.{kind}.{generation}",
+        help=f"Comma-separated, first line = header. Required columns: {spec['required']}. "
+        f"Known columns: {', '.join(spec['columns'])}. UTF-8 (with or without BOM) or Windows-1252.",
+    )
+    if upload is None:
+        st.caption("Choose a file: it is checked first, and nothing is written until you say so.")
+        return
+    token = (kind, upload.file_id)
+    held = st.session_state.get(K_REPORT)
+    if not held or held[0] != token:
+        slot = st.empty()
+        _, progress = _progress_bar("Checking the file…", slot)
+        with state.core_errors():
+            st.session_state[K_REPORT] = (token, spec["validate"](db, upload, progress=progress), None)
+        slot.empty()
+        if K_REPORT not in st.session_state or st.session_state[K_REPORT][0] != token:
+            return
+    _, report, done = st.session_state[K_REPORT]
+    if done is not None:
+        st.success(done.summary())
+        _report_view(done, applied=True)
+        return
+    _report_view(report, applied=False)
+    if report.rows_valid == 0:
+        st.error("No row can be imported: fix the file and choose it again.")
+        return
+    choices = {"valid": f"Import the {plural(report.rows_valid, 'valid row')}", "nothing": "Import nothing"}
+    if report.rows_rejected == 0:
+        choices = {"valid": f"Import all {plural(report.rows_valid, 'row')}", "nothing": "Import nothing"}
+    choice = st.radio("What now?", list(choices), format_func=choices.get, key=f"dt.choice.{kind}", horizontal=True)
+    if st.button("Go", type="primary", key=f"dt.go.{kind}"):
+        if choice == "nothing":
+            st.session_state.pop(K_REPORT, None)
+            st.session_state[f"sx.upload_gen.{kind}"] = generation + 1
+            state.flash("info", "Nothing was imported.")
+            st.rerun()
+        _, progress = _progress_bar("Importing…")
+        with state.core_errors():  # an ImportRejected (data changed since the check) is one red line
+            result = spec["import"](db, upload, strict=False, progress=progress)
+            st.session_state[K_REPORT] = (token, report, result)
+            st.rerun()
+
+
+def _export_section() -> None:
+    segments = list_segments(db)
+    if not segments:
+        st.info("No segment to export yet: create one on **Segments**.", icon=":material/info:")
+        return
+    by_no = {s.no: s for s in segments}
+    nos = list(by_no)
+    current = state.current_segment_no()
+    state.seed_widget("dt.exp.seg", current if current in by_no else nos[0])
+    no = st.selectbox("Segment", nos, key="dt.exp.seg",
+                      format_func=lambda v: f"{v} · {by_no[v].description} ({n(by_no[v].size)} members)")
+    info = by_no[no]
+    with state.core_errors():
+        check_exportable(db, no)
+        files = st.session_state.get("sx.export")
+        if not files or files[0] != (no, info.version):
+            st.caption("Members with every contact field, in the import format. Text that a spreadsheet would run "
+                       "as a formula is prefixed with ' .")
+            if st.button("Prepare files", icon=":material/download:", key="dt.exp.prepare"):
+                _, progress = _progress_bar("Exporting…")
+                csv_bytes = export_members(db, no, "csv", progress=progress)
+                xlsx_bytes = export_members(db, no, "xlsx", progress=progress)
+                st.session_state["sx.export"] = ((no, info.version), csv_bytes, xlsx_bytes)
+                st.rerun()
+            return
+        _, csv_bytes, xlsx_bytes = files
+        with st.container(horizontal=True):
+            st.download_button("CSV", csv_bytes, file_name=f"segment-{no}.csv", mime="text/csv",
+                               icon=":material/download:", type="primary", key="dt.exp.csv", on_click="ignore")
+            st.download_button(
+                "Excel", xlsx_bytes, file_name=f"segment-{no}.xlsx", key="dt.exp.xlsx", on_click="ignore",
+                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", icon=":material/download:",
+            )
+        st.caption(f"{n(info.size)} members · CSV {n(len(csv_bytes) // 1024)} KB · Excel {n(len(xlsx_bytes) // 1024)} KB")
+
+
+imp, exp = st.columns([3, 2], gap="large")
+with imp:
+    st.subheader("Import", anchor=False)
+    kind = st.segmented_control("What", list(KINDS), key="dt.kind", default="contacts", required=True,
+                                format_func=str.capitalize, label_visibility="collapsed") or "contacts"
+    _import_section(kind)
+with exp:
+    st.subheader("Export a segment", anchor=False)
+    _export_section()

@@ -1,0 +1,113 @@
+"""The shared frame of every page: page header and the open segment's box in the sidebar."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import streamlit as st
+
+from segcore import NotFoundError, SegcoreError
+from segcore._engine import SegmentInfo, get_segment
+from ui import state
+from ui.format import STATUS_COLORS, n
+
+_frame = threading.local()
+_ASSETS = Path(__file__).resolve().parent
+
+
+def navigation_pages() -> list[st.Page]:
+    """The app's pages, in menu order (app.py and the page guard below use the same list)."""
+    return [
+        st.Page(state.PAGES["segments"], title="Segments", icon=":material/view_list:", default=True),
+        st.Page(state.PAGES["builder"], title="Builder", icon=":material/tune:"),
+        st.Page(state.PAGES["contacts"], title="Contacts", icon=":material/contacts:"),
+        st.Page(state.PAGES["data"], title="Data", icon=":material/database:"),
+    ]
+
+
+@contextmanager
+def app_frame() -> Iterator[None]:
+    """Marks a page run that app.py started (so the page guard knows the frame is there)."""
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
+
+
+def render_app() -> None:
+    """The whole app: page config, logo, first-start demo data, navigation, the sidebar box, then the page."""
+    st.set_page_config(page_title="Segment Explorer", page_icon=str(_ASSETS / "logo_icon.svg"), layout="wide")
+    st.logo(str(_ASSETS / "logo.svg"), icon_image=str(_ASSETS / "logo_icon.svg"), size="large")
+    try:
+        db = state.get_db()
+    except SegcoreError as e:  # a bad SEGCORE_DATABASE_URL: say so, in one line
+        st.error(str(e))
+        st.stop()
+    state.ensure_demo_data(db)
+    navigation = st.navigation(navigation_pages())
+    sidebar_segment_box()
+    with app_frame():
+        navigation.run()
+
+
+def page_guard() -> None:
+    """Make sure the page runs inside render_app's frame.
+
+    While a `pages/` folder sits next to app.py, Streamlit routes with its old folder scheme until the first
+    st.navigation call of the process (and AppTest resets that on every run): a shared link to /builder opened
+    first would run this file alone, without the wide layout, the frame or the menu. Then the frame is drawn here,
+    which runs this same page inside it (same URL path, so the same widget identities), and the outer run stops."""
+    if getattr(_frame, "active", False):
+        return
+    render_app()
+    st.stop()
+
+
+def header(title: str, subtitle: str | None = None) -> None:
+    st.header(title, anchor=False)
+    if subtitle:
+        st.caption(subtitle)
+    state.show_flashes()
+
+
+def open_segment_info() -> SegmentInfo | None:
+    """The open segment's header, or None (and forgotten) when none is open or it was deleted."""
+    no = state.current_segment_no()
+    if not no:
+        return None
+    try:
+        return get_segment(state.get_db(), no)
+    except NotFoundError:
+        state.remember_segment(None)
+        if st.query_params.get("segment") == no:
+            del st.query_params["segment"]
+        return None
+    except SegcoreError as e:
+        st.error(str(e))
+        return None
+
+
+def status_badge(status: str) -> None:
+    st.badge(status.capitalize(), color=STATUS_COLORS.get(status, "gray"))  # type: ignore[arg-type]
+
+
+def sidebar_segment_box() -> None:
+    """The open segment with its size and status, on every page, with a link back to the Builder."""
+    info = open_segment_info()
+    with st.sidebar:
+        with st.container(border=True):
+            st.caption("Open segment")
+            if info is None:
+                st.markdown("None yet. Open or create one on **Segments**.")
+                return
+            st.markdown(f"**{info.no}** · {info.description or 'no description'}")
+            c1, c2 = st.columns([3, 2], vertical_alignment="center")
+            c1.metric("Members", n(info.size))
+            with c2:
+                status_badge(info.status)
+            st.page_link(state.PAGES["builder"], label="Open in Builder", icon=":material/tune:",
+                         query_params={"segment": info.no})
