@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import pickle
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from sqlalchemy import Connection, func, select, update
+from sqlalchemy.engine import make_url
 
 from ._db import Database
 from ._models import Contact, ContactCode, Interaction, ProfileAnswer, Setting
@@ -33,6 +39,8 @@ __all__ = [
     "bump_data_version",
     "data_version",
     "load_snapshot",
+    "snapshot_path",
+    "start_background_build",
 ]
 
 NULL_DAY = np.iinfo(np.int32).min
@@ -66,7 +74,9 @@ class StrColumn:
         codes2, uniques2 = pd.factorize(pd.Series(lowered, dtype=object), use_na_sentinel=True)
         remap = np.append(codes2, -1).astype(np.int32)
         final = remap[codes.astype(np.int64)] if len(codes) else np.zeros(0, dtype=np.int32)
-        return cls(final.astype(np.int32), pa.array(list(uniques2), type=pa.string()))
+        # int16 codes where the distinct values allow: most code columns have a handful.
+        dtype = np.int16 if len(uniques2) < np.iinfo(np.int16).max else np.int32
+        return cls(final.astype(dtype), pa.array(list(uniques2), type=pa.string()))
 
     def value_mask(self, predicate_mask: np.ndarray) -> np.ndarray:
         """Rows whose distinct value satisfies predicate_mask (one bool per distinct value); empty rows never."""
@@ -136,82 +146,109 @@ _DATA_VERSION_KEY = "data_version"
 def data_version(conn: Connection) -> str:
     """A token that changes whenever contacts, their codes, answers or interactions change."""
     value = conn.execute(select(Setting.value).where(Setting.key == _DATA_VERSION_KEY)).scalar()
-    return str(value or 0)
+    return str(value or "0")
 
 
 def bump_data_version(conn: Connection) -> None:
     """Call in the same transaction as any change to contacts, codes, profile answers or interactions."""
     table = Setting.__table__
-    current = conn.execute(select(table.c.value).where(table.c.key == _DATA_VERSION_KEY)).scalar()
-    if current is None:
-        conn.execute(table.insert().values(key=_DATA_VERSION_KEY, value=1))
+    # A random token, not a counter: a database recreated at the same path must not match an old snapshot file.
+    token = uuid.uuid4().hex
+    if conn.execute(select(table.c.key).where(table.c.key == _DATA_VERSION_KEY)).first() is None:
+        conn.execute(table.insert().values(key=_DATA_VERSION_KEY, value=token))
     else:
-        conn.execute(update(table).where(table.c.key == _DATA_VERSION_KEY).values(value=int(current) + 1))
+        conn.execute(update(table).where(table.c.key == _DATA_VERSION_KEY).values(value=token))
 
 
 # ----------------------------------------------------------------------------------------------- building
 
 
 def _days(values: Sequence[Any]) -> np.ndarray:
-    out = np.full(len(values), NULL_DAY, dtype=np.int32)
-    for i, v in enumerate(values):
-        if v is not None:
-            if isinstance(v, str):
-                v = dt.date.fromisoformat(v)
-            out[i] = (v - EPOCH).days
-    return out
+    """ISO strings (SQLite) or date objects (PostgreSQL) to int32 day numbers; empty to NULL_DAY."""
+    series = pd.Series(values, dtype=object)
+    first = series.first_valid_index()
+    if first is None:
+        return np.full(len(series), NULL_DAY, dtype=np.int32)
+    if isinstance(series[first], str):
+        parsed = pd.to_datetime(series, format="%Y-%m-%d")
+    else:
+        parsed = pd.to_datetime(series.map(lambda d: None if d is None else np.datetime64(d, "D")))
+    raw = parsed.to_numpy(dtype="datetime64[D]")
+    out = raw.astype(np.int64)
+    out[np.isnat(raw)] = NULL_DAY
+    return out.astype(np.int32)
 
 
-def _column(conn: Connection, col: Any) -> list[Any]:
-    return list(conn.execute(select(col).order_by(Contact.id)).scalars())
+def _numbers(values: Sequence[Any], dtype: Any) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64).astype(dtype)
+
+
+def _columns(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    rows = conn.execute(stmt).all()
+    if not rows:
+        return [() for _ in stmt.selected_columns]
+    return list(zip(*rows, strict=True))
+
+
+def _raw(col: Any) -> Any:
+    # Dates come back as the driver gives them (ISO text on SQLite): parsing a million of them in one vectorised
+    # call beats a Python conversion per row.
+    return sa.type_coerce(col, sa.String) if isinstance(col.type, sa.Date) else col
+
+
+# Money needs float64; small integers are exact in float32 and halve the memory.
+_NUMBER_DTYPES = {"rating": np.float32, "purchase_count": np.float32, "total_spent": np.float64}
 
 
 def _build(conn: Connection, version: str) -> Snapshot:
     t = Contact.__table__
-    ids = np.asarray(_column(conn, t.c.id), dtype=np.int64)
+    names = ("id", "org_id", "exclude_from_segments", *NUMBER_COLUMNS, *DATE_COLUMNS, *TEXT_COLUMNS)
+    cols = dict(zip(names, _columns(conn, select(*[_raw(t.c[c]) for c in names]).order_by(t.c.id)), strict=True))
+    ids = np.asarray(cols["id"], dtype=np.int64)
     n = len(ids)
-    text = {name: StrColumn.encode(_column(conn, t.c[name])) for name in TEXT_COLUMNS}
-    dates = {name: _days(_column(conn, t.c[name])) for name in DATE_COLUMNS}
-    numbers = {
-        name: np.asarray([np.nan if v is None else float(v) for v in _column(conn, t.c[name])], dtype=np.float64)
-        for name in NUMBER_COLUMNS
-    }
-    excluded = np.asarray(_column(conn, t.c.exclude_from_segments), dtype=bool)
-    org_ids = _column(conn, t.c.org_id)
+    text = {name: StrColumn.encode(cols[name]) for name in TEXT_COLUMNS}
+    dates = {name: _days(cols[name]) for name in DATE_COLUMNS}
+    numbers = {name: _numbers(cols[name], _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
+    excluded = np.asarray(cols["exclude_from_segments"], dtype=bool)
+    org = pd.to_numeric(pd.Series(cols["org_id"], dtype=object)).to_numpy(dtype=np.float64)
+    has = ~np.isnan(org)
     org_pos = np.full(n, -1, dtype=np.int32)
-    has = np.asarray([o is not None for o in org_ids], dtype=bool)
-    if has.any():
-        org_pos[has] = np.searchsorted(ids, np.asarray([o for o in org_ids if o is not None], dtype=np.int64))
+    org_pos[has] = np.searchsorted(ids, org[has].astype(np.int64))
     type_values = text["type"].values
     is_person = text["type"].value_mask(
         np.asarray(pc.equal(type_values, "person").to_numpy(zero_copy_only=False), dtype=bool)
     )
+    del cols
 
-    def positions(contact_ids: Sequence[int]) -> np.ndarray:
+    def positions(contact_ids: Sequence[Any]) -> np.ndarray:
         return np.searchsorted(ids, np.asarray(contact_ids, dtype=np.int64)).astype(np.int32)
 
-    lists: dict[str, Pairs] = {}
     ct = ContactCode.__table__
+    kinds, codes, cids = _columns(conn, select(ct.c.kind, ct.c.code, ct.c.contact_id))
+    kind_arr = np.asarray(kinds, dtype=object)
+    code_arr = np.asarray(codes, dtype=object)
+    pos_all = positions(cids)
+    lists: dict[str, Pairs] = {}
     for kind in LIST_KINDS:
-        rows = conn.execute(select(ct.c.contact_id, ct.c.code).where(ct.c.kind == kind)).all()
-        cids, codes = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [])
-        lists[kind] = Pairs(positions(cids), {"code": StrColumn.encode(codes)})
+        sel = kind_arr == kind
+        lists[kind] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_arr[sel])})
 
     pt = ProfileAnswer.__table__
-    rows = conn.execute(select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer)).all()
-    cids, qs, ans = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [], [])
+    cids, qs, ans = _columns(conn, select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer))
     profile = Pairs(positions(cids), {"questionnaire": StrColumn.encode(qs), "answer": StrColumn.encode(ans)})
 
     it = Interaction.__table__
     # Cancelled interactions never count in filters, so they are not loaded at all.
-    rows = conn.execute(
-        select(it.c.contact_id, it.c.date, *[it.c[c] for c in INTERACTION_TEXT]).where(it.c.cancelled.is_(False))
-    ).all()
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(2 + len(INTERACTION_TEXT))]
-    inter_cols: dict[str, Any] = {"date": _days(cols[1])}
+    icols = _columns(
+        conn,
+        select(it.c.contact_id, _raw(it.c.date), *[it.c[c] for c in INTERACTION_TEXT]).where(
+            it.c.cancelled.is_(False)
+        ),
+    )
+    inter_cols: dict[str, Any] = {"date": _days(icols[1])}
     for i, name in enumerate(INTERACTION_TEXT):
-        inter_cols[name] = StrColumn.encode(cols[2 + i])
-    interactions = Pairs(positions(cols[0]), inter_cols)
+        inter_cols[name] = StrColumn.encode(icols[2 + i])
+    interactions = Pairs(positions(icols[0]), inter_cols)
 
     return Snapshot(
         version=version, n=n, ids=ids, text=text, dates=dates, numbers=numbers, excluded=excluded,
@@ -219,43 +256,121 @@ def _build(conn: Connection, version: str) -> Snapshot:
     )
 
 
+# ----------------------------------------------------------------------------------------------- persistence
+
+
+def snapshot_path(db: Database) -> Path | None:
+    """Where the snapshot of an SQLite file database is kept between processes (None for other databases)."""
+    url = make_url(db.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(f"{url.database}.snapshot")
+
+
+def _save(snap: Snapshot, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(_MAGIC)
+        pickle.dump((FORMAT_VERSION, snap.version, snap), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def _load(path: Path, version: str) -> Snapshot | None:
+    """The kept snapshot if it is for this data version; our own file next to our own database."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(_MAGIC)) != _MAGIC:
+                return None
+            fmt, kept_version, snap = pickle.load(fh)  # noqa: S301 - written by _save beside the database
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError):
+        return None
+    if fmt != FORMAT_VERSION or kept_version != version or not isinstance(snap, Snapshot):
+        return None
+    return snap
+
+
+_MAGIC = b"SEGCORE-SNAPSHOT\n"
+
+
 # ----------------------------------------------------------------------------------------------- cache
 
 _cache: dict[str, Snapshot] = {}
 _lock = threading.Lock()
+_building: dict[str, threading.Thread] = {}
 
 
 def _cache_key(db: Database) -> str:
     return hashlib.sha1(db.url.encode()).hexdigest()
 
 
-def load_snapshot(db: Database, *, max_contacts: int | None = None) -> Snapshot | None:
-    """The snapshot for the database's current data, built if needed; None when it has more contacts than
-    `max_contacts` (previews then run in SQL)."""
+def cached_snapshot(db: Database, version: str) -> Snapshot | None:
+    snap = _cache.get(_cache_key(db))
+    return snap if snap is not None and snap.version == version else None
+
+
+def load_snapshot(db: Database, *, max_contacts: int | None = None, wait: bool = True) -> Snapshot | None:
+    """The snapshot for the database's current data: from memory, from its file, or built.
+
+    None when the database has more contacts than `max_contacts` (previews then run in SQL), or, with
+    wait=False, while it is still being built in the background."""
     with db.read() as conn:
         version = data_version(conn)
-        key = _cache_key(db)
-        snap = _cache.get(key)
-        if snap is not None and snap.version == version:
+        snap = cached_snapshot(db, version)
+        if snap is not None:
             return snap
         if max_contacts is not None:
             count = conn.execute(select(func.count()).select_from(Contact.__table__)).scalar_one()
             if count > max_contacts:
                 return None
+    if not wait:
+        start_background_build(db)
+        return None
+    return _load_or_build(db)
+
+
+def _load_or_build(db: Database) -> Snapshot:
+    key = _cache_key(db)
     with _lock:
-        snap = _cache.get(key)
-        if snap is not None and snap.version == version:
-            return snap
         with db.read() as conn:
-            # Read the version again inside the transaction that reads the rows, so the two match.
+            # The version is read inside the transaction that reads the rows, so the two match.
             version = data_version(conn)
-            snap = _build(conn, version)
+            snap = cached_snapshot(db, version)
+            if snap is not None:
+                return snap
+            path = snapshot_path(db)
+            snap = _load(path, version) if path is not None else None
+            if snap is None:
+                snap = _build(conn, version)
+                if path is not None:
+                    try:
+                        _save(snap, path)
+                    except OSError:
+                        pass  # a read-only data folder only costs the next process a rebuild
         _cache[key] = snap
         return snap
 
 
+def start_background_build(db: Database) -> None:
+    """Build (or load) the snapshot in a daemon thread, once at a time per database."""
+    key = _cache_key(db)
+    with _lock:
+        thread = _building.get(key)
+        if thread is not None and thread.is_alive():
+            return
+        thread = threading.Thread(target=_quiet_build, args=(db,), name=f"snapshot-{key[:8]}", daemon=True)
+        _building[key] = thread
+        thread.start()
+
+
+def _quiet_build(db: Database) -> None:
+    try:
+        _load_or_build(db)
+    except Exception:  # noqa: BLE001 - previews fall back to SQL; the next call retries
+        pass
+
+
 def drop_cached(db: Database | None = None) -> None:
-    """Forget cached snapshots (all, or one database's)."""
+    """Forget cached snapshots (all, or one database's); files on disk are checked by version anyway."""
     with _lock:
         if db is None:
             _cache.clear()
