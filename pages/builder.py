@@ -29,11 +29,11 @@ from segcore._engine import (
     split_emails,
     undo,
 )
-from segcore._preview import preview_step, segment_distributions
+from segcore._preview import segment_distributions
 from segcore._stats import DIMENSIONS
 from ui import filter_builder as fb
 from ui import frame, state
-from ui.charts import AFTER_NAME, BEFORE_NAME, distribution_figure, legend_html
+from ui.charts import AFTER_NAME, BEFORE_NAME, distribution_figure, legend_html, preview_with_figures
 from ui.format import n, plural, signed, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height
 
@@ -177,19 +177,11 @@ def _current_distributions(url: str, no: str, version: int, token: str) -> dict[
     return segment_distributions(state._open(url), no)
 
 
-def build_preview(no: str, step: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The preview of a pending step and its chart figures (timed by the benchmark in the report)."""
-    p = preview_step(db, no, ActionRequest.from_step(step))
-    mode = st.session_state.get("pv.mode", "count")
-    figures = {d: distribution_figure(d, {BEFORE_NAME: p.before[d], AFTER_NAME: p.after[d]}, mode=mode)
-               for d in DIMENSIONS}
-    return p, figures
-
-
 def _metrics(before: int, after: int, added: int, removed: int, matched: int | None) -> None:
     cols = st.columns(4)
     cols[0].metric("Members now", n(before), border=True)
-    cols[1].metric("After this step", n(after), delta=signed(after - before) if after != before else None,
+    # The delta needs an ASCII "-" for Streamlit to draw a falling arrow; the values use a typographic minus.
+    cols[1].metric("After this step", n(after), delta=f"{after - before:+,}" if after != before else None,
                    border=True)
     cols[2].metric("Added", signed(added) if added else "0", border=True,
                    help=f"{n(matched)} contacts match the filter" if matched is not None else None)
@@ -237,7 +229,7 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, version: int)
         _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode) for d in DIMENSIONS}, (BEFORE_NAME,))
         return
     try:
-        p, figures = build_preview(no, step)
+        p, figures = preview_with_figures(db, no, ActionRequest.from_step(step), mode=mode)
     except SegcoreError as e:
         st.error(str(e))
         return
@@ -274,11 +266,14 @@ def _log_tab(info: SegmentInfo) -> None:
     undone = [e.undone for e in entries]
     styled = frame_.style.apply(
         lambda row: ["color: #9AA3AF; font-style: italic" if undone[row.name] else "" for _ in row], axis=1
-    ).format({"Matched": "{:,}", "Added": "{:,}", "Removed": "{:,}", "Size after": "{:,}"})
+    )
+    count = {"format": "%,d", "width": 75}
     st.dataframe(styled, hide_index=True, height=table_height(len(frame_)), column_config={
-        "Step": st.column_config.NumberColumn(width=50), "Action": st.column_config.TextColumn(width=110),
-        "Description": st.column_config.TextColumn(width="large"),
-        "Time (UTC)": st.column_config.TextColumn(width=130), "State": st.column_config.TextColumn(width=80),
+        "Step": st.column_config.NumberColumn(width=45), "Action": st.column_config.TextColumn(width=100),
+        "Matched": st.column_config.NumberColumn(**count), "Added": st.column_config.NumberColumn(**count),
+        "Removed": st.column_config.NumberColumn(**count), "Size after": st.column_config.NumberColumn(**count),
+        "User": st.column_config.TextColumn(width=80), "Time (UTC)": st.column_config.TextColumn(width=125),
+        "State": st.column_config.TextColumn(width=70),
     })
     if any(undone):
         st.caption("Greyed steps were undone; Redo brings them back until a new step is taken.")

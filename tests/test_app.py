@@ -288,6 +288,10 @@ def test_text_form_parse_error_shows_the_position(app_db: Database) -> None:
     assert "age=25..x" in error and "^" in error
     caret_line = error.split("```")[1].strip("\n").split("\n")[1]
     assert caret_line.index("^") + 1 == int(error.split("Position ")[1].split(":")[0])
+    # On a later line, the line is named too.
+    at.text_area(key="fb.text").input("country=FR\nage=25..x")
+    run(at)
+    assert any(e.startswith("Line 2, position 8:") for e in texts(at.error))
     # A valid text gives a description and an enabled button.
     at.text_area(key="fb.text").input("country=FR|BE\nage=25..44")
     run(at)

@@ -453,11 +453,12 @@ def _render_group(m: dict[str, Any], g: dict[str, Any], index: int) -> None:
             state.seed_widget(kind_key, g["kind"])
             g["kind"] = st.segmented_control(
                 "Match", ["all", "any"], key=kind_key, required=True, label_visibility="collapsed",
-                format_func={"all": "All of these", "any": "Any of these"}.get,
+                format_func={"all": "All", "any": "Any"}.get, help="Contacts must meet all of these conditions, or any one",
             ) or "all"
             neg_key = f"fb.{gid}.neg"
             state.seed_widget(neg_key, bool(g.get("negate")))
-            g["negate"] = st.toggle("Exclude", key=neg_key, help="NOT: contacts that do *not* match this group")
+            # No help icon here: it would push the toggle onto a second line in the narrow column.
+            g["negate"] = st.toggle("Exclude", key=neg_key)
             if len(m["groups"]) > 1:
                 st.button(":material/delete:", key=f"fb.{gid}.rmg", help="Remove this group", type="tertiary",
                           on_click=_remove_group, args=(gid,))
@@ -509,16 +510,18 @@ def _render_text() -> tuple[Any, str | None]:
     try:
         return parse_text(text), None
     except FilterSyntaxError as e:
-        return None, syntax_error_markdown(e)
+        return None, syntax_error_markdown(e, text)
     except SegcoreError as e:
         return None, str(e)
 
 
-def syntax_error_markdown(e: FilterSyntaxError) -> str:
+def syntax_error_markdown(e: FilterSyntaxError, text: str = "") -> str:
     """The faulty text with a caret under the position: easier to see than a column number."""
     line = e.text.replace("\n", " ")
     caret = " " * max(0, e.position - 1) + "^"
-    return f"Position {e.position}: {e.reason}\n\n```\n{line}\n{caret}\n```"
+    lines = [x.strip() for x in text.splitlines()]
+    where = f"Line {lines.index(e.text.strip()) + 1}, position" if e.text.strip() in lines and len(lines) > 1 else "Position"
+    return f"{where} {e.position}: {e.reason}\n\n```\n{line}\n{caret}\n```"
 
 
 def filter_builder() -> BuiltFilter:

@@ -1,0 +1,198 @@
+"""The real app in headless Chromium: every page opens without an exception, and an Add step made through the UI
+changes the member count. Screenshots of every page go to artifacts/screenshots/.
+
+Needs Playwright and /usr/bin/chromium: skipped on a machine without them, failed under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segcore._db import Database
+from segcore._engine import create_segment, get_segment
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+DEMO_N = 20_000
+VIEWPORT = {"width": 1440, "height": 900}
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true", pytrace=False)
+    pytest.skip(f"{what} not available on this machine")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:  # noqa: S310 - our own server
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`streamlit run app.py` on a free port with a fresh SQLite database; always terminated."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing("playwright")
+    if not Path(CHROMIUM).exists():
+        _missing(CHROMIUM)
+    folder = tmp_path_factory.mktemp("browser")
+    url_db = f"sqlite:///{folder / 'segments.db'}"
+    # A segment made before the first start: the first request of the test is a shared link to it.
+    db = Database.open(url_db)
+    create_segment(db, "LINK", description="Opened from a shared link")
+    port = _free_port()
+    log = folder / "streamlit.log"
+    env = {**os.environ, "SEGCORE_DATABASE_URL": url_db, "SEGCORE_DEMO_CONTACTS": str(DEMO_N)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log)
+        yield {"url": base, "db": db, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        db.dispose()
+
+
+@pytest.fixture(scope="module")
+def page(server: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            pg = context.new_page()
+            pg.set_default_timeout(60_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def settle(pg: Any, extra: float = 0.8) -> None:
+    """Wait until the app has finished its run (the running indicator is gone) and the page has painted."""
+    time.sleep(0.3)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and pg.locator('[data-testid="stStatusWidget"]').count():
+        time.sleep(0.2)
+    time.sleep(extra)
+
+
+def no_exception(pg: Any, where: str) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0, f"exception shown on {where}"
+
+
+def shot(pg: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def metric(pg: Any, label: str, *, sidebar: bool = False) -> str:
+    scope = pg.locator('[data-testid="stSidebar"]') if sidebar else pg.locator('[data-testid="stMain"]')
+    box = scope.locator('[data-testid="stMetric"]').filter(has=pg.get_by_text(label, exact=True)).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def choose(pg: Any, selectbox_text: str, option: str) -> None:
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text=selectbox_text).first.click()
+    pg.get_by_role("option", name=option, exact=True).click()
+    settle(pg)
+
+
+def test_pages_and_an_add_step(page: Any, server: dict[str, Any]) -> None:
+    pg, base, db = page, server["url"], server["db"]
+    from playwright.sync_api import expect
+
+    # 1. A shared link is the very first request: the first start loads the demo contacts with a progress bar,
+    #    and the Builder opens inside the app's frame (its menu, not the pages folder's file names).
+    pg.goto(f"{base}/builder?segment=LINK")
+    expect(pg.get_by_role("heading", name="LINK")).to_be_visible(timeout=120_000)
+    settle(pg)
+    nav = pg.locator('[data-testid="stSidebarNav"]')
+    expect(nav.get_by_text("Segments", exact=True)).to_be_visible()
+    assert nav.get_by_text("app", exact=True).count() == 0
+    no_exception(pg, "builder")
+    assert metric(pg, "Members", sidebar=True) == "0"
+
+    # 2. Build "Country is FR" with the widgets, watch the preview, then Add.
+    choose(pg, "Add a condition", "Country")
+    pg.locator('[data-testid="stMultiSelect"]').first.click()
+    pg.get_by_role("option").filter(has_text=re.compile(r"^FR \(")).click()
+    pg.keyboard.press("Escape")
+    settle(pg, 1.5)
+    no_exception(pg, "builder with a pending step")
+    expected = metric(pg, "After this step")
+    assert expected not in ("0", "")
+    pg.get_by_role("button", name="Add to segment").click()
+    settle(pg, 1.5)
+    expect(pg.locator('[data-testid="stAlertContentSuccess"]').first).to_contain_text("Applied step 1")
+    size = get_segment(db, "LINK").size
+    assert f"{size:,}" == expected
+    assert metric(pg, "Members", sidebar=True) == expected
+    assert metric(pg, "Members now") == expected
+
+    # 3. A pending Refine on top, for the Builder screenshot: before/after charts, who would leave.
+    pg.get_by_role("radio", name="Refine", exact=True).click()
+    settle(pg)
+    choose(pg, "Add a condition", "Age")
+    settle(pg, 2.5)
+    no_exception(pg, "builder refine")
+    shot(pg, "builder")
+
+    # 4. Every other page, through the menu (the session, and so the open segment, stays).
+    for title, name in (("Segments", "segments"), ("Contacts", "contacts"), ("Data", "data")):
+        nav.get_by_text(title, exact=True).click()
+        expect(pg.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        settle(pg, 2.0)
+        no_exception(pg, title)
+        assert metric(pg, "Members", sidebar=True) == expected
+        shot(pg, name)
+    nav.get_by_text("Segments", exact=True).click()
+    settle(pg, 1.5)
+    expect(pg.get_by_text("1 segment ·", exact=False)).to_be_visible()
