@@ -17,6 +17,14 @@ from ._errors import (
     SegcoreError,
     UsageError,
 )
+from ._importer import (
+    ImportReport,
+    RowError,
+    import_contacts,
+    import_interactions,
+    validate_contacts,
+    validate_interactions,
+)
 
 __all__ = [
     "ConfigError",
@@ -25,10 +33,16 @@ __all__ = [
     "FilterError",
     "FilterSyntaxError",
     "ImportRejected",
+    "ImportReport",
     "NotFoundError",
     "RefusedError",
+    "RowError",
     "SegcoreError",
     "UsageError",
     "default_url",
+    "import_contacts",
+    "import_interactions",
     "resolve_url",
+    "validate_contacts",
+    "validate_interactions",
 ]

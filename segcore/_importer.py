@@ -493,6 +493,7 @@ def _read_csv(
         ) from None
 
     newline = b"\n" if b"\n" in body else b"\r"
+    _check_quotes(kind, encoding, rest, table)
     first = header_lines + 1
     nrows = table.num_rows
     # Each row takes one line plus the line breaks inside its quoted values.
@@ -539,6 +540,18 @@ def _read_csv(
         log=log,
         ragged=len(bad_rows),
     )
+
+
+def _check_quotes(kind: str, encoding: str, rest: bytes, table: pa.Table) -> None:
+    """Refuse a file whose last value opens a quote that never closes: it swallowed the lines after it."""
+    if rest.count(b'"') % 2 == 0 or table.num_rows == 0:
+        return
+    last = [str(col[-1].as_py() or "") for col in table.columns]
+    if any("\n" in v or "\r" in v for v in last):
+        raise ImportRejected(
+            f'the {kind} file cannot be read as CSV: a quote (") opens a value that never ends',
+            _whole_file_report(kind, encoding),
+        )
 
 
 def _lines_around_bad_rows(
@@ -815,7 +828,9 @@ def _check_contact_fields(parsed: _Parsed) -> _CheckedContacts:
         "exclude_from_segments",
         "is not one of true, false, yes, no, 1, 0",
     )
-    out["exclude_from_segments"] = excl.map(_BOOLEANS).fillna(False).astype(bool)
+    out["exclude_from_segments"] = pd.Series(
+        excl.isin([k for k, v in _BOOLEANS.items() if v]).to_numpy(), index=f.index
+    )
 
     code_parts: list[pd.DataFrame] = []
     code_limit = _text_length(_CODES, "code")
@@ -955,7 +970,13 @@ def check_contacts_against_db(
             target = fcomp[wants]
             in_file = target.map(file_type)
             in_db = target.map(stored_type) if len(stored) else pd.Series(np.nan, index=target.index)
-            effective = in_file.fillna(in_db)
+            effective = pd.Series(
+                np.where(
+                    in_file.notna().to_numpy(), in_file.to_numpy(dtype=object), in_db.to_numpy(dtype=object)
+                ),
+                index=target.index,
+                dtype=object,
+            )
             wrong = (effective != "company").to_numpy()
             if wrong.any():
                 eff = effective[wrong]
@@ -1250,8 +1271,8 @@ def _executemany(
                     flat[j::ncols] = values[start:end]
                 full = count // per
                 step = per * ncols
-                sql, order = compiled(per)
                 if full:
+                    sql, order = compiled(per)
                     if order == list(range(step)):
                         cur.executemany(sql, (flat[i * step : (i + 1) * step] for i in range(full)))
                     else:

@@ -1,0 +1,257 @@
+"""The command line (SPEC §4): `python -m segcore [--db URL] [--json] COMMAND ...`.
+
+One sub-parser per command, one small handler per command. A handler takes the open database and the parsed
+arguments and returns (plain text, JSON-able data); main() prints one or the other on standard output. Errors are
+SegcoreError: main() prints one line `error: ...` on standard error and returns the error's exit code (2 for a usage
+error, 1 for a refused action), never a traceback. Other command groups plug in with their own add_*_commands(sub).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from ._db import ENV_VAR, Database
+from ._demo import DEMO_MAX_CONTACTS, load_demo
+from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
+from ._importer import ImportReport, Progress, import_contacts, import_interactions
+from ._models import Contact
+
+__all__ = ["build_parser", "main"]
+
+Output = tuple[str, Any]  # (plain text, JSON-able data)
+Handler = Callable[[Database, argparse.Namespace], Output]
+
+# Rejected rows listed in plain text; --json carries the report's first 1,000.
+TEXT_ERROR_LINES = 20
+# Imports of fewer rows finish before a progress line would help.
+PROGRESS_MIN_ROWS = 50_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose mistakes are UsageError, so main() reports them in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= DEMO_MAX_CONTACTS:
+        raise argparse.ArgumentTypeError(f"the demo holds 1 to {DEMO_MAX_CONTACTS:,} contacts, not {value:,}")
+    return value
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a file")
+    return path
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in the form YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command registered."""
+    parser = _Parser(
+        prog="python -m segcore",
+        description="Segment Explorer: build marketing segments step by step, preview every step, undo anything.",
+        epilog=f"The database URL comes from --db, else ${ENV_VAR}, else the embedded SQLite file under data/. "
+        "Exit status: 0 done, 1 refused (nothing changed), 2 usage error.",
+    )
+    parser.add_argument(
+        "--db", metavar="URL", help=f"database URL (default: ${ENV_VAR} or the embedded SQLite file)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine output on standard output as JSON")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    add_init_command(sub)
+    add_import_commands(sub)
+    _add_other_commands(sub)
+    return parser
+
+
+def _add_other_commands(sub: Any) -> None:
+    # The segment and criteria commands live in their own module; the CLI works without it while it is being built.
+    try:
+        from ._cli_segment import add_segment_commands
+    except ImportError:
+        return
+    add_segment_commands(sub)
+
+
+# ---------------------------------------------------------------------------------------------------------- init
+
+
+def add_init_command(sub: Any) -> None:
+    """Register `init`."""
+    p = sub.add_parser(
+        "init",
+        help="create the schema; optionally load generated demo contacts",
+        description="Create the database schema (or bring an older one up to date). With --demo N, also load N "
+        "generated demo contacts (about 15%% companies) with about two years of interactions. Demo data goes only "
+        "into a database without contacts, unless --force: then demo contacts whose numbers (CT000001 ...) exist "
+        "already are updated, the others added, and their interactions added to the log.",
+    )
+    p.add_argument(
+        "--demo", type=_count, metavar="N", help=f"load N demo contacts (1 to {DEMO_MAX_CONTACTS:,})"
+    )
+    p.add_argument(
+        "--seed", type=int, default=7, help="random seed of the demo data (default 7): same seed, same data"
+    )
+    p.add_argument(
+        "--today", type=_date, metavar="YYYY-MM-DD", help="reference date of the demo data (default today)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="load demo data even though the database holds contacts"
+    )
+    p.set_defaults(handler=_init)
+
+
+def _init(db: Database, args: argparse.Namespace) -> Output:
+    url = make_url(db.url).render_as_string(hide_password=True)
+    data: dict[str, Any] = {"url": url, "schema_version": db.schema_version(), "demo": None}
+    lines = [f"database ready: {url} (schema version {data['schema_version']})"]
+    if args.demo:
+        with db.read() as conn:
+            stored = conn.execute(select(func.count()).select_from(Contact)).scalar_one()
+        if stored and not args.force:
+            raise RefusedError(
+                f"the database already holds {stored:,} contacts: add --force to load demo contacts anyway"
+            )
+        summary = load_demo(
+            db, args.demo, seed=args.seed, today=args.today, progress=_progress_printer("demo")
+        )
+        data["demo"] = summary.as_dict()
+        lines.append(
+            f"demo data loaded: {summary.contacts:,} contacts ({summary.companies:,} companies, "
+            f"{summary.inserted:,} new, {summary.updated:,} updated), {summary.interactions:,} interactions "
+            f"(seed {summary.seed}, reference date {summary.today.isoformat()})"
+        )
+    return "\n".join(lines), data
+
+
+# -------------------------------------------------------------------------------------------------------- import
+
+
+def add_import_commands(sub: Any) -> None:
+    """Register `import contacts FILE` and `import interactions FILE`."""
+    imp = sub.add_parser("import", help="import contacts or interactions from a CSV file")
+    isub = imp.add_subparsers(dest="import_command", metavar="WHAT", required=True, parser_class=_Parser)
+    for what, doc in (
+        ("contacts", "import or update contacts (a contact number already stored is updated)"),
+        ("interactions", "add interactions to the log (every contact number must exist)"),
+    ):
+        p = isub.add_parser(
+            what,
+            help=doc,
+            description=f"{doc[0].upper()}{doc[1:]}. The file is comma-separated with a header line, in UTF-8 "
+            "(with or without BOM) or Windows-1252. Without --strict the valid rows are imported and every "
+            "rejected row is reported; with --strict nothing is imported when any row is wrong. Exit status 1 "
+            "when nothing was imported because of errors.",
+        )
+        p.add_argument("file", type=_existing_file, metavar="FILE", help="the CSV file")
+        p.add_argument("--strict", action="store_true", help="import nothing when any row is wrong")
+        p.set_defaults(handler=_import, what=what)
+
+
+def _import(db: Database, args: argparse.Namespace) -> Output:
+    run = import_contacts if args.what == "contacts" else import_interactions
+    report = run(db, args.file, strict=args.strict, progress=_progress_printer(args.what))
+    return report_text(report), report.as_dict()
+
+
+def report_text(report: ImportReport, *, limit: int = TEXT_ERROR_LINES) -> str:
+    """The report for a person: one summary line, then one line per rejected row (capped)."""
+    lines = [report.summary()]
+    lines += [f"  {e.message}" for e in report.errors[:limit]]
+    more = report.errors_total - min(limit, len(report.errors))
+    if more > 0:
+        lines.append(
+            f"  ... and {more:,} more problems (the JSON report lists the first {len(report.errors):,})"
+        )
+    return "\n".join(lines)
+
+
+def _progress_printer(label: str, stream: TextIO | None = None) -> Progress:
+    """A progress callback printing one line per stage and tenth on standard error, for long jobs only."""
+    shown: dict[str, int] = {}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if total < PROGRESS_MIN_ROWS:
+            return
+        tenth = min(10, done * 10 // total) if total else 10
+        if shown.get(stage, -1) >= tenth:
+            return
+        shown[stage] = tenth
+        out = stream or sys.stderr
+        print(f"{label}: {stage} {tenth * 10}% ({done:,} of {total:,})", file=out, flush=True)
+
+    return progress
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+
+
+def _emit(args: argparse.Namespace | None, text: str, data: Any, stream: TextIO) -> None:
+    if args is not None and getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str), file=stream)
+    elif text:
+        print(text, file=stream)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 done, 1 refused, 2 usage error)."""
+    parser = build_parser()
+    args: argparse.Namespace | None = None
+    try:
+        try:
+            args = parser.parse_args(list(argv) if argv is not None else None)
+        except SystemExit as exc:  # --help and --version end here with status 0
+            return int(exc.code or 0)
+        handler: Handler | None = getattr(args, "handler", None)
+        if handler is None:
+            raise UsageError("no command given (see python -m segcore --help)")
+        db = Database.open(args.db)
+        try:
+            text, data = handler(db, args)
+        finally:
+            db.dispose()
+        _emit(args, text, data, sys.stdout)
+        return 0
+    except SegcoreError as exc:
+        # A refused import still shows its report: which rows, which columns, why.
+        if isinstance(exc, ImportRejected) and isinstance(exc.report, ImportReport) and exc.report.rows_total:
+            _emit(args, report_text(exc.report), exc.report.as_dict(), sys.stdout)
+        print(f"error: {_one_line(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("SEGCORE_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))[:300]}", file=sys.stderr)
+        return 1
