@@ -64,7 +64,7 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     with db.read() as conn:
         for table in ("contacts", "contact_codes", "profile_answers", "interactions"):
             rows = conn.execute(text(f"SELECT * FROM {table}")).all()  # noqa: S608 - our own table names
-            out[table] = sorted((tuple(str(v) for v in r) for r in rows))
+            out[table] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 
 
@@ -106,7 +106,7 @@ def test_a_good_value_is_stored_normalised(
 ) -> None:
     type_ = value if column == "type" else "person"
     header = "contact_no,type,name" + ("" if column == "type" else f",{column}")
-    row = f'C1,{type_},Ann{"" if column == "type" else f",{value}"}'
+    row = f"C1,{type_},Ann{'' if column == 'type' else f',{value}'}"
     report = import_contacts(sqlite_db, csv_bytes(header, row))
     assert (report.rows_valid, report.rows_rejected, report.errors) == (1, 0, ())
     stored = contact(sqlite_db, "C1")[stored_column]
@@ -172,7 +172,9 @@ def test_a_bad_value_is_one_row_error(sqlite_db: Database, column: str, value: s
 
 
 def test_message_reads_like_the_spec(sqlite_db: Database) -> None:
-    body = csv_bytes("contact_no,type,name,email", *[f"C{i},person,N{i}," for i in range(12)], "C14,person,Bob,bob@")
+    body = csv_bytes(
+        "contact_no,type,name,email", *[f"C{i},person,N{i}," for i in range(12)], "C14,person,Bob,bob@"
+    )
     report = validate_contacts(sqlite_db, body)
     assert [e.message for e in report.errors] == ["line 14, column email: 'bob@' is not an e-mail address"]
 
@@ -250,7 +252,9 @@ def test_ragged_rows_are_rejected_with_their_line(sqlite_db: Database) -> None:
 
 
 def test_duplicate_contact_numbers_reject_every_later_line(sqlite_db: Database) -> None:
-    body = csv_bytes("contact_no,type,name", "C1,person,First", "C2,person,Other", "C1,person,Second", "C1,person,Third")
+    body = csv_bytes(
+        "contact_no,type,name", "C1,person,First", "C2,person,Other", "C1,person,Second", "C1,person,Third"
+    )
     report = import_contacts(sqlite_db, body)
     assert [(e.line, e.reason) for e in report.errors] == [
         (4, "already appears on line 2"),
@@ -428,10 +432,14 @@ WHOLE_FILE = [
     pytest.param(b"a,b\n\x81\x8d\x8f\n", "not text in UTF-8 or Windows-1252", id="no-encoding-fits"),
     pytest.param(b"hello world\nthis is not csv\n", "not a header of a contacts file", id="prose"),
     pytest.param(b"contact_no;type;name\nC1;person;Ann\n", "';' or tabs", id="semicolons"),
-    pytest.param(b"contact_no,type,email\nC1,person,a@b.co\n", "lacks the required column name", id="no-name"),
+    pytest.param(
+        b"contact_no,type,email\nC1,person,a@b.co\n", "lacks the required column name", id="no-name"
+    ),
     pytest.param(b"contact_no,name\nC1,Ann\n", "lacks the required column type", id="no-type"),
     pytest.param(b"contact_no,type,name,Email,EMAIL\n", "names column 'EMAIL' twice", id="duplicate-column"),
-    pytest.param(b'contact_no,type,name\nC1,person,"never closed\n', "cannot be read as CSV", id="open-quote"),
+    pytest.param(
+        b'contact_no,type,name\nC1,person,"never closed\n', "cannot be read as CSV", id="open-quote"
+    ),
 ]
 
 
@@ -474,7 +482,9 @@ def test_strict_writes_nothing_and_reports_everything(db: Database) -> None:
     assert import_contacts(db, DATA / "contacts_good.csv", strict=True).inserted == 6
 
 
-def test_a_failed_import_changes_nothing_already_stored(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_import_changes_nothing_already_stored(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import_contacts(db, DATA / "contacts_good.csv")
     import_interactions(db, DATA / "interactions_good.csv")
     before = snapshot(db)
