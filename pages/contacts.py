@@ -85,7 +85,9 @@ def _detail(contact_no: str) -> None:
         left, right = st.columns([2, 3], gap="large")
         with left:
             fields = _fields_table(f, d.age)
-            st.dataframe(fields, hide_index=True, height=table_height(len(fields), max_rows=30))
+            st.dataframe(fields, hide_index=True, height=table_height(len(fields), max_rows=30),
+                         column_config={"Field": st.column_config.TextColumn(width=130),
+                                        "Value": st.column_config.TextColumn(width="large")})
             for kind_name, codes in d.lists.items():
                 if codes:
                     st.markdown(f"**{CONTACT_FIELDS[kind_name].label}:** " + ", ".join(codes))

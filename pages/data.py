@@ -20,6 +20,7 @@ from segcore._importer import (
 )
 from ui import frame, state
 from ui.format import n, plural
+from ui.tables import table_height
 
 KINDS: dict[str, dict[str, Any]] = {
     "contacts": {"validate": validate_contacts, "import": import_contacts, "columns": CONTACT_COLUMNS,
@@ -60,8 +61,9 @@ def _report_view(report: ImportReport, *, applied: bool) -> None:
     if report.errors:
         st.markdown(f"**Rejected rows** ({n(report.errors_total)} problems)")
         st.dataframe(report.to_frame()[["line", "column", "value", "reason"]], hide_index=True,
-                     height=min(38 + 35 * len(report.errors), 320),
-                     column_config={"line": st.column_config.NumberColumn(format="%d", help="Line in the file")})
+                     height=table_height(len(report.errors), max_rows=10),
+                     column_config={"line": st.column_config.NumberColumn("Line", format="%d", help="Line in the file"),
+                                    "column": "Column", "value": "Value", "reason": "Reason"})
         if report.errors_truncated:
             st.caption(f"The first {n(len(report.errors))} problems are listed.")
 

@@ -9,6 +9,7 @@ metrics, the log and the members table instead.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -316,6 +317,20 @@ def test_pending_filter_survives_a_page_switch(app_db: Database) -> None:
     assert any("Country is BE" in i for i in texts(at.info))
 
 
+def test_edit_widgets_as_text(app_db: Database) -> None:
+    create_segment(app_db, "S1")
+    at = open_builder("S1")
+    add_condition(at, "g1", "country")
+    at.multiselect(key="fb.c2.in.v").set_value(["FR", "BE"])
+    run(at)
+    before = metrics(at)
+    button(at, ":material/edit_note: Edit as text").click()
+    run(at)
+    assert at.segmented_control(key="fb.mode").value == "text"
+    assert at.text_area(key="fb.text").value == "country=FR|BE"
+    assert metrics(at) == before
+
+
 def test_conflict_is_reported_and_nothing_is_lost(app_db: Database) -> None:
     create_segment(app_db, "S1")
     at = open_builder("S1")
@@ -378,6 +393,57 @@ def test_nested_groups(app_db: Database) -> None:
     run(at)
     flt["any"][1] = {"not": flt["any"][1]}
     assert_preview_shown(at, engine_preview(app_db, "S1", "add", flt))
+
+
+def test_widgets_per_field_type(app_db: Database) -> None:
+    create_segment(app_db, "S1")
+    at = open_builder("S1")
+    at.segmented_control(key="fb.g1.kind").set_value("any")
+    add_condition(at, "g1", "last_purchase_date")
+    at.selectbox(key="fb.c2.op").set_value("last_90")
+    add_condition(at, "g1", "mailing_groups")
+    at.selectbox(key="fb.c3.op").set_value("has_all")
+    run(at)
+    groups = at.multiselect(key="fb.c3.has_all.v")
+    assert all(re.match(r"^[A-Z0-9-]+ \([\d,]+\)$", o) for o in groups.options)
+    groups.set_value(["NEWSLETTER", "PROMO"])
+    add_condition(at, "g1", "email")
+    at.selectbox(key="fb.c4.op").set_value("matches")
+    run(at)
+    at.text_input(key="fb.c4.matches.v").input("*@contoso.com")
+    add_condition(at, "g1", "exclude_from_segments")
+    at.selectbox(key="fb.c5.op").set_value("is_true")
+    add_condition(at, "g1", "@profile")
+    at.selectbox(key="fb.c6.q").set_value("INTEREST")
+    run(at)
+    answers = at.multiselect(key="fb.c6.INTEREST.a")
+    answer = answers.options[0].split(" (")[0]
+    answers.set_value([answer])
+    add_condition(at, "g1", "total_spent")
+    at.selectbox(key="fb.c7.op").set_value("ge")
+    run(at)
+    at.number_input(key="fb.c7.ge.v").set_value(500.0)
+    run(at)
+    flt = {"any": [
+        {"field": "last_purchase_date", "op": "ge", "value": "today-90d"},
+        {"field": "mailing_groups", "op": "has_all", "value": ["NEWSLETTER", "PROMO"]},
+        {"field": "email", "op": "matches", "value": "*@contoso.com"},
+        {"field": "exclude_from_segments", "op": "is_true"},
+        {"related": "profile", "where": {"all": [{"field": "questionnaire", "op": "eq", "value": "INTEREST"},
+                                                 {"field": "answer", "op": "in", "value": [answer]}]}},
+        {"field": "total_spent", "op": "ge", "value": 500},
+    ]}  # fmt: skip
+    expected = engine_preview(app_db, "S1", "add", flt)
+    assert 0 < expected.added < DEMO_N
+    assert_preview_shown(at, expected)
+    description = next(i for i in texts(at.info) if i.startswith("**Filter:**"))
+    assert "contoso.com" in description
+    # "Edit as text" copies the same filter into the text form when it has one.
+    if any(b.label.endswith("Edit as text") for b in at.button):
+        button(at, next(b.label for b in at.button if b.label.endswith("Edit as text"))).click()
+        run(at)
+        assert at.segmented_control(key="fb.mode").value == "text"
+        assert_preview_shown(at, expected)
 
 
 def test_by_hand_contacts_and_emails(app_db: Database) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from segcore._db import Database
-from segcore._engine import create_segment, get_segment
+from segcore._engine import create_segment, get_segment, member_contact_nos
 
 pytestmark = pytest.mark.browser
 
@@ -193,6 +193,46 @@ def test_pages_and_an_add_step(page: Any, server: dict[str, Any]) -> None:
         no_exception(pg, title)
         assert metric(pg, "Members", sidebar=True) == expected
         shot(pg, name)
+
+    # 5. One contact: its fields, its segment (the one just built), its interactions.
+    nav.get_by_text("Contacts", exact=True).click()
+    settle(pg, 1.5)
+    member = member_contact_nos(db, "LINK")[0]
+    pg.get_by_role("textbox", name="Contact no.").fill(member)
+    pg.keyboard.press("Enter")
+    settle(pg, 2.0)
+    heading = pg.get_by_role("heading", name=re.compile(rf"· {member}$"))
+    expect(heading).to_be_visible()
+    heading.scroll_into_view_if_needed()
+    expect(pg.locator('[data-testid="stMain"]').get_by_text("LINK", exact=True).first).to_be_visible()
+    no_exception(pg, "contact detail")
+    shot(pg, "contact")
+
+    # 6. An import with a bad row: the validation report, then "import the valid rows".
+    nav.get_by_text("Data", exact=True).click()
+    settle(pg, 1.5)
+    pg.locator('input[type="file"]').first.set_input_files(
+        files=[{"name": "contacts.csv", "mimeType": "text/csv", "buffer": BAD_CSV}]
+    )
+    settle(pg, 2.5)
+    expect(pg.get_by_text("Rejected rows")).to_be_visible()
+    # Table cells are drawn on a canvas; their accessible copies are in the page but not "visible".
+    expect(pg.get_by_text("is not one of company, person")).to_be_attached()
+    no_exception(pg, "import report")
+    shot(pg, "import")
+    pg.get_by_role("button", name="Go").click()
+    settle(pg, 2.0)
+    expect(pg.locator('[data-testid="stAlertContentSuccess"]').first).to_contain_text("2 inserted")
+    no_exception(pg, "import done")
+
     nav.get_by_text("Segments", exact=True).click()
     settle(pg, 1.5)
-    expect(pg.get_by_text("1 segment ·", exact=False)).to_be_visible()
+    expect(pg.get_by_text("1 segment · 20,002 contacts", exact=False)).to_be_visible()
+
+
+BAD_CSV = (
+    b"contact_no,type,name,country,email\n"
+    b"NEW1,person,Ada Lovelace,GB,ada@example.com\n"
+    b"NEW2,company,Analytical Engines,GB,\n"
+    b"NEW3,alien,Zorg,XX,not-an-email\n"
+)
