@@ -27,6 +27,7 @@ class PandasData:
     pf: pd.DataFrame
     today: dt.date
     industry_cols: list[str]
+    excluded: np.ndarray
 
     def days_ago(self, n: int) -> pd.Timestamp:
         return pd.Timestamp(self.today - dt.timedelta(days=n))
@@ -78,12 +79,14 @@ def load_pandas(contacts_csv: Path, interactions_csv: Path, today: dt.date, orde
             "answer": split[1].to_numpy(),
         }
     )
-    return PandasData(df=df, it=it, pf=pf, today=today, industry_cols=industry_cols)
+    excluded = df["exclude_from_segments"].str.lower().isin(["true", "1", "yes"]).to_numpy()
+    return PandasData(df=df, it=it, pf=pf, today=today, industry_cols=industry_cols, excluded=excluded)
 
 
 def pandas_preview(data: PandasData, mask: np.ndarray, members: np.ndarray, kind: str) -> dict[str, Any]:
     """What a pandas implementation of the preview computes: counts, and the after-set charts."""
     if kind == "add":
+        mask = mask & ~data.excluded  # Add leaves out contacts flagged exclude_from_segments
         entering = mask & ~members
         after = members | mask
         counts = {"added": int(entering.sum()), "removed": 0}

@@ -330,6 +330,23 @@ _input_values = sa.Table(
 )
 
 
+# Per-connection scratch table holding the contacts a step matched: the filter is evaluated once, and the count,
+# the inserts and the deletes then read a small indexed table instead of scanning the contacts again.
+_matched_ids = sa.Table(
+    "segcore_matched_ids",
+    _values_meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _materialize(conn: Connection, stmt: Select[Any]) -> tuple[sa.Table, int]:
+    _matched_ids.create(conn, checkfirst=True)
+    conn.execute(delete(_matched_ids))
+    n = conn.execute(insert(_matched_ids).from_select(["id"], stmt)).rowcount
+    return _matched_ids, int(n)
+
+
 def _load_values(conn: Connection, values: Iterable[str]) -> sa.Table:
     _input_values.create(conn, checkfirst=True)
     conn.execute(delete(_input_values))
@@ -379,13 +396,28 @@ def _org_grown(ids: Select[Any]) -> Select[Any]:
 
 
 def _matched_set(
-    conn: Connection, request: ActionRequest, *, today: dt.date | None, exclusion: bool = True
+    conn: Connection,
+    request: ActionRequest,
+    *,
+    today: dt.date | None,
+    exclusion: bool = True,
+    segment_id: int | None = None,
 ) -> tuple[Select[Any], tuple[str, ...]]:
     """The contacts C' the action works with, as a SELECT of contact ids, and the inputs nothing matched.
 
-    `exclusion=False` leaves flagged contacts in (to count how many the exclusion skipped)."""
+    For Refine and Reduce, C' is taken among the members of `segment_id` (only they can leave), unless entire
+    companies are asked for: then a non-member colleague's match counts too. `exclusion=False` leaves flagged
+    contacts in (to count how many the exclusion skipped)."""
     unmatched: tuple[str, ...] = ()
     opts = request.options
+    if request.kind in ("refine", "reduce") and segment_id is not None and not opts.entire_companies:
+        assert request.filter is not None
+        scoped = (
+            select(members.c.contact_id)
+            .join(contacts, contacts.c.id == members.c.contact_id)
+            .where(members.c.segment_id == segment_id, compile_filter(request.filter, today=today))
+        )
+        return scoped, unmatched
     if request.kind in _FILTER_KINDS:
         assert request.filter is not None
         base = select(contacts.c.id).where(compile_filter(request.filter, today=today))
@@ -634,8 +666,11 @@ def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date
     """The reference preview, computed by the database."""
     with db.read() as conn:
         row = _segment_row(conn, no)
-        matched, unmatched = _matched_set(conn, request, today=today)
-        n_matched = _count(conn, matched)
+        matched, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
+        if request.kind in ("refine", "reduce"):
+            n_matched = _count(conn, _member_ids_of(row.id).where(members.c.contact_id.in_(matched)))
+        else:
+            n_matched = _count(conn, matched)
         n_change = _count(conn, _change_sets(row.id, request, matched))
         skipped = 0
         if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
@@ -690,8 +725,12 @@ def _apply(
     conn.execute(delete(deltas).where(deltas.c.action_id.in_(tail)))
     conn.execute(delete(actions).where(actions.c.segment_id == row.id, actions.c.seq >= seq))
 
-    matched, unmatched = _matched_set(conn, request, today=today)
-    n_matched = _count(conn, matched)
+    matched_stmt, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
+    tmp, n_matched = _materialize(conn, matched_stmt)
+    if request.kind in ("refine", "reduce") and request.options.entire_companies:
+        # The log's "matched" for Refine/Reduce counts members, whichever way C was found.
+        n_matched = _count(conn, _member_ids_of(row.id).where(members.c.contact_id.in_(select(tmp.c.id))))
+    matched = select(tmp.c.id)
     action_id = conn.execute(
         insert(actions)
         .values(
@@ -711,9 +750,10 @@ def _apply(
 
     added = removed = 0
     if request.adds:
+        in_segment = exists().where(members.c.segment_id == row.id, members.c.contact_id == tmp.c.id)
         ins = insert(members).from_select(
             ["segment_id", "contact_id", "added_seq"],
-            select(literal(row.id), contacts.c.id, literal(seq)).where(_addition_cond(row.id, matched)),
+            select(literal(row.id), tmp.c.id, literal(seq)).where(~in_segment),
         )
         added = conn.execute(ins).rowcount
     else:

@@ -216,7 +216,8 @@ def _preview_memory(
         kind=request.kind,
         size_before=int(members.sum()),
         size_after=int(members.sum()) + added - removed,
-        matched=int(matched.sum()),
+        # Refine/Reduce count the members the filter matched; Add counts every contact it would bring.
+        matched=int(matched.sum()) if request.adds else int((matched & members).sum()),
         added=added,
         removed=removed,
         unmatched=unmatched,
@@ -258,7 +259,7 @@ def _preview_sql(
     counts = preview_sql(db, no, request, today=today)
     with db.read() as conn:
         row = _segment_row(conn, no)
-        matched, _ = _matched_set(conn, request, today=today)
+        matched, _ = _matched_set(conn, request, today=today, segment_id=row.id)
         members = _member_ids_of(row.id)
         if request.adds:
             change = select(contacts.c.id).where(_addition_cond(row.id, matched))

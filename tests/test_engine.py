@@ -19,6 +19,7 @@ from segcore._engine import (
     list_segments,
     member_contact_nos,
     preview,
+    preview_sql,
     provenance,
     redo,
     reuse_criteria,
@@ -88,6 +89,7 @@ def test_add(world: Database, flt: Any, opts: ActionOptions, expected: set[str])
     result = apply_action(world, "SEG1", request, user="ann")
     assert members(world) == expected
     assert (pv.added, pv.size_after) == (result.added, result.size_after) == (len(expected), len(expected))
+    assert pv.matched == result.matched == preview_sql(world, "SEG1", request).matched
     assert get_segment(world, "SEG1").size == len(expected)
 
 
@@ -109,6 +111,8 @@ def test_refine_reduce(world: Database, kind: str, flt: Any, entire: bool, expec
     result = apply_action(world, "SEG1", request)
     assert members(world) == expected
     assert pv.removed == result.removed == len(ALL) - len(expected)
+    # Refine/Reduce count the members the filter matched, in the preview and in the log alike.
+    assert pv.matched == result.matched
     assert pv.size_after == result.size_after == len(expected)
 
 
