@@ -134,6 +134,8 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 _MAX_MONEY = 999_999_999_999.99
 _MAX_INT = 2_147_483_647
 _BOM = b"\xef\xbb\xbf"
+# Byte pairs that mean some value starts or ends with a blank (space or tab) and so needs trimming.
+_BLANK_EDGES = (b" ,", b", ", b'" ', b' "', b" \n", b" \r", b"\n ", b"\t", b"\xc2\xa0", b"\x0b", b"\x0c")
 _HEAD_BYTES = 1 << 20
 _STAGE_CHUNK = 50_000
 # From this many rows on, a load into SQLite rebuilds the secondary indexes instead of growing them.
@@ -511,12 +513,17 @@ def _read_csv(
 
     frame = table.to_pandas()
     frame.columns = names
-    for name in names:
-        frame[name] = frame[name].str.strip()
-    # Blank lines (and lines of commas only) are not rows.
-    blank = np.ones(nrows, dtype=bool)
-    for name in names:
-        blank &= (frame[name] == "").to_numpy()
+    # Values are trimmed; a file where no blank touches a separator, a quote or a line end has nothing to trim.
+    if rest[:1].isspace() or rest[-1:] in (b" ", b"\t") or any(pattern in rest for pattern in _BLANK_EDGES):
+        for name in names:
+            frame[name] = frame[name].str.strip()
+    # Blank lines (and lines of commas only) are not rows: only rows whose first value is empty can be blank.
+    blank = (frame[names[0]] == "").to_numpy().copy()
+    for name in names[1:]:
+        if not blank.any():
+            break
+        candidates = np.flatnonzero(blank)
+        blank[candidates] = (frame[name].iloc[candidates] == "").to_numpy()
     if blank.any():
         frame = frame.loc[~blank].reset_index(drop=True)
         lines = lines[~blank]
@@ -1247,6 +1254,12 @@ def _executemany(
     done = 0
     raw: Any = conn.connection.dbapi_connection
     if conn.dialect.name == "sqlite" and raw is not None:
+        # Put the columns in the order SQLAlchemy renders them, so each statement's parameters are plain slices.
+        probe = build([{n: bindparam(f"{n}__0") for n in names}]).compile(dialect=conn.dialect)
+        rendered = [p.rsplit("__", 1)[0] for p in (probe.positiontup or [])]
+        if sorted(rendered) == sorted(names):
+            columns = [columns[list(names).index(n)] for n in rendered]
+            names = rendered
         per = _sqlite_rows_per_statement(len(names))
         statements: dict[int, tuple[str, list[int]]] = {}
 
@@ -1440,6 +1453,31 @@ def _bulk_indexes(conn: Connection, tables: Sequence[Table], rows: int, stored: 
         ix.create(conn)
 
 
+def _keyed_rows(
+    frame: pd.DataFrame, cols: Sequence[str], numbers: np.ndarray, ids: np.ndarray
+) -> tuple[list[str], list[str], list[int]]:
+    """Code rows (two key columns + contact_id) without duplicates, in primary-key order, as driver values.
+
+    Integer keys instead of string columns: the factorised codes sort like the strings, so one integer sort both
+    drops duplicates and orders the rows, and rows in key order fill the primary-key index by appending.
+    """
+    pos = pd.Index(numbers).get_indexer(frame["contact_no"].to_numpy())
+    if (pos < 0).any():
+        raise ImportRejected("list codes or profile answers name a contact that is not in the batch")
+    a_codes, a_labels = pd.factorize(frame[cols[0]].astype("str"), sort=True)
+    b_codes, b_labels = pd.factorize(frame[cols[1]].astype("str"), sort=True)
+    contact_id = ids[pos]
+    span = int(contact_id.max()) + 1
+    key = (a_codes.astype(np.int64) * len(b_labels) + b_codes) * span + contact_id
+    key = np.sort(key)
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    contact_id = key % span
+    pair = key // span
+    first = np.asarray(a_labels, dtype=object)[pair // len(b_labels)]
+    second = np.asarray(b_labels, dtype=object)[pair % len(b_labels)]
+    return first.tolist(), second.tolist(), contact_id.tolist()
+
+
 def write_contacts(
     conn: Connection, batch: ContactBatch, *, progress: Progress | None = None
 ) -> tuple[int, int]:
@@ -1513,21 +1551,12 @@ def write_contacts(
         ):
             if len(frame) == 0:
                 continue
-            rows = frame.drop_duplicates(["contact_no", *cols])
-            keyed = pd.DataFrame(
-                {
-                    cols[0]: rows[cols[0]].to_numpy(),
-                    cols[1]: rows[cols[1]].to_numpy(),
-                    "contact_id": id_of.reindex(rows["contact_no"].to_numpy()).to_numpy(),
-                }
-            )
-            # Rows in key order fill the primary-key index by appending.
-            keyed = keyed.sort_values([*cols, "contact_id"])
+            first, second, contact_id = _keyed_rows(frame, cols, numbers, ids)
             _insert_rows(
                 conn,
                 table,
                 [*cols, "contact_id"],
-                [_db_values(keyed, n) for n in (*cols, "contact_id")],
+                [first, second, contact_id],
                 progress,
                 f"writing {table.name.replace('_', ' ')}",
             )
