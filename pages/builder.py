@@ -29,11 +29,17 @@ from segcore._engine import (
     split_emails,
     undo,
 )
-from segcore._preview import segment_distributions
 from segcore._stats import DIMENSIONS
 from ui import filter_builder as fb
 from ui import frame, state
-from ui.charts import AFTER_NAME, BEFORE_NAME, distribution_figure, legend_html, preview_with_figures
+from ui.charts import (
+    AFTER_NAME,
+    BEFORE_NAME,
+    current_distributions,
+    distribution_figure,
+    legend_html,
+    preview_with_figures,
+)
 from ui.format import n, plural, signed, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height
 
@@ -86,7 +92,10 @@ def _apply(no: str, version: int, step: dict[str, Any]) -> None:
 
 def _undo(no: str, version: int) -> None:
     with state.core_errors(to_flash=True):
-        _done("Undid", undo(db, no, expected_version=version))
+        r = undo(db, no, expected_version=version)
+        # Undo reports what the step had done: its additions leave again, its removals come back.
+        state.flash("success", f"Undid step {r.seq}: {n(r.added)} taken out, {n(r.removed)} put back → "
+                               f"{n(r.size_after)} members. Redo brings the step back.")
 
 
 def _redo(no: str, version: int) -> None:
@@ -171,12 +180,6 @@ def _action_bar(info: SegmentInfo, kind: str, step: dict[str, Any] | None) -> No
 # ------------------------------------------------------------------------------------------------- preview
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _current_distributions(url: str, no: str, version: int, token: str) -> dict[str, Any]:
-    del token  # cache key only
-    return segment_distributions(state._open(url), no)
-
-
 def _metrics(before: int, after: int, added: int, removed: int, matched: int | None) -> None:
     cols = st.columns(4)
     cols[0].metric("Members now", n(before), border=True)
@@ -207,7 +210,7 @@ def _samples(title: str, ids: tuple[int, ...], total: int) -> None:
 
 
 @st.fragment
-def preview_panel(no: str, step: dict[str, Any] | None, size: int, version: int) -> None:
+def preview_panel(no: str, step: dict[str, Any] | None, size: int) -> None:
     """The live preview: counts before → after, the charts now vs after, who would enter or leave."""
     state.seed_widget("pv.mode", state.session("sx.chart_mode", "count"))
     head = st.columns([3, 2], vertical_alignment="bottom")
@@ -225,7 +228,7 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, version: int)
             st.info("The segment is empty. Build a filter on the left and press **Add to segment**: the counts and "
                     "charts here show what the step would do before anything is written.", icon=":material/info:")
             return
-        dists = _current_distributions(state.db_url(), no, version, fb.data_token(state.db_url()))
+        dists = current_distributions(db, no)
         _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode) for d in DIMENSIONS}, (BEFORE_NAME,))
         return
     try:
@@ -327,8 +330,10 @@ def _members_tab(info: SegmentInfo) -> None:
     )
     with st.container(horizontal=True, vertical_alignment="center"):
         first = page.offset + 1
-        st.caption(f"{n(first)}–{n(page.offset + len(page.rows))} of {n(page.total)} members"
-                   + (f" matching “{query}”" if query else ""))
+        total = f"{n(page.total)}+" if page.capped else n(page.total)
+        st.caption(f"{n(first)}–{n(page.offset + len(page.rows))} of {total} members"
+                   + (f" matching “{query}”" if query else "")
+                   + (" · type more to narrow the search" if page.capped else ""))
         if page.pages > 1:
             st.pagination(page.pages, key="bd.mem.page", default=min(page_no, page.pages))
         selected = [frame_.iloc[i]["contact_no"] for i in event.selection.rows] if event else []
@@ -443,7 +448,7 @@ with left:
     step = _pending_request(kind, options, built)
     _action_bar(info, kind, step)
 with right:
-    preview_panel(info.no, step, info.size, info.version)
+    preview_panel(info.no, step, info.size)
 
 st.divider()
 TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse"]

@@ -53,8 +53,9 @@ def _browse() -> None:
         height=table_height(len(frame_)), column_config=contact_columns(BROWSE_COLUMNS), placeholder=PLACEHOLDER,
     )
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.caption(f"{n(page.offset + 1)}–{n(page.offset + len(page.rows))} of {n(page.total)} contacts · "
-                   "click a row to see the contact")
+        total = f"{n(page.total)}+" if page.capped else n(page.total)
+        hint = "type more to narrow the search" if page.capped else "click a row to see the contact"
+        st.caption(f"{n(page.offset + 1)}–{n(page.offset + len(page.rows))} of {total} contacts · {hint}")
         if page.pages > 1:
             st.pagination(page.pages, key="ct.page", default=min(page_no, page.pages))
 

@@ -37,6 +37,7 @@ __all__ = [
     "BROWSE_COLUMNS",
     "ContactDetail",
     "Page",
+    "SEARCH_COUNT_CAP",
     "contact_count",
     "contact_detail",
     "contacts_by_ids",
@@ -64,6 +65,9 @@ BROWSE_COLUMNS = (
     "acquisition_source", "churn_risk", "total_spent",
 )  # fmt: skip
 MAX_PAGE = 500
+# A search counts its matches up to this many: past it the page says "1,000+" and asks for a narrower search.
+# Counting every match of a common word over a million contacts costs seconds; this keeps a search well under one.
+SEARCH_COUNT_CAP = 1_000
 # Columns searched by the free-text box of the contacts and members tables.
 _SEARCHED = ("contact_no", "name", "email", "city")
 _VALUE_SPLIT = re.compile(r"[\s,;]+")
@@ -77,6 +81,7 @@ class Page:
     total: int
     offset: int
     limit: int
+    capped: bool = False  # True when a search found more than SEARCH_COUNT_CAP matches: `total` is the cap
 
     @property
     def pages(self) -> int:
@@ -130,6 +135,27 @@ def _segment_id(conn: Connection, no: str) -> tuple[int, int]:
     return int(row.id), int(row.size)
 
 
+def _search_page(
+    conn: Connection,
+    ids: sa.Select[Any],
+    full: sa.Select[Any],
+    rows_of: Any,
+    offset: int,
+    limit: int,
+) -> Page:
+    """One page of a search, counting matches only up to SEARCH_COUNT_CAP.
+
+    One pass collects the ids of up to cap+1 matches in display order. Few matches: they are the count and the page
+    is cut from them (a rare word costs one scan, not a count and a page). Many: the page comes straight from an
+    OFFSET/LIMIT query, which stops early because matches are frequent, and the total is reported as capped."""
+    found = list(conn.execute(ids.limit(SEARCH_COUNT_CAP + 1)).scalars())
+    if len(found) <= SEARCH_COUNT_CAP:
+        page_ids = found[offset : offset + limit]
+        rows = _rows(conn, rows_of(page_ids)) if page_ids else []
+        return Page(rows, len(found), offset, limit)
+    return Page(_rows(conn, full.offset(offset).limit(limit)), SEARCH_COUNT_CAP, offset, limit, capped=True)
+
+
 # ----------------------------------------------------------------------------------------------- small reads
 
 
@@ -175,10 +201,16 @@ def search_contacts(
     conds = [c for c in (_search_cond(query),) if c is not None]
     if contact_type:
         conds.append(contacts.c.type == contact_type)
+    cols = _cols(columns)
     with db.read() as conn:
-        total = int(conn.execute(select(func.count()).select_from(contacts).where(*conds)).scalar_one())
-        stmt = select(*_cols(columns)).where(*conds).order_by(contacts.c.contact_no).offset(offset).limit(limit)
-        return Page(_rows(conn, stmt), total, offset, limit)
+        if not query.strip():
+            total = int(conn.execute(select(func.count()).select_from(contacts).where(*conds)).scalar_one())
+            stmt = select(*cols).where(*conds).order_by(contacts.c.contact_no).offset(offset).limit(limit)
+            return Page(_rows(conn, stmt), total, offset, limit)
+        ids = select(contacts.c.id).where(*conds).order_by(contacts.c.contact_no)
+        full = select(*cols).where(*conds).order_by(contacts.c.contact_no)
+        return _search_page(conn, ids, full, lambda page_ids: select(*cols).where(contacts.c.id.in_(page_ids))
+                            .order_by(contacts.c.contact_no), offset, limit)
 
 
 def contacts_by_ids(db: Database, ids: Sequence[int], columns: Sequence[str] = BROWSE_COLUMNS) -> list[dict[str, Any]]:
@@ -278,20 +310,19 @@ def segment_members_page(
         seg_id, size = _segment_id(conn, no)
         base = select(*_cols(columns), members.c.added_seq).join(members, members.c.contact_id == contacts.c.id)
         base = base.where(members.c.segment_id == seg_id)
-        if search is not None:
-            base = base.where(search)
-            total = int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(members.join(contacts, members.c.contact_id == contacts.c.id))
-                    .where(members.c.segment_id == seg_id, search)
-                ).scalar_one()
-            )
-        else:
+        if search is None:
             # The engine keeps `size` in the same transaction as the members: no COUNT(*) over 300k rows.
-            total = size
-        stmt = base.order_by(members.c.contact_id).offset(offset).limit(limit)
-        return Page(_rows(conn, stmt), total, offset, limit)
+            stmt = base.order_by(members.c.contact_id).offset(offset).limit(limit)
+            return Page(_rows(conn, stmt), size, offset, limit)
+        ids = (
+            select(members.c.contact_id)
+            .join(contacts, members.c.contact_id == contacts.c.id)
+            .where(members.c.segment_id == seg_id, search)
+            .order_by(members.c.contact_id)
+        )
+        full = base.where(search).order_by(members.c.contact_id)
+        return _search_page(conn, ids, full, lambda page_ids: base.where(members.c.contact_id.in_(page_ids))
+                            .order_by(members.c.contact_id), offset, limit)
 
 
 # ----------------------------------------------------------------------------------------------- value counts

@@ -243,3 +243,20 @@ def test_number_bounds(world: tuple[Database, dict[str, int]]) -> None:
 def test_split_values() -> None:
     assert split_values(" CT1, CT2;ct3\nCT1  ") == ("CT1", "CT2", "ct3")
     assert split_values("") == ()
+
+
+@pytest.mark.parametrize("cap", [1, 2, 1000])
+def test_search_counts_up_to_a_cap(world: tuple[Database, dict[str, int]], monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    import segcore._browse as browse
+
+    db, ids = world
+    _segment(db, "S1", sorted(ids.values()))
+    monkeypatch.setattr(browse, "SEARCH_COUNT_CAP", cap)
+    for page_of in (lambda **kw: search_contacts(db, "contoso", **kw),
+                    lambda **kw: segment_members_page(db, "S1", "contoso", **kw)):
+        first = page_of(limit=1)
+        assert [r["contact_no"] for r in first.rows] == ["C1"]
+        assert (first.total, first.capped) == ((1, True) if cap == 1 else (2, False))
+        second = page_of(offset=1, limit=1)
+        assert [r["contact_no"] for r in second.rows] == ["P1"]
+        assert page_of(offset=5, limit=1).rows == []

@@ -121,6 +121,17 @@ def legend_html(names: tuple[str, ...] = (BEFORE_NAME, AFTER_NAME)) -> str:
     return '<div style="font-size:0.9rem;color:#4B5563">' + "&nbsp;&nbsp;&nbsp;&nbsp;".join(items) + "</div>"
 
 
+def current_distributions(db: Database, no: str, *, today: dt.date | None = None) -> dict[str, Distribution]:
+    """The segment's chart distributions now, through the preview's fast path.
+
+    A Refine by the empty filter (which every contact matches) changes nothing, and its "before" side is the
+    segment as it is, computed from the cached in-memory snapshot: a few ms at 300,000 members, where
+    segcore._preview.segment_distributions (always SQL) takes seconds."""
+    from segcore._filter_tree import EMPTY
+
+    return preview_step(db, no, ActionRequest("refine", filter=EMPTY), today=today, sample=0).before
+
+
 def preview_with_figures(
     db: Database, no: str, request: ActionRequest, *, mode: str = "count", today: dt.date | None = None
 ) -> tuple[StepPreview, dict[str, go.Figure]]:

@@ -170,7 +170,10 @@ def item_json(item: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _num(spec: FieldSpec, value: Any) -> int | float:
-    return int(value) if spec.integer else float(value)
+    # Whole amounts go as integers, so the description reads "total spent 100–900", not "100.0–900.0".
+    if spec.integer or float(value).is_integer():
+        return int(value)
+    return float(value)
 
 
 def _related_json(item: dict[str, Any]) -> dict[str, Any] | None:
