@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from segcore._browse import contact_count, segment_members_page
@@ -35,6 +35,7 @@ from segcore._engine import (
     member_contact_nos,
 )
 from segcore._filter_tree import from_json
+from segcore._models import Contact
 from segcore._preview import preview_step
 from ui.format import n, signed
 
@@ -147,6 +148,21 @@ def test_every_page_renders(app_db: Database, page: str, title: str) -> None:
     at.switch_page(page)
     run(at)
     assert title in texts(at.header)
+
+
+def test_each_database_url_gets_its_own_handle(demo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    seen = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.db"
+        shutil.copyfile(demo_template, path)
+        db = Database.open(f"sqlite:///{path}")
+        create_segment(db, f"ONLY-{name.upper()}")
+        db.dispose()
+        monkeypatch.setenv("SEGCORE_DATABASE_URL", f"sqlite:///{path}")
+        at = run(new_app())
+        seen.append(list(at.dataframe[0].value["No."]))
+    assert seen == [["ONLY-A"], ["ONLY-B"]]
 
 
 def test_builder_without_a_segment_says_what_to_do(app_db: Database) -> None:
@@ -466,14 +482,21 @@ def test_by_hand_contacts_and_emails(app_db: Database) -> None:
     at.button(key="bd.hand.add_contacts").click()
     run(at)
     assert any("not found" in e for e in texts(at.error))
-    email = segment_members_page(app_db, "S1").rows[0]["email"] or "nobody@example.com"
+    table = Contact.__table__
     with app_db.read() as conn:
-        known = conn.execute(text("SELECT email FROM contacts WHERE email IS NOT NULL AND contact_no = 'CT000010'")).scalar()
-    at.text_area(key="bd.hand.emails").input(f"{known.upper()}; ghost@nowhere.example, {email}")
+        contact_no, email = conn.execute(
+            select(table.c.contact_no, table.c.email)
+            .where(table.c.email.is_not(None), table.c.exclude_from_segments.is_(False))
+            .where(table.c.contact_no.not_in(["CT000001", "CT000003"]))
+            .order_by(table.c.id)
+            .limit(1)
+        ).one()
+    # Case does not matter; an unknown address is reported back.
+    at.text_area(key="bd.hand.emails").input(f"{email.upper()}; ghost@nowhere.example")
     run(at)
     at.button(key="bd.hand.add_emails").click()
     run(at)
-    assert "CT000010" in member_contact_nos(app_db, "S1")
+    assert contact_no in member_contact_nos(app_db, "S1")
     assert any("matched no contact" in e.label for e in at.expander)
     assert any("ghost@nowhere.example" in c for c in texts(at.code))
 
