@@ -610,6 +610,7 @@ def _long(contact_no: pa.Array, matrix: np.ndarray, labels: Sequence[str], kind:
     return pd.DataFrame(
         {
             "contact_no": _str(contact_no.take(pa.array(rows))),
+            "pos": rows.astype(np.int64),
             "kind": pd.Series(kind, index=range(len(rows)), dtype="str"),
             "code": _str(_take(labels, cols)),
         }
@@ -655,6 +656,7 @@ def _answers(contact_no: pa.Array, rows: np.ndarray, questionnaire: str, answers
     return pd.DataFrame(
         {
             "contact_no": _str(contact_no.take(pa.array(rows))),
+            "pos": np.asarray(rows, dtype=np.int64),
             "questionnaire": pd.Series(questionnaire, index=range(len(rows)), dtype="str"),
             "answer": _str(answers),
         }
@@ -831,9 +833,15 @@ def write_demo_csv(
     folder.mkdir(parents=True, exist_ok=True)
     contacts_path = folder / "contacts.csv"
     interactions_path = folder / "interactions.csv"
-    options = pacsv.WriteOptions(quoting_style="needed")
-    pacsv.write_csv(contacts_csv_table(data.batch), contacts_path, write_options=options)
+    _write_csv(contacts_csv_table(data.batch), contacts_path)
     inter = data.interactions
-    table = pa.table({col: _text(inter[col]) for col in INTERACTION_COLUMNS})
-    pacsv.write_csv(table, interactions_path, write_options=options)
+    _write_csv(pa.table({col: _text(inter[col]) for col in INTERACTION_COLUMNS}), interactions_path)
     return contacts_path, interactions_path
+
+
+def _write_csv(table: pa.Table, path: Path) -> None:
+    # Quotes only where a value needs them, as spreadsheets write CSV; pyarrow's own "needed" quotes every text.
+    try:
+        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+    except pa.ArrowInvalid:
+        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))

@@ -134,8 +134,6 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 _MAX_MONEY = 999_999_999_999.99
 _MAX_INT = 2_147_483_647
 _BOM = b"\xef\xbb\xbf"
-# Byte pairs that mean some value starts or ends with a blank (space or tab) and so needs trimming.
-_BLANK_EDGES = (b" ,", b", ", b'" ', b' "', b" \n", b" \r", b"\n ", b"\t", b"\xc2\xa0", b"\x0b", b"\x0c")
 _HEAD_BYTES = 1 << 20
 _STAGE_CHUNK = 50_000
 # From this many rows on, a load into SQLite rebuilds the secondary indexes instead of growing them.
@@ -235,7 +233,8 @@ class ContactBatch:
 
     contacts has CONTACT_FRAME_COLUMNS (text and dates as str with '' for empty, rating Int64, total_spent float,
     purchase_count int, exclude_from_segments bool, attributes a JSON object text or ''); codes has contact_no, kind,
-    code; profile has contact_no, questionnaire, answer. Contact numbers are unique.
+    code; profile has contact_no, questionnaire, answer; both may carry `pos`, the contact's row in `contacts`, which
+    saves looking the number up. Contact numbers are unique.
     """
 
     contacts: pd.DataFrame
@@ -483,7 +482,7 @@ def _read_csv(
                 newlines_in_values=True, ignore_empty_lines=False, invalid_row_handler=on_bad_row
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in tmp_names},
+                column_types={n: pa.large_string() for n in tmp_names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -500,7 +499,8 @@ def _read_csv(
     nrows = table.num_rows
     # Each row takes one line plus the line breaks inside its quoted values.
     spans = np.ones(nrows, dtype=np.int64)
-    if b'"' in rest:
+    physical = rest.count(newline) + (0 if rest.endswith(newline) else 1) if b'"' in rest else 0
+    if b'"' in rest and physical != nrows + len(bad_rows):
         nl = newline.decode()
         for col in table.columns:
             if pc.any(pc.match_substring(col, nl)).as_py():
@@ -513,10 +513,8 @@ def _read_csv(
 
     frame = table.to_pandas()
     frame.columns = names
-    # Values are trimmed; a file where no blank touches a separator, a quote or a line end has nothing to trim.
-    if rest[:1].isspace() or rest[-1:] in (b" ", b"\t") or any(pattern in rest for pattern in _BLANK_EDGES):
-        for name in names:
-            frame[name] = frame[name].str.strip()
+    for name in names:
+        frame[name] = frame[name].str.strip()
     # Blank lines (and lines of commas only) are not rows: only rows whose first value is empty can be blank.
     blank = (frame[names[0]] == "").to_numpy().copy()
     for name in names[1:]:
@@ -551,10 +549,10 @@ def _read_csv(
 
 def _check_quotes(kind: str, encoding: str, rest: bytes, table: pa.Table) -> None:
     """Refuse a file whose last value opens a quote that never closes: it swallowed the lines after it."""
-    if rest.count(b'"') % 2 == 0 or table.num_rows == 0:
+    if table.num_rows == 0:
         return
     last = [str(col[-1].as_py() or "") for col in table.columns]
-    if any("\n" in v or "\r" in v for v in last):
+    if any("\n" in v or "\r" in v for v in last) and rest.count(b'"') % 2:
         raise ImportRejected(
             f'the {kind} file cannot be read as CSV: a quote (") opens a value that never ends',
             _whole_file_report(kind, encoding),
@@ -1017,26 +1015,22 @@ def check_contacts_against_db(
 
 def _batch(checked: _CheckedContacts, valid: np.ndarray) -> ContactBatch:
     contacts = checked.frame.loc[valid].reset_index(drop=True)
-    rows = np.flatnonzero(valid)
-    cn = checked.frame["contact_no"].to_numpy()
-    codes = checked.codes[checked.codes["row"].isin(rows)]
-    profile = checked.profile[checked.profile["row"].isin(rows)]
+    # A row's position among the valid rows is its position in the batch.
+    pos_of_row = np.cumsum(valid) - 1
+    cn = checked.frame["contact_no"]
+
+    def keep(part: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+        rows = part["row"].to_numpy()
+        mask = valid[rows]
+        rows = rows[mask]
+        out = {"contact_no": cn.iloc[rows].reset_index(drop=True), "pos": pos_of_row[rows]}
+        out.update({c: part[c][mask].reset_index(drop=True) for c in cols})
+        return pd.DataFrame(out)
+
     return ContactBatch(
         contacts=contacts,
-        codes=pd.DataFrame(
-            {
-                "contact_no": cn[codes["row"].to_numpy()],
-                "kind": codes["kind"].to_numpy(),
-                "code": codes["code"].to_numpy(),
-            }
-        ),
-        profile=pd.DataFrame(
-            {
-                "contact_no": cn[profile["row"].to_numpy()],
-                "questionnaire": profile["questionnaire"].to_numpy(),
-                "answer": profile["answer"].to_numpy(),
-            }
-        ),
+        codes=keep(checked.codes, ("kind", "code")),
+        profile=keep(checked.profile, ("questionnaire", "answer")),
     )
 
 
@@ -1461,8 +1455,12 @@ def _keyed_rows(
     Integer keys instead of string columns: the factorised codes sort like the strings, so one integer sort both
     drops duplicates and orders the rows, and rows in key order fill the primary-key index by appending.
     """
-    pos = pd.Index(numbers).get_indexer(frame["contact_no"].to_numpy())
-    if (pos < 0).any():
+    # The contact's position in the batch: given by the importer and the demo, else looked up by number.
+    if "pos" in frame.columns:
+        pos = frame["pos"].to_numpy(dtype=np.int64)
+    else:
+        pos = pd.Index(numbers).get_indexer(frame["contact_no"].to_numpy())
+    if len(pos) and (pos.min() < 0 or pos.max() >= len(numbers)):
         raise ImportRejected("list codes or profile answers name a contact that is not in the batch")
     a_codes, a_labels = pd.factorize(frame[cols[0]].astype("str"), sort=True)
     b_codes, b_labels = pd.factorize(frame[cols[1]].astype("str"), sort=True)
