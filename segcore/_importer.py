@@ -511,10 +511,10 @@ def _read_csv(
     else:
         lines = _lines_around_bad_rows(rest, newline, first, spans, bad_rows, ncols, log)
 
+    # Values are trimmed in pyarrow (pandas' str.strip falls back to Python for some text).
+    table = pa.table([pc.utf8_trim_whitespace(col) for col in table.columns], names=tmp_names)
     frame = table.to_pandas()
     frame.columns = names
-    for name in names:
-        frame[name] = frame[name].str.strip()
     # Blank lines (and lines of commas only) are not rows: only rows whose first value is empty can be blank.
     blank = (frame[names[0]] == "").to_numpy().copy()
     for name in names[1:]:
@@ -673,10 +673,11 @@ class _Checker:
         self.fail(filled & ~shaped, name, "is not a date in the form YYYY-MM-DD")
         real = np.ones(len(s), dtype=bool)
         if shaped.any():
-            parts = s[shaped]
-            y = parts.str.slice(0, 4).astype(int).to_numpy()
-            m = parts.str.slice(5, 7).astype(int).to_numpy()
-            d = parts.str.slice(8, 10).astype(int).to_numpy()
+            parts = _arrow(s[shaped])
+            y, m, d = (
+                _numbers(pc.utf8_slice_codeunits(parts, a, b), pa.int64())
+                for a, b in ((0, 4), (5, 7), (8, 10))
+            )
             leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
             month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(m, 0, 12)]
             month_days = month_days + ((m == 2) & leap)
@@ -693,9 +694,9 @@ class _Checker:
         self.fail(filled & ~digits, name, f"is not a whole number ({reason})")
         out = pd.Series(pd.NA, index=s.index, dtype="Int64")
         if digits.any():
-            values = s[digits].astype("int64")
+            values = _numbers(_arrow(s[digits]), pa.int64())
             out[digits] = values
-            in_range = ((values >= lo) & (values <= hi)).to_numpy()
+            in_range = (values >= lo) & (values <= hi)
             wrong = np.zeros(len(s), dtype=bool)
             wrong[np.flatnonzero(digits)] = ~in_range
             self.fail(wrong, name, reason)
@@ -709,13 +710,13 @@ class _Checker:
         self.fail(filled & ~shaped, name, "is not a number (use a dot for decimals, e.g. 12.50)")
         out = pd.Series(np.nan, index=s.index, dtype="float64")
         if shaped.any():
-            values = s[shaped].astype("float64")
+            values = _numbers(_arrow(s[shaped]), pa.float64())
             out[shaped] = values.round(2)
             neg = np.zeros(len(s), dtype=bool)
-            neg[np.flatnonzero(shaped)] = (values < 0).to_numpy()
+            neg[np.flatnonzero(shaped)] = values < 0
             self.fail(neg, name, "must be 0 or more")
             big = np.zeros(len(s), dtype=bool)
-            big[np.flatnonzero(shaped)] = (values > _MAX_MONEY).to_numpy()
+            big[np.flatnonzero(shaped)] = values > _MAX_MONEY
             self.fail(big, name, "is too large")
         return out
 
@@ -731,6 +732,11 @@ class _Checker:
         items = pd.Series(pc.list_flatten(parts).to_pandas(), dtype="str").str.strip()
         keep = (items != "").to_numpy()
         return parents[keep], items[keep].reset_index(drop=True)
+
+
+def _numbers(arr: pa.Array, type_: pa.DataType) -> np.ndarray:
+    """Text already checked to be a number, converted by pyarrow (pandas' astype goes through Python objects)."""
+    return np.asarray(pc.cast(arr, type_).to_numpy(zero_copy_only=False))
 
 
 def _arrow(s: pd.Series) -> pa.Array:
@@ -848,8 +854,10 @@ def _check_contact_fields(parsed: _Parsed) -> _CheckedContacts:
             mask[rows[too_long]] = True
             reason = f"holds a code longer than {code_limit} characters"
             ck.fail(mask, kind, reason)
-        code_parts.append(pd.DataFrame({"row": rows, "kind": kind, "code": codes.to_numpy()}))
-    codes_frame = pd.concat(code_parts, ignore_index=True).drop_duplicates(["row", "kind", "code"])
+        kinds = pd.Series(kind, index=codes.index, dtype="str")
+        code_parts.append(pd.DataFrame({"row": rows, "kind": kinds, "code": codes}))
+    # Repeated codes of one contact stay here: the write path drops them with one integer sort.
+    codes_frame = pd.concat(code_parts, ignore_index=True)
 
     rows, items = ck.codes("profile", None)
     q = _regex_group(items, r"^(?P<g>[^=]*)=").str.strip().str.upper()
@@ -871,19 +879,27 @@ def _check_contact_fields(parsed: _Parsed) -> _CheckedContacts:
         ck.fail(
             mask, "profile", f"holds a questionnaire over {q_limit} or an answer over {a_limit} characters"
         )
+    keep = ~malformed
     profile_frame = pd.DataFrame(
         {
-            "row": rows[~malformed],
-            "questionnaire": q[~malformed].to_numpy(),
-            "answer": a[~malformed].to_numpy(),
+            "row": rows[keep],
+            "questionnaire": q[keep].reset_index(drop=True),
+            "answer": a[keep].reset_index(drop=True),
         }
-    ).drop_duplicates(["row", "questionnaire", "answer"])
+    )
 
     out["attributes"] = _attributes(parsed)
 
     # A contact number seen before in the file: the first line wins, every later one is rejected.
     cn = f["contact_no"]
-    dup = (cn.duplicated(keep="first") & (cn != "")).to_numpy()
+    # Numbers in ascending order (a sorted export) are unique; else hash them once in pyarrow. pandas' duplicated()
+    # only runs when there is a duplicate to place.
+    numbers = _arrow(cn)
+    ascending = len(cn) < 2 or bool(pc.all(pc.greater(numbers[1:], numbers[:-1])).as_py())
+    if not ascending and pc.count_distinct(numbers).as_py() < len(cn):
+        dup = (cn.duplicated(keep="first") & (cn != "")).to_numpy()
+    else:
+        dup = np.zeros(len(cn), dtype=bool)
     if dup.any():
         first_line = pd.Series(parsed.lines, index=f.index).groupby(cn.to_numpy()).transform("first")
         reasons = "already appears on line " + first_line.astype(str)
