@@ -29,6 +29,11 @@ KINDS: dict[str, dict[str, Any]] = {
                      "required": "contact_no, date, template"},
 }  # fmt: skip
 K_REPORT = "sx.import.report"
+K_FILES = "sx.export.files"
+FILE_FORMATS = (
+    ("csv", "CSV", "text/csv"),
+    ("xlsx", "Excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+)
 
 frame.page_guard()
 db = state.get_db()
@@ -130,26 +135,29 @@ def _export_section() -> None:
     info = by_no[no]
     with state.core_errors():
         check_exportable(db, no)
-        files = st.session_state.get("sx.export")
-        if not files or files[0] != (no, info.version):
-            st.caption("Members with every contact field, in the import format. Text that a spreadsheet would run "
-                       "as a formula is prefixed with ' .")
-            if st.button("Prepare files", icon=":material/download:", key="dt.exp.prepare"):
-                _, progress = _progress_bar("Exporting…")
-                csv_bytes = export_members(db, no, "csv", progress=progress)
-                xlsx_bytes = export_members(db, no, "xlsx", progress=progress)
-                st.session_state["sx.export"] = ((no, info.version), csv_bytes, xlsx_bytes)
-                st.rerun()
-            return
-        _, csv_bytes, xlsx_bytes = files
-        with st.container(horizontal=True):
-            st.download_button("CSV", csv_bytes, file_name=f"segment-{no}.csv", mime="text/csv",
-                               icon=":material/download:", type="primary", key="dt.exp.csv", on_click="ignore")
+        st.caption("Members with every contact field, in the import format. Text that a spreadsheet would run as a "
+                   "formula is prefixed with ' .")
+        # Each file is made when asked for (with progress), then kept for this segment version only.
+        files: dict[str, Any] = st.session_state.setdefault(K_FILES, {})
+        for fmt, label, mime in FILE_FORMATS:
+            key = (no, info.version, fmt)
+            data = files.get(key)
+            if data is None:
+                if st.button(f"Prepare {label}", icon=":material/description:", key=f"dt.exp.prepare.{fmt}"):
+                    _, progress = _progress_bar(f"Writing {label}…")
+                    for old in [k for k in files if k[:2] != (no, info.version)]:
+                        del files[old]  # files of another segment or version are stale
+                    files[key] = export_members(db, no, fmt, progress=progress)
+                    st.rerun()
+                continue
             st.download_button(
-                "Excel", xlsx_bytes, file_name=f"segment-{no}.xlsx", key="dt.exp.xlsx", on_click="ignore",
-                mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", icon=":material/download:",
+                f"Download {label} ({_size(len(data))})", data, file_name=f"segment-{no}.{fmt}", mime=mime,
+                icon=":material/download:", type="primary", key=f"dt.exp.{fmt}", on_click="ignore",
             )
-        st.caption(f"{n(info.size)} members · CSV {n(len(csv_bytes) // 1024)} KB · Excel {n(len(xlsx_bytes) // 1024)} KB")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1_000_000:,.1f} MB" if nbytes >= 1_000_000 else f"{max(1, nbytes // 1000):,} KB"
 
 
 imp, exp = st.columns([3, 2], gap="large")

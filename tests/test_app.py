@@ -621,7 +621,9 @@ def test_export_downloads(app_db: Database) -> None:
     assert any("fewer than the minimum" in e for e in texts(at.error))
     at.selectbox(key="dt.exp.seg").set_value("BIG")
     run(at)
-    at.button(key="dt.exp.prepare").click()
+    at.button(key="dt.exp.prepare.csv").click()
     run(at)
-    labels = [b.label for b in at.get("download_button")]
-    assert labels == ["CSV", "Excel"]
+    assert [b.label.split(" (")[0] for b in at.get("download_button")] == ["Download CSV"]
+    at.button(key="dt.exp.prepare.xlsx").click()
+    run(at)
+    assert [b.label.split(" (")[0] for b in at.get("download_button")] == ["Download CSV", "Download Excel"]
