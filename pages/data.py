@@ -139,18 +139,19 @@ def _export_section() -> None:
                    "formula is prefixed with ' .")
         # Each file is made when asked for (with progress), then kept for this segment version only.
         files: dict[str, Any] = st.session_state.setdefault(K_FILES, {})
+        row, slot = st.container(horizontal=True), st.empty()
         for fmt, label, mime in FILE_FORMATS:
             key = (no, info.version, fmt)
             data = files.get(key)
             if data is None:
-                if st.button(f"Prepare {label}", icon=":material/description:", key=f"dt.exp.prepare.{fmt}"):
-                    _, progress = _progress_bar(f"Writing {label}…")
+                if row.button(f"Prepare {label}", icon=":material/description:", key=f"dt.exp.prepare.{fmt}"):
+                    _, progress = _progress_bar(f"Writing {label}…", slot)
                     for old in [k for k in files if k[:2] != (no, info.version)]:
                         del files[old]  # files of another segment or version are stale
                     files[key] = export_members(db, no, fmt, progress=progress)
                     st.rerun()
                 continue
-            st.download_button(
+            row.download_button(
                 f"Download {label} ({_size(len(data))})", data, file_name=f"segment-{no}.{fmt}", mime=mime,
                 icon=":material/download:", type="primary", key=f"dt.exp.{fmt}", on_click="ignore",
             )
