@@ -5,8 +5,11 @@ The pipeline is the same for both files:
          loop per row) -> the line number of every row, also when quoted values hold line breaks;
   check  vectorised per column with pandas/pyarrow masks; every failing cell becomes a RowError; then the rules that
          need the database (company references, type changes, known contacts) inside the write transaction;
-  write  bulk load into a TEMP staging table, then INSERT .. SELECT .. ON CONFLICT DO UPDATE, org_id set-based,
-         list codes and profile answers replaced set-based. One transaction: a failed import changes nothing.
+  write  ids for new contacts taken up front, so org_id (the company's id) is known before anything is written;
+         then one upsert pass: on SQLite multi-row INSERT .. ON CONFLICT (contact_no) DO UPDATE statements run by
+         the driver's executemany (values always bound), on PostgreSQL COPY into a TEMP staging table and one
+         INSERT .. SELECT .. ON CONFLICT; list codes and profile answers of re-imported contacts deleted and
+         inserted set-based. One transaction: a failed import changes nothing.
 """
 
 from __future__ import annotations
@@ -119,7 +122,6 @@ INTERACTION_COLUMNS = (
 )  # fmt: skip
 INTERACTION_FRAME_COLUMNS = INTERACTION_COLUMNS
 
-_DATE_COLUMNS = frozenset({"birth_date", "acquisition_date", "last_purchase_date", "date"})
 _NULLABLE_INT_COLUMNS = frozenset({"rating", "duration_min"})
 _FLOAT_COLUMNS = frozenset({"total_spent", "cost"})
 _NOT_NULL_TEXT = frozenset({"contact_no", "type", "name", "gender", "template"})
@@ -1597,7 +1599,9 @@ def write_interactions(
     columns = [contact_id.astype("int64").tolist()]
     columns += [_db_values(frame, n) for n in INTERACTION_FRAME_COLUMNS[1:]]
     columns += [[False] * len(frame), [created_by] * len(frame)]
-    _insert_rows(conn, _INTERACTIONS, names, columns, progress, "writing interactions")
+    stored = conn.execute(select(func.count()).select_from(_INTERACTIONS)).scalar_one()
+    with _bulk_indexes(conn, (_INTERACTIONS,), len(frame), int(stored)):
+        _insert_rows(conn, _INTERACTIONS, names, columns, progress, "writing interactions")
     if progress:
         progress(len(frame), len(frame), "writing interactions")
     return len(frame)

@@ -600,3 +600,19 @@ def test_interaction_rules(db: Database) -> None:
 def test_interactions_need_their_required_columns(sqlite_db: Database) -> None:
     with pytest.raises(ImportRejected, match="lacks the required column template"):
         import_interactions(sqlite_db, csv_bytes("contact_no,date", "C1,2025-01-01"))
+
+
+def test_the_bulk_path_gives_every_index_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    with db.read() as conn:
+        before = {
+            t: {ix["name"] for ix in inspect(conn).get_indexes(t)} for t in importer.Base.metadata.tables
+        }
+    monkeypatch.setattr(importer, "_BULK_INDEX_ROWS", 1)
+    assert import_contacts(db, DATA / "contacts_good.csv").inserted == 6
+    assert import_interactions(db, DATA / "interactions_good.csv").inserted == 4
+    with db.read() as conn:
+        after = {
+            t: {ix["name"] for ix in inspect(conn).get_indexes(t)} for t in importer.Base.metadata.tables
+        }
+    assert after == before
+    assert contact(db, "CT001")["org_id"] == contact(db, "CO001")["id"]
