@@ -536,7 +536,7 @@ def _read_csv(
             f"the {kind} file has a header but no rows below it", _whole_file_report(kind, encoding)
         )
     if progress:
-        progress(1, 1, "reading")
+        progress(len(frame), len(frame), "reading")
     return _Parsed(
         kind=kind,
         encoding=encoding,
@@ -1121,7 +1121,7 @@ def import_contacts(
         _read_csv("contacts", source, CONTACT_COLUMNS, CONTACT_REQUIRED, progress)
     )
     if progress:
-        progress(1, 1, "checking")
+        progress(len(checked.frame), len(checked.frame), "checking")
     with db.write() as conn:
         valid, db_errors, _existing = check_contacts_against_db(
             conn, checked.frame, checked.parsed.lines, ~checked.bad
@@ -1199,6 +1199,8 @@ def import_interactions(
     checked = _check_interaction_fields(
         _read_csv("interactions", source, INTERACTION_COLUMNS, INTERACTION_REQUIRED, progress)
     )
+    if progress:
+        progress(len(checked.frame), len(checked.frame), "checking")
     with db.write() as conn:
         valid, db_errors = _check_interactions_db(conn, checked)
         errors = _all_errors(checked.parsed.log.frame(), db_errors)
