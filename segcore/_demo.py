@@ -342,31 +342,31 @@ def _pick(rng: np.random.Generator, n: int, p: Sequence[float] | np.ndarray) -> 
 
 
 def _take(labels: Sequence[str], idx: np.ndarray | Sequence[int]) -> pa.Array:
-    return pa.array(list(labels), type=pa.string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
+    return pa.array(list(labels), type=pa.large_string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
 
 
 def _num(values: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
+    return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.large_string())
 
 
 def _cat(*parts: pa.Array | str) -> pa.Array:
-    args = [pa.scalar(p, pa.string()) if isinstance(p, str) else p for p in parts]
-    return pc.binary_join_element_wise(*args, pa.scalar("", pa.string()))
+    args = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*args, pa.scalar("", pa.large_string()))
 
 
 def _when(mask: np.ndarray, yes: pa.Array | str, no: pa.Array | str = "") -> pa.Array:
-    a = pa.scalar(yes, pa.string()) if isinstance(yes, str) else yes
-    b = pa.scalar(no, pa.string()) if isinstance(no, str) else no
+    a = pa.scalar(yes, pa.large_string()) if isinstance(yes, str) else yes
+    b = pa.scalar(no, pa.large_string()) if isinstance(no, str) else no
     out = pc.if_else(pa.array(np.asarray(mask, dtype=bool)), a, b)
     if isinstance(out, pa.Scalar):
-        return pa.array([out.as_py()] * len(mask), type=pa.string())
+        return pa.array([out.as_py()] * len(mask), type=pa.large_string())
     return out
 
 
 def _dates(today: dt.date, days_ago: np.ndarray) -> pa.Array:
     epoch = (today - dt.date(1970, 1, 1)).days
     days = pa.array((epoch - np.asarray(days_ago, dtype=np.int64)).astype(np.int32)).cast(pa.date32())
-    return pc.cast(days, pa.string())
+    return pc.cast(days, pa.large_string())
 
 
 def _occurrence(keys: np.ndarray) -> np.ndarray:
@@ -547,7 +547,7 @@ def generate_demo(n: int, *, seed: int = 7, today: dt.date | None = None) -> Dem
     rating = pd.array(rng.choice(np.arange(1, 6), size=n, p=(0.04, 0.08, 0.22, 0.38, 0.28)), dtype="Int64")
     rating[rng.random(n) < 0.3] = pd.NA
     exclude = rng.random(n) < 0.02
-    empty = pa.array([""] * 1, type=pa.string()).take(pa.array(np.zeros(n, dtype=np.int64)))
+    empty = pa.array([""] * 1, type=pa.large_string()).take(pa.array(np.zeros(n, dtype=np.int64)))
 
     columns: dict[str, object] = {
         "contact_no": _str(contact_no),
@@ -780,7 +780,7 @@ def _text(values: pd.Series | pa.Array) -> pa.Array:
     arr = values if isinstance(values, pa.Array) else pa.array(values)
     if pa.types.is_floating(arr.type):
         arr = pc.cast(pc.round(arr, 2), pa.decimal128(16, 2))
-    return pc.fill_null(pc.cast(arr, pa.string()), "")
+    return pc.fill_null(pc.cast(arr, pa.large_string()), "")
 
 
 def _joined(contact_no: pd.Series, keys: pd.Series, values: pd.Series | pa.Array) -> pa.Array:
@@ -790,10 +790,10 @@ def _joined(contact_no: pd.Series, keys: pd.Series, values: pd.Series | pa.Array
     order = np.argsort(pos, kind="stable")
     counts = np.bincount(pos, minlength=n)
     offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int32))
-    vals = (values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())).take(
+    vals = (values if isinstance(values, pa.Array) else pa.array(values, type=pa.large_string())).take(
         pa.array(order)
     )
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, pc.cast(vals, pa.string())), ";")
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, pc.cast(vals, pa.large_string())), ";")
 
 
 def contacts_csv_table(batch: ContactBatch) -> pa.Table:
@@ -809,8 +809,8 @@ def contacts_csv_table(batch: ContactBatch) -> pa.Table:
     for kind in ("mailing_groups", "industry_groups", "job_responsibilities"):
         part = batch.codes[batch.codes["kind"] == kind]
         columns[kind] = _joined(c["contact_no"], part["contact_no"], part["code"])
-    pairs = _cat(pa.array(batch.profile["questionnaire"], type=pa.string()), "=",
-                 pa.array(batch.profile["answer"], type=pa.string()))  # fmt: skip
+    pairs = _cat(pa.array(batch.profile["questionnaire"], type=pa.large_string()), "=",
+                 pa.array(batch.profile["answer"], type=pa.large_string()))  # fmt: skip
     columns["profile"] = _joined(c["contact_no"], batch.profile["contact_no"], pairs)
     return pa.table({col: columns[col] for col in CONTACT_COLUMNS})
 
