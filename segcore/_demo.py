@@ -789,11 +789,14 @@ def _joined(contact_no: pd.Series, keys: pd.Series, values: pd.Series | pa.Array
     pos = pd.Index(contact_no.to_numpy()).get_indexer(keys.to_numpy())
     order = np.argsort(pos, kind="stable")
     counts = np.bincount(pos, minlength=n)
-    offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int32))
+    offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
     vals = (values if isinstance(values, pa.Array) else pa.array(values, type=pa.large_string())).take(
         pa.array(order)
     )
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, pc.cast(vals, pa.large_string())), ";")
+    return pc.binary_join(
+        pa.LargeListArray.from_arrays(offsets, pc.cast(vals, pa.large_string())),
+        pa.scalar(";", pa.large_string()),
+    )
 
 
 def contacts_csv_table(batch: ContactBatch) -> pa.Table:
