@@ -17,6 +17,10 @@ from ._errors import (
     SegcoreError,
     UsageError,
 )
+from ._filter_describe import describe
+from ._filter_sql import compile_filter, matching_ids
+from ._filter_text import parse_text, to_text
+from ._filter_tree import EMPTY, Condition, Group, Node, Not, Related, from_json, to_json, validate
 from ._importer import (
     ImportReport,
     RowError,
@@ -27,22 +31,36 @@ from ._importer import (
 )
 
 __all__ = [
+    "EMPTY",
+    "Condition",
     "ConfigError",
     "ConflictError",
     "Database",
     "FilterError",
     "FilterSyntaxError",
+    "Group",
     "ImportRejected",
     "ImportReport",
+    "Node",
+    "Not",
     "NotFoundError",
     "RefusedError",
+    "Related",
     "RowError",
     "SegcoreError",
     "UsageError",
+    "compile_filter",
     "default_url",
+    "describe",
+    "from_json",
     "import_contacts",
     "import_interactions",
+    "matching_ids",
+    "parse_text",
     "resolve_url",
+    "to_json",
+    "to_text",
+    "validate",
     "validate_contacts",
     "validate_interactions",
 ]
