@@ -578,6 +578,9 @@ def _join(parts: list[tuple[str, int]], sep: str) -> tuple[str, int]:
 
 def _cond_text(spec: FieldSpec, cond: Condition, negated: bool) -> tuple[str, int] | None:
     op, v = cond.op, cond.value
+    if op == "matches" and "*" not in v and "?" not in v and spec.choices and v not in spec.choices:
+        # Without wildcards the text form reads it as an exact value, which a field with fixed values refuses.
+        return None
     if negated:
         flip = {
             "eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in", "is_empty": "is_not_empty",
@@ -587,8 +590,8 @@ def _cond_text(spec: FieldSpec, cond: Condition, negated: bool) -> tuple[str, in
         if op in flip:
             return _cond_text(spec, Condition(cond.field, flip[op], v), False)
         if op in ("contains", "starts_with", "ends_with", "matches"):
-            text, _ = _cond_text(spec, cond, False) or ("", 0)
-            return "<>" + text, _PREC_ATOM
+            positive = _cond_text(spec, cond, False)
+            return None if positive is None else ("<>" + positive[0], _PREC_ATOM)
         if op == "has_all":
             return _join([("<>" + _lit(spec, x), _PREC_ATOM) for x in v], "|")
         # The complement of a comparison includes the empty values: two-valued logic, written out.
