@@ -535,3 +535,53 @@ def test_model_knows_the_feb_29_rule(today: dt.date) -> None:
     assert resolve("today-1m", D(2024, 3, 31)) == D(2024, 2, 29)
     assert band(resolve("today-18y", today), today) == "18-24"
     assert band(resolve("today-18y", today) + dt.timedelta(days=1), today) == "<18"
+
+
+def _boundary_filters() -> list[Node]:
+    """Every derived and date operator at every boundary value the model knows."""
+    objs: list[dict[str, Any]] = []
+    ops = ["eq", "ne", "lt", "le", "gt", "ge"]
+    for a in AGE_EDGES:
+        objs += [cond("age", op, a) for op in ops] + [
+            cond("age", "between", [a, a + 1]),
+            cond("age", "between", [0, a]),
+        ]
+    for label, _, _ in BANDS:
+        objs += [cond("age_band", "eq", label), cond("age_band", "ne", label)]
+    for n in DAY_EDGES:
+        objs += [cond("days_since_last_purchase", op, n) for op in ops]
+        objs.append(cond("days_since_last_purchase", "between", [n, n + 29]))
+    for field in ("birth_date", "last_purchase_date"):
+        for token in RELATIVE:
+            objs += [cond(field, op, token) for op in ops]
+        objs.append(cond(field, "between", ["today-1y", "today"]))
+    objs += [cond(f, op) for f in ("age", "age_band", "days_since_last_purchase") for op in EMPTY_OPS]
+    return [from_json(o) for o in objs]
+
+
+def test_every_boundary_agrees_with_the_model(db: Database) -> None:
+    # Random trees rarely land exactly on a birthday; here every edge date (and the days either side) meets every
+    # boundary operator, at every `today`, so an off-by-one-day in the compiler cannot hide.
+    blank: dict[str, Any] = {
+        k: None for k in ("company_no", "email", "email_domain", "birth_date", "last_purchase_date")
+    }
+    rows = [
+        {
+            **blank,
+            "contact_no": f"B{i}",
+            "type": "person",
+            "name": "b",
+            "birth_date": d,
+            "last_purchase_date": d,
+        }
+        for i, d in enumerate([*EDGE_DATES, None], start=1)
+    ]
+    with db.write() as conn:
+        conn.execute(insert(Contact.__table__), [{"id": i, **row} for i, row in enumerate(rows, start=1)])
+    filters = _boundary_filters()
+    with db.read() as conn:
+        for today in TODAYS:
+            for tree in filters:
+                got = set(conn.execute(matching_ids(tree, today=today)).scalars())
+                want = {i for i, row in enumerate(rows, start=1) if evaluate(tree, row, today)}
+                assert got == want, (today, to_json(tree))
