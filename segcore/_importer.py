@@ -51,6 +51,7 @@ from ._db import Database
 from ._errors import ImportRejected, UsageError
 from ._fields import EVALUATIONS, LIST_FIELDS
 from ._models import Base
+from ._snapshot import bump_data_version
 
 __all__ = [
     "CONTACT_COLUMNS",
@@ -1509,6 +1510,8 @@ def write_contacts(
     total = len(contacts)
     if total == 0:
         return 0, 0
+    # Same transaction as the rows: the in-memory preview snapshot must be rebuilt after this commits.
+    bump_data_version(conn)
     if contacts["contact_no"].duplicated().any():
         raise ImportRejected("the contacts to write hold the same contact number twice")
     c = _CONTACTS
@@ -1591,6 +1594,7 @@ def write_interactions(
     """Append validated interactions (INTERACTION_FRAME_COLUMNS; every contact_no must exist); returns how many."""
     if len(frame) == 0:
         return 0
+    bump_data_version(conn)
     _roomy_cache(conn, len(frame))
     ids = _ids(conn)
     contact_id = ids.reindex(frame["contact_no"].to_numpy())

@@ -616,3 +616,25 @@ def test_the_bulk_path_gives_every_index_back(db: Database, monkeypatch: pytest.
         }
     assert after == before
     assert contact(db, "CT001")["org_id"] == contact(db, "CO001")["id"]
+
+
+def test_import_changes_the_data_version_so_previews_see_new_contacts(db) -> None:
+    """The in-memory preview snapshot is keyed by the data version; every import must move it."""
+    from segcore._engine import ActionRequest, create_segment
+    from segcore._filter_text import parse_text
+    from segcore._preview import preview_step
+    from segcore._snapshot import data_version
+
+    import_contacts(db, b"contact_no,type,name,country\nA1,person,Ann,FR\n")
+    create_segment(db, "S1")
+    request = ActionRequest("add", parse_text(["country=FR"]))
+    assert preview_step(db, "S1", request, backend="memory").counts.added == 1
+    with db.read() as conn:
+        before = data_version(conn)
+    import_contacts(db, b"contact_no,type,name,country\nA2,person,Bob,FR\n")
+    with db.read() as conn:
+        assert data_version(conn) != before
+    assert preview_step(db, "S1", request, backend="memory").counts.added == 2
+    import_interactions(db, b"contact_no,date,template\nA1,2026-01-02,EMAIL\n")
+    with db.read() as conn:
+        assert data_version(conn) != before
