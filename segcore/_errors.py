@@ -54,7 +54,7 @@ class FilterError(UsageError):
 
 
 class FilterSyntaxError(FilterError):
-    """Text form that does not parse; `position` is the 1-based character where the fault is."""
+    """Text form that does not parse; `position` counts the characters before the fault (SPEC: `age=25..x: position 8`)."""
 
     def __init__(self, message: str, *, text: str, position: int) -> None:
         self.text = text
