@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigError
-from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting
+from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting, table_of
 
 __all__ = ["DEFAULT_DB_PATH", "Database", "default_url", "resolve_url"]
 
@@ -140,9 +140,9 @@ class Database:
                 has_info = inspect(conn).has_table(SchemaInfo.__tablename__)
                 if not has_info:
                     Base.metadata.create_all(conn)
-                    conn.execute(SchemaInfo.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+                    conn.execute(table_of(SchemaInfo).insert().values(id=1, version=SCHEMA_VERSION))
                     for key, value in DEFAULT_SETTINGS.items():
-                        conn.execute(Setting.__table__.insert().values(key=key, value=value))
+                        conn.execute(table_of(Setting).insert().values(key=key, value=value))
                     return SCHEMA_VERSION
                 version = conn.execute(select(SchemaInfo.version)).scalar_one()
                 if version > SCHEMA_VERSION:
@@ -151,7 +151,7 @@ class Database:
                     )
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](conn)
-                    conn.execute(SchemaInfo.__table__.update().values(version=step))
+                    conn.execute(table_of(SchemaInfo).update().values(version=step))
                 return SCHEMA_VERSION
         except OperationalError as exc:
             raise ConfigError(f"cannot open the database: {exc.orig}") from exc

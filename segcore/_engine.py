@@ -34,6 +34,7 @@ from ._models import (
     SegmentAction,
     SegmentMember,
     SegmentStatusEvent,
+    table_of,
 )
 
 __all__ = [
@@ -67,11 +68,11 @@ __all__ = [
     "update_segment",
 ]
 
-contacts = Contact.__table__
-members = SegmentMember.__table__
-actions = SegmentAction.__table__
-deltas = ActionDelta.__table__
-segments = Segment.__table__
+contacts = table_of(Contact)
+members = table_of(SegmentMember)
+actions = table_of(SegmentAction)
+deltas = table_of(ActionDelta)
+segments = table_of(Segment)
 
 ACTION_KINDS = ("add", "refine", "reduce", "add_contacts", "remove_contacts", "add_emails", "reuse_segment")
 # Which kinds put members in, and which take them out; every kind does exactly one of the two.
@@ -611,7 +612,7 @@ def delete_segment(db: Database, no: str, *, expected_version: int | None = None
         conn.execute(delete(deltas).where(deltas.c.action_id.in_(seg_actions)))
         conn.execute(delete(actions).where(actions.c.segment_id == row.id))
         conn.execute(delete(members).where(members.c.segment_id == row.id))
-        conn.execute(delete(SegmentStatusEvent.__table__).where(SegmentStatusEvent.segment_id == row.id))
+        conn.execute(delete(table_of(SegmentStatusEvent)).where(SegmentStatusEvent.segment_id == row.id))
         conn.execute(delete(segments).where(segments.c.id == row.id))
 
 
@@ -636,7 +637,7 @@ def _bump(conn: Connection, row: sa.Row[Any], *, user: str, **values: Any) -> in
         # Any change to the members of a reviewed segment sends it back to draft.
         new_status = "draft"
         conn.execute(
-            insert(SegmentStatusEvent.__table__).values(
+            insert(table_of(SegmentStatusEvent)).values(
                 segment_id=row.id, from_status=row.status, to_status="draft",
                 comment="members changed", user=user, at=_now(),
             )
@@ -954,7 +955,7 @@ def save_criteria(
             if r.payload:
                 step["payload"] = r.payload
             steps.append(step)
-        table = SavedCriteria.__table__
+        table = table_of(SavedCriteria)
         exists_row = conn.execute(select(table.c.code).where(table.c.code == code)).first()
         if exists_row is not None and not replace_existing:
             raise RefusedError(f"criteria {code} already exist")
@@ -970,7 +971,7 @@ def save_criteria(
 
 
 def list_criteria(db: Database) -> list[dict[str, Any]]:
-    table = SavedCriteria.__table__
+    table = table_of(SavedCriteria)
     with db.read() as conn:
         rows = conn.execute(select(table).order_by(table.c.code)).mappings().all()
     return [dict(r) for r in rows]
@@ -987,7 +988,7 @@ def reuse_criteria(
 ) -> list[ActionResult]:
     """Replay saved steps on a segment: each its own undoable step, all in one transaction."""
     user = user if user is not None else current_user()
-    table = SavedCriteria.__table__
+    table = table_of(SavedCriteria)
     with db.write() as conn:
         saved = conn.execute(select(table).where(table.c.code == code.strip().upper())).first()
         if saved is None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "SegmentMember",
     "SegmentStatusEvent",
     "Setting",
+    "table_of",
 ]
 
 # Bump together with a migration step in _migrations.py.
@@ -380,3 +382,10 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as a Table (the ORM types `__table__` as any FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.engine import make_url
 
 from ._db import Database
-from ._models import Contact, ContactCode, Interaction, ProfileAnswer, Setting
+from ._models import Contact, ContactCode, Interaction, ProfileAnswer, Setting, table_of
 
 __all__ = [
     "NULL_DAY",
@@ -151,7 +151,7 @@ def data_version(conn: Connection) -> str:
 
 def bump_data_version(conn: Connection) -> None:
     """Call in the same transaction as any change to contacts, codes, profile answers or interactions."""
-    table = Setting.__table__
+    table = table_of(Setting)
     # A random token, not a counter: a database recreated at the same path must not match an old snapshot file.
     token = uuid.uuid4().hex
     if conn.execute(select(table.c.key).where(table.c.key == _DATA_VERSION_KEY)).first() is None:
@@ -201,7 +201,7 @@ _NUMBER_DTYPES = {"rating": np.float32, "purchase_count": np.float32, "total_spe
 
 
 def _build(conn: Connection, version: str) -> Snapshot:
-    t = Contact.__table__
+    t = table_of(Contact)
     names = ("id", "org_id", "exclude_from_segments", *NUMBER_COLUMNS, *DATE_COLUMNS, *TEXT_COLUMNS)
     cols = dict(zip(names, _columns(conn, select(*[_raw(t.c[c]) for c in names]).order_by(t.c.id)), strict=True))
     ids = np.asarray(cols["id"], dtype=np.int64)
@@ -223,7 +223,7 @@ def _build(conn: Connection, version: str) -> Snapshot:
     def positions(contact_ids: Sequence[Any]) -> np.ndarray:
         return np.searchsorted(ids, np.asarray(contact_ids, dtype=np.int64)).astype(np.int32)
 
-    ct = ContactCode.__table__
+    ct = table_of(ContactCode)
     kinds, codes, cids = _columns(conn, select(ct.c.kind, ct.c.code, ct.c.contact_id))
     kind_arr = np.asarray(kinds, dtype=object)
     code_arr = np.asarray(codes, dtype=object)
@@ -233,11 +233,11 @@ def _build(conn: Connection, version: str) -> Snapshot:
         sel = kind_arr == kind
         lists[kind] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_arr[sel])})
 
-    pt = ProfileAnswer.__table__
+    pt = table_of(ProfileAnswer)
     cids, qs, ans = _columns(conn, select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer))
     profile = Pairs(positions(cids), {"questionnaire": StrColumn.encode(qs), "answer": StrColumn.encode(ans)})
 
-    it = Interaction.__table__
+    it = table_of(Interaction)
     # Cancelled interactions never count in filters, so they are not loaded at all.
     icols = _columns(
         conn,
@@ -319,7 +319,7 @@ def load_snapshot(db: Database, *, max_contacts: int | None = None, wait: bool =
         if snap is not None:
             return snap
         if max_contacts is not None:
-            count = conn.execute(select(func.count()).select_from(Contact.__table__)).scalar_one()
+            count = conn.execute(select(func.count()).select_from(table_of(Contact))).scalar_one()
             if count > max_contacts:
                 return None
     if not wait:
