@@ -308,8 +308,14 @@ def preview_step(
 def segment_distributions(
     db: Database, no: str, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
 ) -> dict[str, Distribution]:
-    """The chart distributions of a segment's current members."""
+    """The chart distributions of a segment's current members (in memory when the snapshot fits, else SQL)."""
     today = today or dt.date.today()
     with db.read() as conn:
         row = _segment_row(conn, no)
+        limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
+    snap = load_snapshot(db, max_contacts=limit)
+    if snap is not None:
+        members = _members_mask(db, snap, row.id, row.version)
+        return {d: _distribution(snap, members, d, today) for d in dimensions}
+    with db.read() as conn:
         return {d: distribution_sql(conn, _member_ids_of(row.id), d, today=today) for d in dimensions}

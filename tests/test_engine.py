@@ -383,3 +383,17 @@ def _state(db: Database, no: str = "SEG1") -> tuple[set[tuple[str, int]], int]:
             .where(SegmentMember.segment_id == seg.id)
         )
         return {(r[0], r[1]) for r in rows}, seg.size
+
+
+def test_segment_distributions_same_in_memory_and_sql(world: Database) -> None:
+    from segcore._engine import _member_ids_of
+    from segcore._preview import segment_distributions
+    from segcore._stats import distribution_sql
+
+    apply_action(world, "SEG1", ActionRequest("add", f("name", "is_not_empty"), ActionOptions(ignore_exclusion=True)))
+    memory = segment_distributions(world, "SEG1")
+    seg = get_segment(world, "SEG1")
+    with world.read() as conn:
+        sql = {d: distribution_sql(conn, _member_ids_of(seg.id), d) for d in memory}
+    assert memory == sql
+    assert memory["country"].counts == {"FR": 4, "DE": 3, "BE": 2}

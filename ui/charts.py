@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from segcore._db import Database
 from segcore._engine import ActionRequest
-from segcore._preview import StepPreview, preview_step
+from segcore._preview import StepPreview, preview_step, segment_distributions
 from segcore._stats import DIMENSIONS, UNKNOWN, Distribution
 
 ACCENT = "#0E7C86"  # the one accent colour (also .streamlit/config.toml primaryColor)
@@ -122,14 +122,8 @@ def legend_html(names: tuple[str, ...] = (BEFORE_NAME, AFTER_NAME)) -> str:
 
 
 def current_distributions(db: Database, no: str, *, today: dt.date | None = None) -> dict[str, Distribution]:
-    """The segment's chart distributions now, through the preview's fast path.
-
-    A Refine by the empty filter (which every contact matches) changes nothing, and its "before" side is the
-    segment as it is, computed from the cached in-memory snapshot: a few ms at 300,000 members, where
-    segcore._preview.segment_distributions (always SQL) takes seconds."""
-    from segcore._filter_tree import EMPTY
-
-    return preview_step(db, no, ActionRequest("refine", filter=EMPTY), today=today, sample=0).before
+    """The segment's chart distributions now (the core answers from the in-memory snapshot when it fits)."""
+    return segment_distributions(db, no, today=today)
 
 
 def preview_with_figures(
