@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.engine import make_url
 
 from ._db import Database
@@ -65,15 +65,20 @@ class StrColumn:
     values: pa.Array  # distinct lower-cased strings (Arrow: compact, and vectorised string kernels)
 
     @classmethod
-    def encode(cls, raw: Sequence[Any] | np.ndarray | pd.Series) -> StrColumn:
-        # Factorize first, lower the distinct values only (Python's str.lower, the same folding SQLite uses here),
-        # then merge distinct values that fold together.
-        codes, uniques = pd.factorize(pd.Series(raw, dtype=object), use_na_sentinel=True)
-        lowered = [u.lower() if isinstance(u, str) else None for u in uniques]
-        lowered = [None if v == "" else v for v in lowered]
+    def encode(cls, raw: Sequence[Any] | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray) -> StrColumn:
+        arr = _as_arrow(raw)
+        if not pa.types.is_string(arr.type):
+            # A column that is NULL throughout comes back typed as something else; its values are all empty.
+            arr = pa.nulls(len(arr), pa.string()) if arr.null_count == len(arr) else pc.cast(arr, pa.string())
+        # Dictionary-encode in C, lower the distinct values only (Python's str.lower: the same folding SQLite
+        # uses here), then merge distinct values that fold together and treat '' as empty.
+        encoded = pc.dictionary_encode(arr).combine_chunks() if isinstance(arr, pa.ChunkedArray) else pc.dictionary_encode(arr)
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        indices = np.where(np.isnan(indices), -1, indices) if indices.dtype.kind == "f" else indices
+        lowered = [None if not v else v.lower() for v in encoded.dictionary.to_pylist()]
         codes2, uniques2 = pd.factorize(pd.Series(lowered, dtype=object), use_na_sentinel=True)
         remap = np.append(codes2, -1).astype(np.int32)
-        final = remap[codes.astype(np.int64)] if len(codes) else np.zeros(0, dtype=np.int32)
+        final = remap[indices.astype(np.int64)] if len(indices) else np.zeros(0, dtype=np.int32)
         # int16 codes where the distinct values allow: most code columns have a handful.
         dtype = np.int16 if len(uniques2) < np.iinfo(np.int16).max else np.int32
         return cls(final.astype(dtype), pa.array(list(uniques2), type=pa.string()))
@@ -163,54 +168,92 @@ def bump_data_version(conn: Connection) -> None:
 # ----------------------------------------------------------------------------------------------- building
 
 
-def _days(values: Sequence[Any]) -> np.ndarray:
-    """ISO strings (SQLite) or date objects (PostgreSQL) to int32 day numbers; empty to NULL_DAY."""
-    series = pd.Series(values, dtype=object)
-    first = series.first_valid_index()
-    if first is None:
-        return np.full(len(series), NULL_DAY, dtype=np.int32)
-    if isinstance(series[first], str):
-        parsed = pd.to_datetime(series, format="%Y-%m-%d")
-    else:
-        parsed = pd.to_datetime(series.map(lambda d: None if d is None else np.datetime64(d, "D")))
-    raw = parsed.to_numpy(dtype="datetime64[D]")
-    out = raw.astype(np.int64)
-    out[np.isnat(raw)] = NULL_DAY
-    return out.astype(np.int32)
+def _as_arrow(values: Any) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(list(values) if not isinstance(values, list) else values, from_pandas=True)
 
 
-def _numbers(values: Sequence[Any], dtype: Any) -> np.ndarray:
-    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64).astype(dtype)
+def _days(values: Any) -> np.ndarray:
+    """ISO text (SQLite) or dates (PostgreSQL) to int32 day numbers; empty to NULL_DAY."""
+    arr = _as_arrow(values)
+    if arr.null_count == len(arr):
+        return np.full(len(arr), NULL_DAY, dtype=np.int32)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = pc.cast(pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    elif not pa.types.is_date32(arr.type):
+        arr = pc.cast(arr, pa.date32())
+    return np.asarray(pc.fill_null(arr.cast(pa.int32()), NULL_DAY).to_numpy(zero_copy_only=False), dtype=np.int32)
 
 
-def _columns(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
-    rows = conn.execute(stmt).all()
-    if not rows:
-        return [() for _ in stmt.selected_columns]
-    return list(zip(*rows, strict=True))
+def _numbers(values: Any, dtype: Any) -> np.ndarray:
+    arr = _as_arrow(values)
+    if arr.null_count == len(arr):
+        return np.full(len(arr), np.nan, dtype=dtype)
+    return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64).astype(dtype)
 
 
 def _raw(col: Any) -> Any:
     # Dates come back as the driver gives them (ISO text on SQLite): parsing a million of them in one vectorised
     # call beats a Python conversion per row.
-    return sa.type_coerce(col, sa.String) if isinstance(col.type, sa.Date) else col
+    return sa.type_coerce(col, sa.String).label(col.name) if isinstance(col.type, sa.Date) else col
 
 
 # Money needs float64; small integers are exact in float32 and halve the memory.
 _NUMBER_DTYPES = {"rating": np.float32, "purchase_count": np.float32, "total_spent": np.float64}
+_CONTACT_COLUMNS = ("id", "org_id", "exclude_from_segments", *NUMBER_COLUMNS, *DATE_COLUMNS, *TEXT_COLUMNS)
+
+
+def _statements() -> dict[str, Select[Any]]:
+    """What the snapshot reads: constant statements, no user input."""
+    t, ct, pt, it = table_of(Contact), table_of(ContactCode), table_of(ProfileAnswer), table_of(Interaction)
+    return {
+        "contacts": select(*[_raw(t.c[c]) for c in _CONTACT_COLUMNS]).order_by(t.c.id),
+        "codes": select(ct.c.kind, ct.c.code, ct.c.contact_id),
+        "profile": select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer),
+        # Cancelled interactions never count in filters, so they are not loaded at all.
+        "interactions": select(it.c.contact_id, _raw(it.c.date), *[it.c[c] for c in INTERACTION_TEXT]).where(
+            it.c.cancelled.is_(False)
+        ),
+    }
+
+
+def _fetch(conn: Connection) -> dict[str, pa.Table]:
+    """Run the snapshot's statements on the driver cursor of this transaction's connection.
+
+    The statements are our own constants compiled with literal values (no user input); skipping SQLAlchemy's
+    row objects saves about a third of the time at a million contacts."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    tables = {}
+    try:
+        for name, stmt in _statements().items():
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            names = [c.name for c in stmt.selected_columns]
+            cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            del rows
+            tables[name] = pa.table({n: _as_arrow(c) for n, c in zip(names, cols, strict=True)})
+    finally:
+        cursor.close()
+    return tables
 
 
 def _build(conn: Connection, version: str) -> Snapshot:
-    t = table_of(Contact)
-    names = ("id", "org_id", "exclude_from_segments", *NUMBER_COLUMNS, *DATE_COLUMNS, *TEXT_COLUMNS)
-    cols = dict(zip(names, _columns(conn, select(*[_raw(t.c[c]) for c in names]).order_by(t.c.id)), strict=True))
-    ids = np.asarray(cols["id"], dtype=np.int64)
+    return _assemble(_fetch(conn), version)
+
+
+def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
+    cols = tables["contacts"]
+    ids = np.asarray(cols.column("id").to_numpy(), dtype=np.int64)
     n = len(ids)
-    text = {name: StrColumn.encode(cols[name]) for name in TEXT_COLUMNS}
-    dates = {name: _days(cols[name]) for name in DATE_COLUMNS}
-    numbers = {name: _numbers(cols[name], _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
-    excluded = np.asarray(cols["exclude_from_segments"], dtype=bool)
-    org = pd.to_numeric(pd.Series(cols["org_id"], dtype=object)).to_numpy(dtype=np.float64)
+    text = {name: StrColumn.encode(cols.column(name)) for name in TEXT_COLUMNS}
+    dates = {name: _days(cols.column(name)) for name in DATE_COLUMNS}
+    numbers = {name: _numbers(cols.column(name), _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
+    excluded = _numbers(cols.column("exclude_from_segments"), np.float64) == 1
+    org = _numbers(cols.column("org_id"), np.float64)
     has = ~np.isnan(org)
     org_pos = np.full(n, -1, dtype=np.int32)
     org_pos[has] = np.searchsorted(ids, org[has].astype(np.int64))
@@ -218,37 +261,30 @@ def _build(conn: Connection, version: str) -> Snapshot:
     is_person = text["type"].value_mask(
         np.asarray(pc.equal(type_values, "person").to_numpy(zero_copy_only=False), dtype=bool)
     )
-    del cols
 
-    def positions(contact_ids: Sequence[Any]) -> np.ndarray:
-        return np.searchsorted(ids, np.asarray(contact_ids, dtype=np.int64)).astype(np.int32)
+    def positions(contact_ids: Any) -> np.ndarray:
+        arr = np.asarray(_as_arrow(contact_ids).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return np.searchsorted(ids, arr).astype(np.int32)
 
-    ct = table_of(ContactCode)
-    kinds, codes, cids = _columns(conn, select(ct.c.kind, ct.c.code, ct.c.contact_id))
-    kind_arr = np.asarray(kinds, dtype=object)
-    code_arr = np.asarray(codes, dtype=object)
-    pos_all = positions(cids)
+    codes = tables["codes"]
+    kind_arr = np.asarray(_as_arrow(codes.column("kind")).to_numpy(zero_copy_only=False), dtype=object)
+    pos_all = positions(codes.column("contact_id"))
+    code_col = _as_arrow(codes.column("code"))
     lists: dict[str, Pairs] = {}
     for kind in LIST_KINDS:
         sel = kind_arr == kind
-        lists[kind] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_arr[sel])})
+        lists[kind] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_col.filter(pa.array(sel)))})
 
-    pt = table_of(ProfileAnswer)
-    cids, qs, ans = _columns(conn, select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer))
-    profile = Pairs(positions(cids), {"questionnaire": StrColumn.encode(qs), "answer": StrColumn.encode(ans)})
-
-    it = table_of(Interaction)
-    # Cancelled interactions never count in filters, so they are not loaded at all.
-    icols = _columns(
-        conn,
-        select(it.c.contact_id, _raw(it.c.date), *[it.c[c] for c in INTERACTION_TEXT]).where(
-            it.c.cancelled.is_(False)
-        ),
+    prof = tables["profile"]
+    profile = Pairs(
+        positions(prof.column("contact_id")),
+        {"questionnaire": StrColumn.encode(prof.column("questionnaire")), "answer": StrColumn.encode(prof.column("answer"))},
     )
-    inter_cols: dict[str, Any] = {"date": _days(icols[1])}
-    for i, name in enumerate(INTERACTION_TEXT):
-        inter_cols[name] = StrColumn.encode(icols[2 + i])
-    interactions = Pairs(positions(icols[0]), inter_cols)
+    inter = tables["interactions"]
+    inter_cols: dict[str, Any] = {"date": _days(inter.column("date"))}
+    for name in INTERACTION_TEXT:
+        inter_cols[name] = StrColumn.encode(inter.column(name))
+    interactions = Pairs(positions(inter.column("contact_id")), inter_cols)
 
     return Snapshot(
         version=version, n=n, ids=ids, text=text, dates=dates, numbers=numbers, excluded=excluded,
