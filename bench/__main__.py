@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     drop_cached()
     start = time.perf_counter()
-    snap = load_snapshot(db)
+    snap = load_snapshot(db, wait=True)
     assert snap is not None
     out["snapshot_build_s"] = round(time.perf_counter() - start, 2)
     out["snapshot_mb"] = round(snap.nbytes() / 1e6, 1)

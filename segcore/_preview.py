@@ -299,7 +299,11 @@ def preview_step(
     if backend != "sql":
         with db.read() as conn:
             limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
-        snap = load_snapshot(db, max_contacts=None if backend == "memory" else limit)
+        snap = (
+            load_snapshot(db, wait=True)
+            if backend == "memory"
+            else load_snapshot(db, max_contacts=limit)
+        )
         if snap is not None:
             return _preview_memory(db, snap, no, request, today, dimensions, sample)
     return _preview_sql(db, no, request, today, dimensions, sample)

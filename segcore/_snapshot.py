@@ -307,8 +307,21 @@ def _save(snap: Snapshot, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(_MAGIC)
+        fh.write(f"{FORMAT_VERSION} {snap.version}\n".encode())  # readable without unpickling
         pickle.dump((FORMAT_VERSION, snap.version, snap), fh, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def _kept_version(path: Path) -> str | None:
+    """The data version of the snapshot file, read from its header (None if absent or not ours)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(_MAGIC)) != _MAGIC:
+                return None
+            fmt, _, version = fh.readline().decode().strip().partition(" ")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return version if fmt == str(FORMAT_VERSION) else None
 
 
 def _load(path: Path, version: str) -> Snapshot | None:
@@ -317,6 +330,7 @@ def _load(path: Path, version: str) -> Snapshot | None:
         with open(path, "rb") as fh:
             if fh.read(len(_MAGIC)) != _MAGIC:
                 return None
+            fh.readline()
             fmt, kept_version, snap = pickle.load(fh)  # noqa: S301 - written by _save beside the database
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError):
         return None
@@ -344,20 +358,33 @@ def cached_snapshot(db: Database, version: str) -> Snapshot | None:
     return snap if snap is not None and snap.version == version else None
 
 
-def load_snapshot(db: Database, *, max_contacts: int | None = None, wait: bool = True) -> Snapshot | None:
+# Up to this many contacts a missing snapshot is built in the caller's thread (well under two seconds); above it,
+# in the background while previews run in SQL, so a first preview after an import never waits half a minute.
+SYNC_BUILD_MAX = 100_000
+
+
+def load_snapshot(
+    db: Database, *, max_contacts: int | None = None, wait: bool | None = None
+) -> Snapshot | None:
     """The snapshot for the database's current data: from memory, from its file, or built.
 
-    None when the database has more contacts than `max_contacts` (previews then run in SQL), or, with
-    wait=False, while it is still being built in the background."""
+    None when the database has more contacts than `max_contacts` (previews then run in SQL), or while a large
+    snapshot is still being built in the background. `wait=True` always builds in the caller's thread,
+    `wait=False` never does; None decides by size (SYNC_BUILD_MAX)."""
     with db.read() as conn:
         version = data_version(conn)
         snap = cached_snapshot(db, version)
         if snap is not None:
             return snap
-        if max_contacts is not None:
+        count = None
+        if max_contacts is not None or wait is None:
             count = conn.execute(select(func.count()).select_from(table_of(Contact))).scalar_one()
-            if count > max_contacts:
-                return None
+        if max_contacts is not None and count is not None and count > max_contacts:
+            return None
+    path = snapshot_path(db)
+    if wait is None:
+        # A kept file for this very data loads in about a second: worth waiting for.
+        wait = (count or 0) <= SYNC_BUILD_MAX or (path is not None and _kept_version(path) == version)
     if not wait:
         start_background_build(db)
         return None

@@ -397,3 +397,18 @@ def test_segment_distributions_same_in_memory_and_sql(world: Database) -> None:
         sql = {d: distribution_sql(conn, _member_ids_of(seg.id), d) for d in memory}
     assert memory == sql
     assert memory["country"].counts == {"FR": 4, "DE": 3, "BE": 2}
+
+
+def test_large_snapshot_builds_in_background_while_previews_use_sql(world: Database, monkeypatch) -> None:
+    import segcore._snapshot as snapshot
+    from segcore._preview import preview_step
+
+    monkeypatch.setattr(snapshot, "SYNC_BUILD_MAX", 3)  # the world has 9 contacts: "large" here
+    snapshot.drop_cached()
+    request = ActionRequest("add", f("country", "eq", "FR"))
+    first = preview_step(world, "SEG1", request)
+    assert first.backend == "sql" and first.counts.added == 3
+    for thread in list(snapshot._building.values()):
+        thread.join(timeout=30)
+    second = preview_step(world, "SEG1", request)
+    assert second.backend == "memory" and second.counts == first.counts
