@@ -141,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     with db.read() as conn:
         order = list(conn.execute(select(Contact.contact_no).order_by(Contact.id)).scalars())
     pdata = load_pandas(contacts_csv, interactions_csv, today, order)
-    members = snap.mask_of([]) if base_row.size == 0 else None
     from segcore._preview import _members_mask
 
     members = _members_mask(db, snap, base_row.id, base_row.version)
