@@ -727,6 +727,12 @@ def _apply(
     conn.execute(delete(actions).where(actions.c.segment_id == row.id, actions.c.seq >= seq))
 
     matched_stmt, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
+    plain_add = request.kind == "add" and not (
+        request.options.expand_companies or request.options.related_companies
+    )
+    if plain_add:
+        # The common first step: one scan inserts straight from the filter, no scratch table.
+        return _apply_plain_add(conn, row, request, matched_stmt, seq=seq, user=user)
     tmp, n_matched = _materialize(conn, matched_stmt)
     if request.kind in ("refine", "reduce") and request.options.entire_companies:
         # The log's "matched" for Refine/Reduce counts members, whichever way C was found.
@@ -780,6 +786,53 @@ def _apply(
     )
     version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
     return ActionResult(no, seq, request.kind, n_matched, added, removed, size_after, version, unmatched)
+
+
+def _log_action(
+    conn: Connection, row: sa.Row[Any], request: ActionRequest, *, seq: int, user: str, matched: int
+) -> int:
+    return int(
+        conn.execute(
+            insert(actions)
+            .values(
+                segment_id=row.id,
+                seq=seq,
+                kind=request.kind,
+                filter_json=to_json(request.filter) if request.filter is not None else None,
+                description=request.describe(),
+                options=request.options.as_dict(),
+                payload=request.payload(),
+                matched=matched,
+                user=user,
+                created_at=_now(),
+            )
+            .returning(actions.c.id)
+        ).scalar_one()
+    )
+
+
+def _apply_plain_add(
+    conn: Connection, row: sa.Row[Any], request: ActionRequest, matched: Select[Any], *, seq: int, user: str
+) -> ActionResult:
+    """Add without company options: INSERT ... SELECT straight from the filter.
+
+    `matched` (every contact the filter brings, members or not) is the rows inserted plus the members that
+    already matched, which are only counted when the segment was not empty."""
+    in_segment = exists().where(members.c.segment_id == row.id, members.c.contact_id == contacts.c.id)
+    already = 0
+    if row.size:
+        already = _count(conn, matched.where(in_segment))
+    added = conn.execute(
+        insert(members).from_select(
+            ["segment_id", "contact_id", "added_seq"],
+            matched.with_only_columns(literal(row.id), contacts.c.id, literal(seq)).where(~in_segment),
+        )
+    ).rowcount
+    size_after = row.size + added
+    action_id = _log_action(conn, row, request, seq=seq, user=user, matched=added + already)
+    conn.execute(update(actions).where(actions.c.id == action_id).values(added=added, size_after=size_after))
+    version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
+    return ActionResult(row.no, seq, request.kind, added + already, added, 0, size_after, version)
 
 
 def undo(db: Database, no: str, *, user: str | None = None, expected_version: int | None = None) -> ActionResult:
