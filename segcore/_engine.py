@@ -738,22 +738,7 @@ def _apply(
         # The log's "matched" for Refine/Reduce counts members, whichever way C was found.
         n_matched = _count(conn, _member_ids_of(row.id).where(members.c.contact_id.in_(select(tmp.c.id))))
     matched = select(tmp.c.id)
-    action_id = conn.execute(
-        insert(actions)
-        .values(
-            segment_id=row.id,
-            seq=seq,
-            kind=request.kind,
-            filter_json=to_json(request.filter) if request.filter is not None else None,
-            description=request.describe(),
-            options=request.options.as_dict(),
-            payload=request.payload(),
-            matched=n_matched,
-            user=user,
-            created_at=_now(),
-        )
-        .returning(actions.c.id)
-    ).scalar_one()
+    action_id = _log_action(conn, row, request, seq=seq, user=user, matched=n_matched)
 
     added = removed = 0
     if request.adds:
