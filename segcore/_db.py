@@ -127,6 +127,17 @@ class Database:
                 yield conn
 
     @contextmanager
+    def scratch(self) -> Iterator[Connection]:
+        """A write transaction that is always rolled back: "what if" work (a replay) that must leave no trace."""
+        with self.engine.connect() as conn:
+            conn.execution_options(segcore_write=True, preserve_rowcount=True)
+            trans = conn.begin()
+            try:
+                yield conn
+            finally:
+                trans.rollback()
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction with a consistent view."""
         with self.engine.connect() as conn:

@@ -23,6 +23,15 @@ def test_write_rolls_back_whole_on_error(db: Database) -> None:
         assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 0
 
 
+def test_scratch_always_rolls_back(db: Database) -> None:
+    with db.scratch() as conn:
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+        # Visible inside the scratch transaction, gone after it.
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 1
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 0
+
+
 def test_reopen_keeps_data(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     db = Database.open(url)
