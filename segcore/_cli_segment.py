@@ -1,9 +1,13 @@
-"""The `segment` and `criteria` commands of the command line (SPEC §4)."""
+"""The `segment`, `criteria` and `campaign` commands of the command line (SPEC §4)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,26 @@ from ._engine import (
     split_emails,
     undo,
 )
-from ._errors import UsageError
+from ._errors import RefusedError, UsageError
+from ._export import FORMATS, check_exportable, export_members
 from ._filter_text import parse_text
 from ._filter_tree import Group, Node, from_json
+from ._lifecycle import (
+    CAMPAIGN_STATUSES,
+    CampaignInfo,
+    LoggedInfo,
+    approve_segment,
+    cancel_logged,
+    create_campaign,
+    get_logged,
+    list_campaigns,
+    log_segment,
+    reject_segment,
+    segment_is_small,
+    status_history,
+    submit_segment,
+    withdraw_segment,
+)
 from ._preview import preview_step
 
 __all__ = ["add_segment_commands"]
@@ -85,6 +106,53 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("no")
     p.set_defaults(handler=_members)
 
+    p = ss.add_parser(
+        "export",
+        help="write the members with their contact fields to FILE.csv or FILE.xlsx",
+        description="Write the members with their contact fields; the format follows the file extension. A cell "
+        "a spreadsheet would run as a formula is neutralised. A small or empty segment is refused (exit 1) and "
+        "no file is left behind.",
+    )
+    p.add_argument("no")
+    p.add_argument("file", type=Path, metavar="FILE.csv|FILE.xlsx")
+    p.set_defaults(handler=_export)
+
+    p = ss.add_parser(
+        "log",
+        help="log the segment: one interaction per member, the segment becomes read-only",
+        description="Write one interaction per member (template, date, campaign, segment number, user), keep an "
+        "immutable logged snapshot and make the segment read-only. With --holdout PCT, a random share of the "
+        "members is kept out of the interactions as the control group; --seed S repeats a draw (without it a "
+        "seed is drawn and printed). With --follow-up, a new draft segment gets the same members and campaign.",
+    )
+    p.add_argument("no")
+    p.add_argument("--template", required=True, metavar="CODE", help="interaction template, e.g. EMAIL")
+    p.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="interaction date (default today)")
+    p.add_argument("--follow-up", action="store_true", help="create a follow-up segment with the same members")
+    p.add_argument("--follow-up-no", metavar="NO", help="number of the follow-up segment (default NO-FU)")
+    p.add_argument("--holdout", type=_percent, metavar="PCT", help="percentage of members kept out (control group)")
+    p.add_argument("--seed", type=_whole, metavar="S", help="seed of the holdout draw (needs --holdout)")
+    p.set_defaults(handler=_log)
+
+    p = ss.add_parser("cancel-log", help="cancel a logged segment: its interactions are marked cancelled")
+    p.add_argument("no")
+    p.set_defaults(handler=_cancel_log)
+
+    for name, doc in (
+        ("submit", "send the segment for review"),
+        ("withdraw", "take the segment back to draft"),
+        ("approve", "approve a submitted segment"),
+        ("reject", "reject a submitted segment, saying why"),
+    ):
+        p = ss.add_parser(name, help=doc)
+        p.add_argument("no")
+        p.add_argument("--comment", required=name == "reject", metavar="TEXT")
+        p.set_defaults(handler=_transition, verb=name)
+
+    p = ss.add_parser("history", help="who moved the segment between review states, when and why")
+    p.add_argument("no")
+    p.set_defaults(handler=_history)
+
     crit = sub.add_parser("criteria", help="save and reuse a segment's steps")
     cs = crit.add_subparsers(dest="criteria_command", required=True, metavar="COMMAND")
     p = cs.add_parser("save", help="save segment NO's applied steps under CODE")
@@ -96,6 +164,42 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("code")
     p.add_argument("no")
     p.set_defaults(handler=_criteria_reuse)
+
+    camp = sub.add_parser("campaign", help="create and list campaigns")
+    cc = camp.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
+    p = cc.add_parser("create", help="create a campaign")
+    p.add_argument("no")
+    p.add_argument("--description", default="")
+    p.add_argument("--start", type=_date, metavar="YYYY-MM-DD")
+    p.add_argument("--end", type=_date, metavar="YYYY-MM-DD")
+    p.add_argument("--status", default="planned", choices=CAMPAIGN_STATUSES)
+    p.set_defaults(handler=_campaign_create)
+    p = cc.add_parser("list", help="campaigns with their segment and logged-segment counts")
+    p.set_defaults(handler=_campaign_list)
+
+
+# ------------------------------------------------------------------------------------------------ argument types
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in the form YYYY-MM-DD") from None
+
+
+def _percent(text: str) -> float:
+    try:
+        return float(text.rstrip("%").replace(",", "."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a percentage") from None
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
 
 
 # ------------------------------------------------------------------------------------------------ handlers
@@ -204,11 +308,17 @@ def _undo_redo(db: Database, args: argparse.Namespace) -> Output:
 def _show(db: Database, args: argparse.Namespace) -> Output:
     info = get_segment(db, args.no)
     log = criteria_log(db, args.no)
+    small = segment_is_small(db, args.no)
+    logged = get_logged(db, args.no) if info.status == "logged" else None
     lines = [
         f"segment {info.no}: {info.description}",
         f"  campaign {info.campaign_no or '-'} · owner {info.owner or '-'} · status {info.status} · "
-        f"{info.size:,} members · created {info.created_at:%Y-%m-%d %H:%M}",
+        f"{info.size:,} members{' (small)' if small else ''} · created {info.created_at:%Y-%m-%d %H:%M}",
     ]
+    if info.status_comment:
+        lines.append(f"  status comment: {info.status_comment}")
+    if logged is not None:
+        lines.append("  " + _logged_text(logged))
     if log:
         lines.append("  step  action           matched     added   removed      size  description")
     for e in log:
@@ -219,8 +329,9 @@ def _show(db: Database, args: argparse.Namespace) -> Output:
         )
     data = {
         "segment": info.no, "description": info.description, "campaign": info.campaign_no, "owner": info.owner,
-        "status": info.status, "size": info.size, "version": info.version,
-        "created_at": info.created_at.isoformat(), "updated_at": info.updated_at.isoformat(),
+        "status": info.status, "status_comment": info.status_comment, "size": info.size, "small": small,
+        "version": info.version, "created_at": info.created_at.isoformat(), "updated_at": info.updated_at.isoformat(),
+        "logged": _logged_data(logged) if logged is not None else None,
         "log": [
             {
                 "seq": e.seq, "kind": e.kind, "description": e.description, "filter": e.filter_json,
@@ -248,3 +359,149 @@ def _criteria_reuse(db: Database, args: argparse.Namespace) -> Output:
     results = reuse_criteria(db, args.code, args.no)
     lines = [_result_text(r, r.kind) for r in results]
     return "\n".join(lines), [_result_data(r) for r in results]
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def _export(db: Database, args: argparse.Namespace) -> Output:
+    target: Path = args.file
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise UsageError(f"{target}: the file name must end in .csv or .xlsx")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder, not a file")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"folder {folder} does not exist")
+    count = check_exportable(db, args.no)  # refuses a small or empty segment before anything is written
+    data = export_members(db, args.no, fmt)
+    _write_whole(target, data)
+    text = f"exported {count:,} members of segment {args.no} to {target}"
+    return text, {"segment": args.no, "file": str(target), "format": fmt, "members": count, "bytes": len(data)}
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """Write to a temporary file beside the target, then rename: a reader never sees a half-written file."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise RefusedError(f"cannot write in {target.parent}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        # mkstemp makes the file private (0600); give the export the permissions any new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RefusedError(f"cannot write {target}: {exc.strerror}") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------------------ log, review
+
+
+def _logged_data(info: LoggedInfo) -> dict[str, Any]:
+    return dataclasses.asdict(info)
+
+
+def _logged_text(info: LoggedInfo) -> str:
+    text = (
+        f"logged as {info.template} on {info.date.isoformat()} by {info.logged_by or '-'}: "
+        f"{info.contacted_count:,} interaction(s)"
+    )
+    if info.holdout_count or info.holdout_pct is not None:
+        text += (
+            f", {info.holdout_count:,} member(s) held out ({info.holdout_pct:g} % holdout, seed {info.holdout_seed})"
+        )
+    if info.follow_up_segment_no:
+        text += f"; follow-up segment {info.follow_up_segment_no}"
+    if info.cancelled:
+        when = f" on {info.cancelled_at:%Y-%m-%d %H:%M}" if info.cancelled_at else ""
+        text += f"; cancelled{when}"
+    return text
+
+
+def _log(db: Database, args: argparse.Namespace) -> Output:
+    if args.follow_up_no is not None and not args.follow_up:
+        raise UsageError("--follow-up-no goes with --follow-up")
+    if args.seed is not None and args.holdout is None:
+        raise UsageError("--seed goes with --holdout PCT")
+    info = log_segment(
+        db, args.no, template=args.template, date=args.date, follow_up=args.follow_up,
+        follow_up_no=args.follow_up_no, holdout_pct=args.holdout, seed=args.seed,
+    )
+    return f"segment {info.segment_no} {_logged_text(info)}", _logged_data(info)
+
+
+def _cancel_log(db: Database, args: argparse.Namespace) -> Output:
+    info = cancel_logged(db, args.no)
+    text = f"cancelled the log of segment {info.segment_no}: {info.contacted_count:,} interaction(s) marked cancelled"
+    return text, _logged_data(info)
+
+
+_TRANSITION_FNS = {
+    "submit": submit_segment,
+    "withdraw": withdraw_segment,
+    "approve": approve_segment,
+}
+_PAST = {"submit": "submitted", "withdraw": "withdrew", "approve": "approved", "reject": "rejected"}
+
+
+def _transition(db: Database, args: argparse.Namespace) -> Output:
+    if args.verb == "reject":
+        info = reject_segment(db, args.no, comment=args.comment)
+    else:
+        info = _TRANSITION_FNS[args.verb](db, args.no, comment=args.comment)
+    text = f"{_PAST[args.verb]} segment {info.no}: now {info.status}"
+    data = {"segment": info.no, "status": info.status, "comment": info.status_comment, "version": info.version}
+    return text, data
+
+
+def _history(db: Database, args: argparse.Namespace) -> Output:
+    events = status_history(db, args.no)
+    lines = [
+        f"{e.at:%Y-%m-%d %H:%M}  {e.from_status} -> {e.to_status}  {e.user or '-'}"
+        + (f"  {e.comment}" if e.comment else "")
+        for e in events
+    ]
+    text = "\n".join(lines) if lines else f"segment {args.no} has not changed status yet"
+    data = [
+        {"from": e.from_status, "to": e.to_status, "comment": e.comment, "user": e.user, "at": e.at.isoformat()}
+        for e in events
+    ]
+    return text, data
+
+
+# ------------------------------------------------------------------------------------------------ campaigns
+
+
+def _campaign_data(c: CampaignInfo) -> dict[str, Any]:
+    return dataclasses.asdict(c)
+
+
+def _campaign_create(db: Database, args: argparse.Namespace) -> Output:
+    info = create_campaign(
+        db, args.no, description=args.description, start_date=args.start, end_date=args.end, status=args.status
+    )
+    return f"created campaign {info.no} ({info.status})", _campaign_data(info)
+
+
+def _campaign_list(db: Database, args: argparse.Namespace) -> Output:
+    rows = list_campaigns(db)
+    if not rows:
+        return "no campaigns", []
+    lines = ["no                             status      start       end         segments  logged  description"]
+    for c in rows:
+        start = c.start_date.isoformat() if c.start_date else "-"
+        end = c.end_date.isoformat() if c.end_date else "-"
+        lines.append(
+            f"{c.no:<30} {c.status:<11} {start:<11} {end:<11} {c.segment_count:>8,} {c.logged_count:>7,}  "
+            f"{c.description}"
+        )
+    return "\n".join(lines), [_campaign_data(c) for c in rows]

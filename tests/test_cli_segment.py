@@ -91,7 +91,9 @@ def test_show_and_criteria(capsys: pytest.CaptureFixture[str], url: str) -> None
     code, out, _ = run(capsys, url, "segment", "show", "S1")
     assert code == 0 and "Spring mailing" in out and "Reduce" in out and "1 members" in out
     code, out, _ = run(capsys, url, "--json", "segment", "show", "S1")
-    log = json.loads(out)["log"]
+    shown = json.loads(out)
+    assert (shown["status"], shown["small"], shown["logged"], shown["size"]) == ("draft", True, None, 1)
+    log = shown["log"]
     assert [e["kind"] for e in log] == ["add", "reduce"] and log[0]["filter"]["value"] == "FR"
     assert run(capsys, url, "criteria", "save", "S1", "fr-persons")[0] == 0
     assert run(capsys, url, "segment", "create", "S2", "--description", "copy")[0] == 0
