@@ -29,6 +29,7 @@ from ._models import (
     ActionDelta,
     Campaign,
     Contact,
+    LoggedSegment,
     SavedCriteria,
     Segment,
     SegmentAction,
@@ -613,6 +614,12 @@ def delete_segment(db: Database, no: str, *, expected_version: int | None = None
         conn.execute(delete(actions).where(actions.c.segment_id == row.id))
         conn.execute(delete(members).where(members.c.segment_id == row.id))
         conn.execute(delete(table_of(SegmentStatusEvent)).where(SegmentStatusEvent.segment_id == row.id))
+        # A logged record that pointed at this segment as its follow-up keeps its own
+        # snapshot; only the link goes, so deleting a follow-up never touches history.
+        logged = table_of(LoggedSegment)
+        conn.execute(
+            update(logged).where(logged.c.follow_up_segment_id == row.id).values(follow_up_segment_id=None)
+        )
         conn.execute(delete(segments).where(segments.c.id == row.id))
 
 

@@ -585,6 +585,17 @@ def test_follow_up_with_its_own_number(db: Database) -> None:
     assert [r.follow_up_segment_no for r in list_logged(db)] == ["S1-JUNE"]
 
 
+def test_deleting_a_follow_up_keeps_the_logged_record(db: Database) -> None:
+    set_minimum(db, 1)
+    segment(db, "S1", contacts(db, 3))
+    log_segment(db, "S1", template="EMAIL", follow_up=True)
+    delete_segment(db, "S1-FU")
+    [record] = list_logged(db)
+    # The link goes; the snapshot, its members and its interactions stay.
+    assert record.follow_up_segment_no is None and record.member_count == 3
+    assert count(db, logged_mem) == 3 and count(db, interactions) == 3
+
+
 def test_failure_mid_log_writes_nothing(db: Database) -> None:
     set_minimum(db, 1)
     nos = contacts(db, 5)
