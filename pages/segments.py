@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from segcore._browse import contact_count, list_campaigns
+from segcore._browse import contact_count, minimum_segment_size
 from segcore._engine import SegmentInfo, copy_segment, create_segment, delete_segment, list_segments
+from segcore._lifecycle import CampaignInfo, is_small, list_campaigns
 from ui import frame, state
 from ui.format import n, plural
 
@@ -21,7 +22,7 @@ db = state.get_db()
 frame.header("Segments", "Static segments, built step by step: add, refine, reduce, undo.")
 
 
-def _frame(segments: list[SegmentInfo]) -> pd.DataFrame:
+def _frame(segments: list[SegmentInfo], minimum: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "No.": [s.no for s in segments],
@@ -30,6 +31,7 @@ def _frame(segments: list[SegmentInfo]) -> pd.DataFrame:
             "Owner": [s.owner for s in segments],
             "Status": [s.status.capitalize() for s in segments],
             "Members": [s.size for s in segments],
+            "Small": ["small" if is_small(s.size, minimum) else "" for s in segments],
             "Steps": [s.head_seq for s in segments],
             "Last change": [s.updated_at for s in segments],
         }
@@ -87,7 +89,7 @@ def _delete_dialog(info: SegmentInfo) -> None:
         st.rerun()
 
 
-def _create_form(campaigns: list[dict[str, str]], expanded: bool) -> None:
+def _create_form(campaigns: list[CampaignInfo], expanded: bool) -> None:
     with st.expander("New segment", expanded=expanded, icon=":material/add:"):
         with st.form("seg.create", clear_on_submit=False, border=False):
             c1, c2, c3 = st.columns([2, 4, 2])
@@ -95,8 +97,8 @@ def _create_form(campaigns: list[dict[str, str]], expanded: bool) -> None:
                                help="1 to 30 letters, digits, '-', '_' or '.'")
             description = c2.text_input("Description", placeholder="e.g. Spring newsletter, France", max_chars=200,
                                         key="seg.new.desc")
-            options = [""] + [c["no"] for c in campaigns]
-            labels = {c["no"]: f"{c['no']} · {c['description']}" for c in campaigns}
+            options = [""] + [c.no for c in campaigns]
+            labels = {c.no: f"{c.no} · {c.description}" for c in campaigns}
             campaign = c3.selectbox("Campaign", options, format_func=lambda v: labels.get(v, "(none)"),
                                     key="seg.new.campaign")
             if st.form_submit_button("Create and open", type="primary"):
@@ -120,14 +122,17 @@ if not segments:
 
 st.caption(f"{plural(len(segments), 'segment')} · {n(contact_count(db))} contacts in the database")
 nos = [s.no for s in segments]
+minimum = minimum_segment_size(db)
 st.dataframe(
-    _frame(segments),
+    _frame(segments, minimum),
     hide_index=True,
     key=K_TABLE,
     on_select=lambda: _picked_from_table(nos),
     selection_mode="single-row",
     column_config={
         "Members": st.column_config.NumberColumn(format="%,d"),
+        "Small": st.column_config.TextColumn(help=f"Under the minimum of {minimum:,} members: cannot be exported or "
+                                             "logged, and small chart buckets are hidden"),
         "Steps": st.column_config.NumberColumn(format="%d", help="Applied steps in the criteria log"),
         "Last change": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
         "Description": st.column_config.TextColumn(width="large"),

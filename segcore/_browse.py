@@ -20,7 +20,6 @@ from ._db import Database
 from ._errors import FilterError, NotFoundError
 from ._fields import LIST_FIELDS, get_field
 from ._models import (
-    Campaign,
     Contact,
     ContactCode,
     Interaction,
@@ -42,7 +41,6 @@ __all__ = [
     "contact_detail",
     "contacts_by_ids",
     "data_token",
-    "list_campaigns",
     "minimum_segment_size",
     "number_bounds",
     "split_values",
@@ -175,12 +173,6 @@ def minimum_segment_size(db: Database) -> int:
     with db.read() as conn:
         value = conn.execute(select(Setting.value).where(Setting.key == "minimum_segment_size")).scalar()
     return int(value) if value is not None else 50
-
-
-def list_campaigns(db: Database) -> list[dict[str, Any]]:
-    table = Campaign.__table__
-    with db.read() as conn:
-        return _rows(conn, select(table.c.no, table.c.description, table.c.status).order_by(table.c.no))
 
 
 # ----------------------------------------------------------------------------------------------- contacts
