@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,12 +34,13 @@ from ._fast_eval import evaluate
 from ._fields import AGE_BANDS, CONTACT_FIELDS
 from ._models import Contact, Setting
 from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, load_snapshot
-from ._stats import DIMENSIONS, SPEND_BANDS, UNKNOWN, Distribution, _ordered, distribution_sql
+from ._stats import DIMENSIONS, SPEND_BANDS, UNKNOWN, Distribution, _ordered, distribution_sql, mask_small
 
-__all__ = ["StepPreview", "clear_caches", "preview_step", "segment_distributions"]
+__all__ = ["StepPreview", "all_distributions", "clear_caches", "preview_step", "segment_distributions"]
 
 contacts = Contact.__table__
 DEFAULT_MEMORY_MAX = 5_000_000
+DEFAULT_MINIMUM_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def clear_caches() -> None:
     with _cache_lock:
         _members_cache.clear()
         _dist_cache.clear()
+        _all_cache.clear()
 
 
 def _members_mask(db: Database, snap: Snapshot, seg_id: int, version: int) -> np.ndarray:
@@ -284,6 +286,21 @@ def _preview_sql(
 # ------------------------------------------------------------------------------------------------ router
 
 
+def _limits(conn: Connection) -> tuple[int, int]:
+    """(preview_memory_max_contacts, minimum_segment_size), read in one place."""
+    return (
+        int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX)),
+        int(_setting(conn, "minimum_segment_size", DEFAULT_MINIMUM_SIZE)),
+    )
+
+
+def _masked(dists: dict[str, Distribution], size: int, minimum: int) -> dict[str, Distribution]:
+    # SPEC §3: a segment under the minimum size shows no bucket smaller than the minimum.
+    if size >= minimum or size == 0:
+        return dists
+    return {d: mask_small(v, minimum) for d, v in dists.items()}
+
+
 def preview_step(
     db: Database,
     no: str,
@@ -294,32 +311,79 @@ def preview_step(
     sample: int = 20,
     backend: str | None = None,
 ) -> StepPreview:
-    """Preview a pending step; `backend` forces "memory" or "sql" (tests and benchmarks), else the setting decides."""
+    """Preview a pending step; `backend` forces "memory" or "sql" (tests and benchmarks), else the setting decides.
+
+    The charts of a side (now / after) whose size is under the minimum segment size hide their small buckets."""
     today = today or dt.date.today()
+    with db.read() as conn:
+        limit, minimum = _limits(conn)
+    result: StepPreview | None = None
     if backend != "sql":
-        with db.read() as conn:
-            limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
         snap = (
             load_snapshot(db, wait=True)
             if backend == "memory"
             else load_snapshot(db, max_contacts=limit)
         )
         if snap is not None:
-            return _preview_memory(db, snap, no, request, today, dimensions, sample)
-    return _preview_sql(db, no, request, today, dimensions, sample)
+            result = _preview_memory(db, snap, no, request, today, dimensions, sample)
+    if result is None:
+        result = _preview_sql(db, no, request, today, dimensions, sample)
+    c = result.counts
+    if min(c.size_before, c.size_after) < minimum:
+        result = replace(
+            result,
+            before=_masked(result.before, c.size_before, minimum),
+            after=_masked(result.after, c.size_after, minimum),
+        )
+    return result
 
 
 def segment_distributions(
     db: Database, no: str, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
 ) -> dict[str, Distribution]:
-    """The chart distributions of a segment's current members (in memory when the snapshot fits, else SQL)."""
+    """The chart distributions of a segment's current members (in memory when the snapshot fits, else SQL).
+
+    A segment under the minimum size gets its small buckets hidden (see `mask_small`)."""
     today = today or dt.date.today()
     with db.read() as conn:
         row = _segment_row(conn, no)
-        limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
+        limit, minimum = _limits(conn)
     snap = load_snapshot(db, max_contacts=limit)
     if snap is not None:
         members = _members_mask(db, snap, row.id, row.version)
-        return {d: _distribution(snap, members, d, today) for d in dimensions}
+        dists = {d: _distribution(snap, members, d, today) for d in dimensions}
+    else:
+        with db.read() as conn:
+            dists = {d: distribution_sql(conn, _member_ids_of(row.id), d, today=today) for d in dimensions}
+    return _masked(dists, int(row.size), minimum)
+
+
+_all_cache: dict[tuple[str, str, str, dt.date], Distribution] = {}
+
+
+def all_distributions(
+    db: Database, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
+) -> dict[str, Distribution]:
+    """The chart distributions of all contacts (never masked), the reference of a segment's composition."""
+    today = today or dt.date.today()
     with db.read() as conn:
-        return {d: distribution_sql(conn, _member_ids_of(row.id), d, today=today) for d in dimensions}
+        limit, _ = _limits(conn)
+    snap = load_snapshot(db, max_contacts=limit)
+    if snap is None:
+        with db.read() as conn:
+            return {d: distribution_sql(conn, select(contacts.c.id), d, today=today) for d in dimensions}
+    out: dict[str, Distribution] = {}
+    everyone: np.ndarray | None = None
+    for d in dimensions:
+        # Cached per snapshot version: the same for every segment until the data change.
+        key = (db.url, snap.version, d, today)
+        dist = _all_cache.get(key)
+        if dist is None:
+            everyone = np.ones(snap.n, dtype=bool) if everyone is None else everyone
+            dist = _distribution(snap, everyone, d, today)
+            with _cache_lock:
+                if len(_all_cache) > 256:
+                    _all_cache.clear()
+                _all_cache[key] = dist
+        out[d] = dist
+    return out

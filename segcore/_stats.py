@@ -25,6 +25,7 @@ __all__ = [
     "UNKNOWN",
     "composition",
     "distribution_sql",
+    "mask_small",
 ]
 
 contacts = Contact.__table__
@@ -73,9 +74,20 @@ class Distribution:
     dimension: str
     counts: dict[str, int]
     total: int
+    # Counts taken out by mask_small (bucket memberships, so a multi-valued dimension may count a contact twice).
+    hidden: int = 0
 
     def share(self, bucket: str) -> float:
         return self.counts.get(bucket, 0) / self.total if self.total else 0.0
+
+
+def mask_small(dist: Distribution, minimum: int) -> Distribution:
+    """Take out the buckets holding fewer than `minimum` contacts, so a small segment never shows a tiny group.
+
+    `total` stays the true number of contacts: the shares of the buckets still shown stay honest, and `hidden`
+    says how much was taken out (a page prints it rather than letting the bars silently not add up)."""
+    kept = {k: v for k, v in dist.counts.items() if v >= minimum}
+    return Distribution(dist.dimension, kept, dist.total, dist.hidden + sum(dist.counts.values()) - sum(kept.values()))
 
 
 def _age_band_expr(today: dt.date) -> sa.ColumnElement[Any]:
