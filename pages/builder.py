@@ -41,6 +41,7 @@ from ui.charts import (
     preview_with_figures,
 )
 from ui.format import n, plural, signed, when
+from ui.lifecycle import review_and_log_tab, small_warning
 from ui.tables import PLACEHOLDER, contact_columns, table_height
 
 K_KIND = "sx.kind"
@@ -435,6 +436,7 @@ st.caption(" · ".join(x for x in (
 state.show_flashes()
 if info.read_only:
     st.warning("This segment is logged: its members and log are kept as a record and cannot change.")
+small_warning(db, info)
 
 left, right = st.columns([5, 7], gap="large")
 with left:
@@ -451,9 +453,10 @@ with right:
     preview_panel(info.no, step, info.size)
 
 st.divider()
-TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse"]
+TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse", "Review & log"]
 tabs = st.tabs(TABS, key="bd.tab", on_change="rerun")
-for tab, render in zip(tabs, (_log_tab, _members_tab, _by_hand_tab, _reuse_tab), strict=True):
+renderers = (_log_tab, _members_tab, _by_hand_tab, _reuse_tab, lambda i: review_and_log_tab(db, i))
+for tab, render in zip(tabs, renderers, strict=True):
     # Only the open tab does its work (tabs track state): the members page query runs only when shown.
     if tab.open is not False:
         with tab:

@@ -36,6 +36,7 @@ from tests.apptest_support import (
     CONTACTS,
     DATA,
     DEMO_N,
+    REVIEW,
     ROOT,
     SEGMENTS,
     add_condition,
@@ -69,7 +70,9 @@ def test_first_start_of_an_empty_database_creates_demo_contacts(tmp_path: Path, 
     assert "Create and open" in [b.label for b in at.button]
 
 
-@pytest.mark.parametrize("page, title", [(SEGMENTS, "Segments"), (CONTACTS, "Contacts"), (DATA, "Data")])
+@pytest.mark.parametrize(
+    "page, title", [(SEGMENTS, "Segments"), (CONTACTS, "Contacts"), (REVIEW, "Review"), (DATA, "Data")]
+)
 def test_every_page_renders(app_db: Database, page: str, title: str) -> None:
     create_segment(app_db, "S1", description="First")
     at = run(new_app())

@@ -22,6 +22,7 @@ PAGES = {
     "segments": "pages/segments.py",
     "builder": "pages/builder.py",
     "contacts": "pages/contacts.py",
+    "review": "pages/review.py",
     "data": "pages/data.py",
 }
 DEMO_CONTACTS_DEFAULT = 20_000

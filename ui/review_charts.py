@@ -1,0 +1,59 @@
+"""Plotly figures of the Review page: the overlap heatmap and a segment's composition against all contacts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from ui.charts import ACCENT, BEFORE_COLOR, pretty
+
+__all__ = ["composition_figure", "overlap_figure"]
+
+_FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
+_TEAL_SCALE = [[0.0, "#F4F7F8"], [0.5, "#7FC4C9"], [1.0, ACCENT]]
+MAX_BARS = 10
+
+
+def overlap_figure(nos: Sequence[str], matrix: Sequence[Sequence[float]], *, mode: str) -> go.Figure:
+    """A square heatmap: members in both segments (mode "count") or Jaccard similarity (mode "jaccard")."""
+    text = [[f"{v:.2f}" if mode == "jaccard" else f"{int(v):,}" for v in row] for row in matrix]
+    hover = "%{y} ∩ %{x}: %{text}" + (" (Jaccard)" if mode == "jaccard" else " members in both") + "<extra></extra>"
+    fig = go.Figure(
+        go.Heatmap(
+            z=[list(r) for r in matrix], x=list(nos), y=list(nos), text=text, texttemplate="%{text}",
+            hovertemplate=hover, colorscale=_TEAL_SCALE, zmin=0, zmax=1 if mode == "jaccard" else None,
+            showscale=False, xgap=2, ygap=2,
+        )
+    )
+    side = max(260, 60 + 56 * len(nos))
+    fig.update_layout(
+        height=side, margin={"l": 10, "r": 10, "t": 10, "b": 10}, font=_FONT, plot_bgcolor="white",
+        xaxis={"side": "top", "type": "category"}, yaxis={"autorange": "reversed", "type": "category"},
+    )
+    return fig
+
+
+def composition_figure(dimension_label: str, rows: Sequence[dict[str, Any]], *, segment_name: str) -> go.Figure:
+    """Share in the segment beside share in all contacts per bucket, with the index (100 = same as all) on top."""
+    shown = [r for r in rows if r.get("index") is not None or r.get("segment_share") is not None]
+    shown = sorted(shown, key=lambda r: -(r.get("all_share") or 0))[:MAX_BARS]
+    labels = [pretty(str(r["bucket"])) for r in shown]
+    seg = [r.get("segment_share") or 0.0 for r in shown]
+    everyone = [r.get("all_share") or 0.0 for r in shown]
+    index_text = [f"{r['index']:.0f}" if r.get("index") is not None else "hidden" for r in shown]
+    fig = go.Figure()
+    fig.add_bar(name="All contacts", x=labels, y=everyone, marker_color=BEFORE_COLOR,
+                hovertemplate="%{x}: %{y:.1%} of all contacts<extra></extra>")
+    fig.add_bar(name=segment_name, x=labels, y=seg, marker_color=ACCENT, text=index_text, textposition="outside",
+                customdata=index_text,
+                hovertemplate="%{x}: %{y:.1%} of the segment, index %{customdata}<extra></extra>")
+    top = max([*seg, *everyone, 0.01])
+    fig.update_layout(
+        title={"text": dimension_label, "font": {"size": 15}, "x": 0, "xanchor": "left"},
+        barmode="group", height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=_FONT,
+        showlegend=False, plot_bgcolor="white", bargap=0.25,
+        yaxis={"tickformat": ".0%", "range": [0, top * 1.25], "gridcolor": "#EEF1F4"},
+    )
+    return fig
