@@ -1,0 +1,292 @@
+"""Dynamic segments (SPEC §3): a saved filter evaluated against the current data, with its count over time.
+
+Nothing is stored per member: the count is computed when asked (from the in-memory snapshot when it fits, in SQL
+otherwise, the same routing as previews) and a refresh records it. Freeze turns today's members into a static
+segment through the engine, so the new segment has an ordinary, undoable criteria log.
+
+Decision: a dynamic segment leaves out contacts flagged "exclude from segments", exactly as a plain Add does, so
+the count shown is the size a freeze gives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from ._db import Database
+from ._engine import (
+    _SEGMENT_NO,
+    ActionRequest,
+    SegmentInfo,
+    _apply,
+    _info,
+    _now,
+    _require_campaign,
+    _segment_row,
+    current_user,
+)
+from ._errors import NotFoundError, RefusedError, UsageError
+from ._fast_eval import evaluate
+from ._filter_describe import describe
+from ._filter_sql import compile_filter
+from ._filter_text import to_text
+from ._filter_tree import EMPTY, Node, from_json, to_json, validate
+from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
+from ._preview import DEFAULT_MEMORY_MAX, _setting
+from ._snapshot import load_snapshot
+
+__all__ = [
+    "DynamicCountPoint",
+    "DynamicInfo",
+    "count_filter",
+    "count_history",
+    "create_dynamic",
+    "delete_dynamic",
+    "dynamic_count",
+    "freeze_dynamic",
+    "get_dynamic",
+    "list_dynamic",
+    "refresh_dynamic",
+    "update_dynamic",
+]
+
+dynamic = table_of(DynamicSegment)
+counts = table_of(DynamicSegmentCount)
+contacts = table_of(Contact)
+segments = table_of(Segment)
+_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,29}$")
+
+
+@dataclass(frozen=True)
+class DynamicCountPoint:
+    """One refresh: how many contacts were in the dynamic segment, out of all contacts, at that time."""
+
+    at: dt.datetime
+    count: int
+    total: int
+
+
+@dataclass(frozen=True)
+class DynamicInfo:
+    """A dynamic segment as lists and pages show it, with its last recorded count."""
+
+    id: int
+    no: str
+    description: str
+    filter: Node
+    expression: str  # the text form, one condition per line, or the plain-language description
+    owner: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_count: int | None
+    last_total: int | None
+    last_refreshed_at: dt.datetime | None
+
+
+def _expression(node: Node) -> str:
+    lines = to_text(node)
+    return "\n".join(lines) if lines is not None else describe(node)
+
+
+def _checked_filter(node: Node) -> Node:
+    node = validate(node)
+    if node == EMPTY:
+        raise UsageError("the filter is empty: it matches everybody; add at least one condition")
+    return node
+
+
+def _last_counts() -> sa.Select[Any]:
+    """The latest recorded count of every dynamic segment, in one query (no query per segment)."""
+    latest = select(counts.c.dynamic_id, func.max(counts.c.id).label("id")).group_by(counts.c.dynamic_id).subquery()
+    return select(counts).join(latest, latest.c.id == counts.c.id)
+
+
+def _infos(conn: Connection, where: Any = None) -> list[DynamicInfo]:
+    last = _last_counts().subquery()
+    stmt = (
+        select(dynamic, last.c.count.label("last_count"), last.c.total.label("last_total"),
+               last.c.at.label("last_at"))
+        .outerjoin(last, last.c.dynamic_id == dynamic.c.id)
+        .order_by(dynamic.c.no)
+    )
+    if where is not None:
+        stmt = stmt.where(where)
+    out = []
+    for r in conn.execute(stmt).all():
+        node = from_json(r.filter_json)
+        out.append(DynamicInfo(
+            id=r.id, no=r.no, description=r.description, filter=node, expression=_expression(node), owner=r.owner,
+            created_at=r.created_at, updated_at=r.updated_at, last_count=r.last_count, last_total=r.last_total,
+            last_refreshed_at=r.last_at,
+        ))
+    return out
+
+
+def _get(conn: Connection, no: str) -> DynamicInfo:
+    found = _infos(conn, dynamic.c.no == no)
+    if not found:
+        raise NotFoundError(f"no dynamic segment {no!r}")
+    return found[0]
+
+
+def create_dynamic(
+    db: Database, no: str, filter: Node, *, description: str = "", owner: str | None = None
+) -> DynamicInfo:
+    """Save a filter as a dynamic segment."""
+    no = (no or "").strip()
+    if not _NO.match(no):
+        raise UsageError(f"dynamic segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.'")
+    if len(description) > 200:
+        raise UsageError("the description is longer than 200 characters")
+    node = _checked_filter(filter)
+    with db.write() as conn:
+        if conn.execute(select(dynamic.c.id).where(dynamic.c.no == no)).first() is not None:
+            raise RefusedError(f"dynamic segment {no} already exists")
+        now = _now()
+        conn.execute(insert(dynamic).values(
+            no=no, description=description.strip(), filter_json=to_json(node),
+            owner=owner if owner is not None else current_user(), created_at=now, updated_at=now,
+        ))
+        return _get(conn, no)
+
+
+def update_dynamic(
+    db: Database, no: str, *, filter: Node | None = None, description: str | None = None
+) -> DynamicInfo:
+    """Change a dynamic segment's filter or description; its recorded counts stay as history."""
+    values: dict[str, Any] = {}
+    if filter is not None:
+        values["filter_json"] = to_json(_checked_filter(filter))
+    if description is not None:
+        if len(description) > 200:
+            raise UsageError("the description is longer than 200 characters")
+        values["description"] = description.strip()
+    with db.write() as conn:
+        _get(conn, no)
+        if values:
+            conn.execute(update(dynamic).where(dynamic.c.no == no).values(updated_at=_now(), **values))
+        return _get(conn, no)
+
+
+def get_dynamic(db: Database, no: str) -> DynamicInfo:
+    with db.read() as conn:
+        return _get(conn, no)
+
+
+def list_dynamic(db: Database) -> list[DynamicInfo]:
+    """All dynamic segments by number, each with its last recorded count."""
+    with db.read() as conn:
+        return _infos(conn)
+
+
+def delete_dynamic(db: Database, no: str) -> None:
+    """Delete a dynamic segment and its count history (static segments frozen from it stay)."""
+    with db.write() as conn:
+        info = _get(conn, no)
+        conn.execute(delete(counts).where(counts.c.dynamic_id == info.id))
+        conn.execute(delete(dynamic).where(dynamic.c.id == info.id))
+
+
+# --------------------------------------------------------------------------------------------------- counting
+
+
+def count_filter(db: Database, node: Node, *, today: dt.date | None = None, backend: str | None = None) -> tuple[int, int]:
+    """(contacts the filter puts in a dynamic segment, all contacts), computed now without writing.
+
+    In memory when the snapshot fits (setting `preview_memory_max_contacts`), in SQL otherwise; `backend` forces
+    one ("memory" or "sql") for tests. Contacts flagged "exclude from segments" are left out of the count."""
+    node = _checked_filter(node)
+    today = today or dt.date.today()
+    if backend != "sql":
+        with db.read() as conn:
+            limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
+        snap = load_snapshot(db, wait=True) if backend == "memory" else load_snapshot(db, max_contacts=limit)
+        if snap is not None:
+            mask = evaluate(node, snap, today=today) & ~snap.excluded
+            return int(np.count_nonzero(mask)), int(snap.n)
+    with db.read() as conn:
+        cond = sa.and_(compile_filter(node, today=today), contacts.c.exclude_from_segments.is_(False))
+        n = conn.execute(select(func.count()).select_from(contacts).where(cond)).scalar_one()
+        total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+    return int(n), int(total)
+
+
+def dynamic_count(db: Database, no: str, *, today: dt.date | None = None) -> tuple[int, int]:
+    """(contacts in the dynamic segment, all contacts) as of now."""
+    return count_filter(db, get_dynamic(db, no).filter, today=today)
+
+
+def refresh_dynamic(db: Database, no: str, *, today: dt.date | None = None) -> DynamicCountPoint:
+    """Count now and record the count, so the page can show how the segment moves over time."""
+    info = get_dynamic(db, no)
+    n, total = count_filter(db, info.filter, today=today)
+    at = _now()
+    with db.write() as conn:
+        # Deleted meanwhile? Then there is nothing to record the count against.
+        _get(conn, no)
+        conn.execute(insert(counts).values(dynamic_id=info.id, at=at, count=n, total=total))
+    return DynamicCountPoint(at, n, total)
+
+
+def count_history(db: Database, no: str) -> list[DynamicCountPoint]:
+    """Every recorded count, oldest first."""
+    with db.read() as conn:
+        info = _get(conn, no)
+        rows = conn.execute(
+            select(counts.c.at, counts.c.count, counts.c.total)
+            .where(counts.c.dynamic_id == info.id)
+            .order_by(counts.c.at, counts.c.id)
+        ).all()
+    return [DynamicCountPoint(at, int(n), int(total)) for at, n, total in rows]
+
+
+# --------------------------------------------------------------------------------------------------- freeze
+
+
+def freeze_dynamic(
+    db: Database,
+    no: str,
+    new_segment_no: str,
+    *,
+    description: str | None = None,
+    campaign_no: str | None = None,
+    user: str | None = None,
+    today: dt.date | None = None,
+) -> SegmentInfo:
+    """Copy the dynamic segment's current members into a new static draft segment, in one transaction.
+
+    The new segment's log starts with one Add step carrying the filter (plain Add: flagged contacts stay out, as
+    in the count), so it can be undone, replayed and reviewed like any step."""
+    user = user if user is not None else current_user()
+    new_no = (new_segment_no or "").strip()
+    info = get_dynamic(db, no)
+    desc = description if description is not None else (info.description or f"Frozen from dynamic segment {no}")
+    # The same checks as create_segment, which cannot be called here: it commits its own transaction.
+    _check_new_segment(new_no, desc)
+    with db.write() as conn:
+        if conn.execute(select(segments.c.id).where(segments.c.no == new_no)).first() is not None:
+            raise RefusedError(f"segment {new_no} already exists")
+        if campaign_no:
+            _require_campaign(conn, campaign_no)
+        now = _now()
+        conn.execute(insert(segments).values(
+            no=new_no, description=desc.strip()[:200], campaign_no=campaign_no or None, owner=user, status="draft",
+            version=0, head_seq=0, size=0, created_at=now, updated_at=now,
+        ))
+        _apply(conn, new_no, ActionRequest("add", filter=info.filter), user=user, expected_version=None, today=today)
+        return _info(conn, _segment_row(conn, new_no))
+
+
+def _check_new_segment(no: str, description: str) -> None:
+    if not _SEGMENT_NO.match(no):
+        raise UsageError(
+            f"segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    if len(description) > 200:
+        raise UsageError("the description is longer than 200 characters")
