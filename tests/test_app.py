@@ -71,7 +71,9 @@ def test_first_start_of_an_empty_database_creates_demo_contacts(tmp_path: Path, 
 
 
 @pytest.mark.parametrize(
-    "page, title", [(SEGMENTS, "Segments"), (CONTACTS, "Contacts"), (REVIEW, "Review"), (DATA, "Data")]
+    "page, title",
+    [(SEGMENTS, "Segments"), ("pages/dynamic.py", "Dynamic segments"), ("pages/groups.py", "Known user groups"),
+     (CONTACTS, "Contacts"), (REVIEW, "Review"), (DATA, "Data")],
 )
 def test_every_page_renders(app_db: Database, page: str, title: str) -> None:
     create_segment(app_db, "S1", description="First")

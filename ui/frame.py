@@ -23,6 +23,8 @@ def navigation_pages() -> list[st.Page]:
     return [
         st.Page(state.PAGES["segments"], title="Segments", icon=":material/view_list:", default=True),
         st.Page(state.PAGES["builder"], title="Builder", icon=":material/tune:"),
+        st.Page(state.PAGES["dynamic"], title="Dynamic segments", icon=":material/auto_mode:"),
+        st.Page(state.PAGES["groups"], title="Known user groups", icon=":material/group:"),
         st.Page(state.PAGES["contacts"], title="Contacts", icon=":material/contacts:"),
         st.Page(state.PAGES["review"], title="Review", icon=":material/fact_check:"),
         st.Page(state.PAGES["data"], title="Data", icon=":material/database:"),

@@ -21,6 +21,8 @@ from segcore import ConflictError, Database, SegcoreError, resolve_url
 PAGES = {
     "segments": "pages/segments.py",
     "builder": "pages/builder.py",
+    "dynamic": "pages/dynamic.py",
+    "groups": "pages/groups.py",
     "contacts": "pages/contacts.py",
     "review": "pages/review.py",
     "data": "pages/data.py",
