@@ -236,3 +236,89 @@ BAD_CSV = (
     b"NEW2,company,Analytical Engines,GB,\n"
     b"NEW3,alien,Zorg,XX,not-an-email\n"
 )
+
+
+def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
+    """A manager's review in the real app: targets, composition, overlap, approve, log; and the audience pages."""
+    from playwright.sync_api import expect
+
+    from segcore._dynamic import create_dynamic, refresh_dynamic
+    from segcore._engine import ActionRequest, apply_action
+    from segcore._filter_text import parse_text
+    from segcore._groups import create_group
+    from segcore._lifecycle import create_campaign, get_logged, submit_segment
+
+    pg, base, db = page, server["url"], server["db"]
+    pg.goto(f"{base}/")
+    expect(pg.get_by_role("heading", name="Segments", exact=True)).to_be_visible(timeout=120_000)
+    settle(pg)
+    create_campaign(db, "SPRING", description="Spring sale")
+    for no, lines in (("SPRING-FR", ["country=FR"]), ("SPRING-FR-F", ["country=FR", "gender=female"]),
+                      ("SPRING-NL", ["country=NL|BE"])):
+        create_segment(db, no, description=f"Spring target {no}", campaign_no="SPRING")
+        apply_action(db, no, ActionRequest("add", parse_text(lines)))
+    submit_segment(db, "SPRING-FR", comment="ready for the spring mailing")
+    create_dynamic(db, "BIG-SPENDERS", parse_text(["total_spent=>=1000"]), description="Spent 1,000 or more")
+    refresh_dynamic(db, "BIG-SPENDERS")
+    with db.read() as conn:
+        from sqlalchemy import select
+
+        from segcore._models import Contact
+
+        known = list(conn.execute(select(Contact.email).where(Contact.email.is_not(None)).limit(40)).scalars())
+    create_group(db, "Trade fair 2026", description="Visitors scanned at the booth",
+                 emails=known + [f"visitor{i}@elsewhere.example" for i in range(12)])
+    nav = pg.locator('[data-testid="stSidebarNav"]')
+
+    # Review: the submitted target is picked first, with its composition and drift.
+    nav.get_by_text("Review", exact=True).click()
+    expect(pg.get_by_role("heading", name="Review", exact=True)).to_be_visible()
+    settle(pg, 3.0)
+    no_exception(pg, "review")
+    expect(pg.get_by_role("heading", name="SPRING-FR", exact=True)).to_be_visible()
+    assert pg.locator('[data-testid="stPlotlyChart"]').count() >= 4
+    shot(pg, "review")
+    pg.get_by_role("button", name="Approve").click()
+    settle(pg, 2.0)
+    assert get_segment(db, "SPRING-FR").status == "approved"
+    pg.get_by_role("button", name="Log segment…").click()
+    settle(pg, 1.5)
+    expect(pg.get_by_role("dialog")).to_contain_text("SPRING-FR")
+    shot(pg, "review-log-dialog")
+    pg.get_by_role("dialog").get_by_role("button", name="Log segment", exact=True).click()
+    settle(pg, 2.5)
+    rec = get_logged(db, "SPRING-FR")
+    assert rec.contacted_count == get_segment(db, "SPRING-FR").size > 0
+    no_exception(pg, "review after log")
+    expect(pg.get_by_text("Logged record")).to_be_visible()
+    shot(pg, "review-logged")
+    pg.get_by_role("tab", name="Overlap").click()
+    settle(pg, 2.5)
+    no_exception(pg, "overlap")
+    assert pg.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    shot(pg, "review-overlap")
+
+    # The Builder's Review & log tab of a logged segment.
+    pg.goto(f"{base}/builder?segment=SPRING-FR")
+    expect(pg.get_by_role("heading", name="SPRING-FR")).to_be_visible()
+    settle(pg, 2.0)
+    pg.get_by_role("tab", name="Review & log").click()
+    settle(pg, 2.0)
+    no_exception(pg, "builder review tab")
+    expect(pg.get_by_text("Logged record")).to_be_visible()
+    shot(pg, "builder-review-log")
+
+    # Dynamic segments and known user groups.
+    nav = pg.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Dynamic segments", exact=True).click()
+    expect(pg.get_by_role("heading", name="Dynamic segments", exact=True)).to_be_visible()
+    settle(pg, 2.0)
+    no_exception(pg, "dynamic")
+    expect(pg.get_by_text("Contacts in segment")).to_be_visible()
+    shot(pg, "dynamic")
+    nav.get_by_text("Known user groups", exact=True).click()
+    expect(pg.get_by_role("heading", name="Known user groups", exact=True)).to_be_visible()
+    settle(pg, 2.0)
+    no_exception(pg, "groups")
+    assert metric(pg, "Matched") == "40" and metric(pg, "Unmatched") == "12"
+    shot(pg, "groups")

@@ -244,11 +244,12 @@ def logged_box(db: Database, info: SegmentInfo) -> None:
         st.error(str(e))
         return
     st.markdown("**Logged record**")
-    cols = st.columns(3)
-    cols[0].metric("Members", n(rec.member_count), border=True)
-    cols[1].metric("Interactions", n(rec.contacted_count), border=True)
-    cols[2].metric("Held out", n(rec.holdout_count), border=True,
-                   help=f"{rec.holdout_pct:g} % with seed {rec.holdout_seed}" if rec.holdout_count else None)
+    # Sized to their content: three bordered metrics in a narrow column would cut "4,265" to "4,…".
+    with st.container(horizontal=True):
+        st.metric("Members", n(rec.member_count), border=True, width="content")
+        st.metric("Interactions", n(rec.contacted_count), border=True, width="content")
+        st.metric("Held out", n(rec.holdout_count), border=True, width="content",
+                  help=f"{rec.holdout_pct:g} % with seed {rec.holdout_seed}" if rec.holdout_count else None)
     st.caption(" · ".join(x for x in (
         f"{rec.template} on {rec.date:%Y-%m-%d}", f"campaign {rec.campaign_no}" if rec.campaign_no else "",
         f"logged by {rec.logged_by} at {when(rec.logged_at)} UTC",

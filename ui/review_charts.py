@@ -47,13 +47,13 @@ def composition_figure(dimension_label: str, rows: Sequence[dict[str, Any]], *, 
     fig.add_bar(name="All contacts", x=labels, y=everyone, marker_color=BEFORE_COLOR,
                 hovertemplate="%{x}: %{y:.1%} of all contacts<extra></extra>")
     fig.add_bar(name=segment_name, x=labels, y=seg, marker_color=ACCENT, text=index_text, textposition="outside",
-                customdata=index_text,
+                textfont={"size": 11, "color": "#4B5563"}, cliponaxis=False, customdata=index_text,
                 hovertemplate="%{x}: %{y:.1%} of the segment, index %{customdata}<extra></extra>")
     top = max([*seg, *everyone, 0.01])
     fig.update_layout(
         title={"text": dimension_label, "font": {"size": 15}, "x": 0, "xanchor": "left"},
         barmode="group", height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=_FONT,
-        showlegend=False, plot_bgcolor="white", bargap=0.25,
+        showlegend=False, plot_bgcolor="white", bargap=0.25, uniformtext={"minsize": 9, "mode": "hide"},
         yaxis={"tickformat": ".0%", "range": [0, top * 1.25], "gridcolor": "#EEF1F4"},
     )
     return fig
