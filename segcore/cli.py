@@ -90,12 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_other_commands(sub: Any) -> None:
-    # The segment and criteria commands live in their own module; the CLI works without it while it is being built.
-    try:
-        from ._cli_segment import add_segment_commands
-    except ImportError:
-        return
+    from ._cli_audiences import add_audience_commands
+    from ._cli_segment import add_segment_commands
+
     add_segment_commands(sub)
+    add_audience_commands(sub)
 
 
 # ---------------------------------------------------------------------------------------------------------- init
