@@ -54,6 +54,7 @@ class Overlap:
         return both / either if either else 0.0
 
     def jaccard_matrix(self) -> tuple[tuple[float, ...], ...]:
+        """Jaccard of every pair, in the order of `nos` (1 on the diagonal of a non-empty segment)."""
         return tuple(tuple(self.jaccard(i, j) for j in range(len(self.nos))) for i in range(len(self.nos)))
 
 
@@ -124,6 +125,7 @@ class Drift:
 
     @property
     def unchanged(self) -> bool:
+        """True when the replay gives exactly the current members."""
         return self.joined == 0 and self.left == 0
 
 

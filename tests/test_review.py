@@ -12,13 +12,21 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from segcore._db import Database
-from segcore._engine import ActionRequest, apply_action, create_segment, get_segment
-from segcore._errors import NotFoundError
+from segcore._engine import ActionRequest, apply_action, create_segment, delete_segment, get_segment, undo
+from segcore._errors import NotFoundError, RefusedError
 from segcore._filter_text import parse_text
 from segcore._lifecycle import approve_segment, submit_segment
-from segcore._models import ActionDelta, Contact, Segment, SegmentAction, SegmentMember, Setting
+from segcore._models import (
+    ActionDelta,
+    Contact,
+    Segment,
+    SegmentAction,
+    SegmentMember,
+    SegmentStatusEvent,
+    Setting,
+)
 from segcore._preview import preview_step, segment_distributions
-from segcore._review import drift, overlap, segment_composition
+from segcore._review import MAX_OVERLAP_SEGMENTS, drift, overlap, segment_composition
 from segcore._snapshot import bump_data_version
 from tests.factories import add_contacts, person
 
@@ -73,10 +81,22 @@ def test_overlap_cases(db: Database) -> None:
         overlap(db, ["ALL", "NOPE"])
 
 
+def test_overlap_input_edges(db: Database) -> None:
+    nos = population(db, 8)
+    segment(db, "A", nos[:4])
+    segment(db, "B", nos[2:])
+    # Duplicates and blanks are dropped, order kept; nothing asked, nothing answered.
+    ov = overlap(db, ["B", " A ", "B", ""])
+    assert (ov.nos, ov.sizes, ov.counts) == (("B", "A"), (6, 4), ((6, 2), (2, 4)))
+    assert ov.jaccard(0, 1) == pytest.approx(2 / 8)
+    assert overlap(db, []) == type(ov)((), (), ())
+    with pytest.raises(RefusedError, match="at most"):
+        overlap(db, [f"X{i}" for i in range(MAX_OVERLAP_SEGMENTS + 1)])
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sets(st.integers(min_value=0, max_value=29)), min_size=2, max_size=4))
-def test_overlap_equals_the_set_model(sqlite_db: Database, memberships: list[set[int]]) -> None:
-    db = sqlite_db
+def test_overlap_equals_the_set_model(db: Database, memberships: list[set[int]]) -> None:
     if not rows_in(db, Contact):
         population(db, 30)
     with db.write() as conn:  # fresh segments per example
@@ -163,12 +183,57 @@ def test_drift_of_an_approved_segment_replays_what_was_approved(db: Database) ->
     assert d.reference_at is not None
 
 
+TABLES = (Segment, SegmentMember, SegmentAction, ActionDelta, SegmentStatusEvent)
+
+
 def test_drift_leaves_nothing_behind(db: Database) -> None:
+    nos = population(db)
+    segment(db, "SRC", nos[30:])
+    create_segment(db, "FR", description="France")
+    apply_action(db, "FR", ActionRequest("add", parse_text(["country=FR"])), today=TODAY)
+    apply_action(db, "FR", ActionRequest("add_contacts", contact_nos=("P001",)), today=TODAY)
+    apply_action(db, "FR", ActionRequest("reuse_segment", source_segment_no="SRC"), today=TODAY)
+    apply_action(db, "FR", ActionRequest("reduce", parse_text(["gender=male"])), today=TODAY)
+    submit_segment(db, "FR")
+    approve_segment(db, "FR")
+    move(db, "P002", "FR")  # so the replay really differs from the members
+    counts = {m: rows_in(db, m) for m in TABLES}
+    info = get_segment(db, "FR")
+    d = drift(db, "FR", today=TODAY)
+    assert (d.steps_replayed, d.joined) == (4, 1)
+    assert {m: rows_in(db, m) for m in TABLES} == counts
+    assert get_segment(db, "FR") == info  # still approved, same version and size
+    with db.read() as conn:
+        assert conn.execute(select(Segment.no).where(Segment.no.like("~%"))).first() is None
+    # A segment created afterwards (it may get the id the scratch row had) starts empty and works normally.
+    segment(db, "NEW", nos[:3])
+    assert get_segment(db, "NEW").size == 3 and drift(db, "NEW", today=TODAY).unchanged
+
+
+def test_drift_replays_only_the_applied_steps(db: Database) -> None:
     population(db)
     create_segment(db, "FR", description="France")
     apply_action(db, "FR", ActionRequest("add", parse_text(["country=FR"])), today=TODAY)
-    counts = {m: rows_in(db, m) for m in (Segment, SegmentMember, SegmentAction, ActionDelta)}
-    info = get_segment(db, "FR")
-    drift(db, "FR", today=TODAY)
-    assert {m: rows_in(db, m) for m in counts} == counts
-    assert get_segment(db, "FR") == info
+    apply_action(db, "FR", ActionRequest("add", parse_text(["country=DE"])), today=TODAY)
+    undo(db, "FR")  # the DE step stays in the log, past the head
+    d = drift(db, "FR", today=TODAY)
+    assert (d.steps_replayed, d.current_size, d.replay_size, d.unchanged) == (1, 10, 10, True)
+
+
+def test_drift_of_a_reused_segment_brings_its_current_members(db: Database) -> None:
+    nos = population(db)
+    segment(db, "SRC", nos[:5])
+    create_segment(db, "COPY", description="reuses SRC")
+    apply_action(db, "COPY", ActionRequest("reuse_segment", source_segment_no="SRC"), today=TODAY)
+    apply_action(db, "SRC", ActionRequest("add_contacts", contact_nos=("P010", "P011")), today=TODAY)
+    apply_action(db, "SRC", ActionRequest("reduce", parse_text(["contact_no=P000"])), today=TODAY)
+    d = drift(db, "COPY", today=TODAY)
+    assert (d.joined_sample, d.left_sample, d.replay_size) == (("P010", "P011"), ("P000",), 6)
+    # A source deleted since cannot be replayed: a clear refusal, and still nothing written.
+    delete_segment(db, "SRC")
+    counts = {m: rows_in(db, m) for m in TABLES}
+    with pytest.raises(RefusedError, match="step 1 of segment COPY cannot be replayed"):
+        drift(db, "COPY", today=TODAY)
+    assert {m: rows_in(db, m) for m in TABLES} == counts
+    with pytest.raises(NotFoundError):
+        drift(db, "NOPE", today=TODAY)
