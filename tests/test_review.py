@@ -140,9 +140,13 @@ def test_small_segment_charts_hide_small_buckets(db: Database) -> None:
     comp = {r["bucket"]: r for r in segment_composition(db, "SMALL", today=TODAY)["country"]}
     assert comp["FR"]["index"] is None and comp["FR"]["segment_count"] is None
     # The preview masks a side under the minimum too; the all-contacts side never is.
-    p = preview_step(db, "SMALL", ActionRequest("add", parse_text(["country=FR"])), today=TODAY)
-    assert p.before["country"].hidden == 12
-    assert p.after["country"].counts.get("FR") == 10 and p.after["country"].hidden == 0  # 19 members after
+    for backend in ("memory", "sql"):
+        p = preview_step(db, "SMALL", ActionRequest("add", parse_text(["country=FR"])), today=TODAY, backend=backend)
+        assert p.before["country"].hidden == 12, backend
+        assert p.after["country"].counts.get("FR") == 10 and p.after["country"].hidden == 0, backend  # 19 after
+        p = preview_step(db, "SMALL", ActionRequest("reduce", parse_text(["gender=male"])), today=TODAY,
+                         backend=backend)
+        assert (p.after["gender"].counts, p.after["gender"].hidden, p.after["gender"].total) == ({}, 6, 6), backend
     set_minimum(db, 1)
     assert segment_distributions(db, "SMALL", today=TODAY)["country"].hidden == 0
 
