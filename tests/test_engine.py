@@ -4,7 +4,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from segcore import ConflictError, Database, NotFoundError, RefusedError, UsageError
 from segcore._engine import (
@@ -387,9 +387,13 @@ def _state(db: Database, no: str = "SEG1") -> tuple[set[tuple[str, int]], int]:
 
 def test_segment_distributions_same_in_memory_and_sql(world: Database) -> None:
     from segcore._engine import _member_ids_of
+    from segcore._models import Setting
     from segcore._preview import segment_distributions
     from segcore._stats import distribution_sql
 
+    # Nine members: under the default minimum every bucket would be hidden; this test compares the two paths.
+    with world.write() as conn:
+        conn.execute(update(Setting.__table__).where(Setting.key == "minimum_segment_size").values(value="1"))
     apply_action(world, "SEG1", ActionRequest("add", f("name", "is_not_empty"), ActionOptions(ignore_exclusion=True)))
     memory = segment_distributions(world, "SEG1")
     seg = get_segment(world, "SEG1")
