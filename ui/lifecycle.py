@@ -149,7 +149,8 @@ def _cancel_dialog(db: Database, rec: LoggedInfo) -> None:
 def _logged_text(rec: LoggedInfo) -> str:
     held = f", {n(rec.holdout_count)} held out (seed {rec.holdout_seed})" if rec.holdout_count else ""
     fu = f"; follow-up segment {rec.follow_up_segment_no}" if rec.follow_up_segment_no else ""
-    return f"Logged {rec.segment_no}: {plural(rec.contacted_count, 'interaction')} {rec.template} written{held}{fu}."
+    word = "interaction" if rec.contacted_count == 1 else "interactions"
+    return f"Logged {rec.segment_no}: {n(rec.contacted_count)} {rec.template} {word} written{held}{fu}."
 
 
 # ------------------------------------------------------------------------------------------------- parts
