@@ -656,7 +656,23 @@ def _bump(conn: Connection, row: sa.Row[Any], *, user: str, **values: Any) -> in
     )
     if result.rowcount != 1:
         raise _conflict(row.no)
+    if "size" in values:
+        _refresh_member_stats(conn, abs(int(values["size"]) - int(row.size)))
     return int(row.version + 1)
+
+
+# A step that moves this many member rows refreshes PostgreSQL's statistics of the member tables.
+STATS_REFRESH_ROWS = 10_000
+
+
+def _refresh_member_stats(conn: Connection, changed: int) -> None:
+    """Keep the planner's picture of segment_members and action_deltas current after a large step.
+
+    Measured at 10M contacts: with the statistics of an empty segment_members, PostgreSQL planned the next step's
+    NOT EXISTS probe as a nested loop over a table it believed empty, and an Add of 2.8M members crawled at a few
+    hundred rows a second. ANALYZE samples (about 30,000 rows) and runs in this transaction; SQLite needs nothing."""
+    if changed >= STATS_REFRESH_ROWS and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE segment_members, action_deltas")  # constant text: no user input
 
 
 # --------------------------------------------------------------------------------------------------- preview
@@ -814,10 +830,12 @@ def _apply_plain_add(
     already = 0
     if row.size:
         already = _count(conn, matched.where(in_segment))
+    rows = matched.with_only_columns(literal(row.id), contacts.c.id, literal(seq))
+    # An empty segment has nothing to skip: no anti-join, which PostgreSQL would plan against a member table it
+    # believes empty (and which fills up under it).
     added = conn.execute(
         insert(members).from_select(
-            ["segment_id", "contact_id", "added_seq"],
-            matched.with_only_columns(literal(row.id), contacts.c.id, literal(seq)).where(~in_segment),
+            ["segment_id", "contact_id", "added_seq"], rows.where(~in_segment) if row.size else rows
         )
     ).rowcount
     size_after = row.size + added

@@ -4,6 +4,7 @@ import threading
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, update
 
 from segcore import ConflictError, Database, NotFoundError, RefusedError, UsageError
@@ -416,3 +417,20 @@ def test_large_snapshot_builds_in_background_while_previews_use_sql(world: Datab
         thread.join(timeout=30)
     second = preview_step(world, "SEG1", request)
     assert second.backend == "memory" and second.counts == first.counts
+
+
+def test_large_steps_refresh_postgresql_member_statistics(db: Database, monkeypatch) -> None:
+    """After a step that moves many members, PostgreSQL's planner knows segment_members' size (see _bump)."""
+    import segcore._engine as engine
+
+    monkeypatch.setattr(engine, "STATS_REFRESH_ROWS", 3)
+    add_contacts(db, [person(f"S{i}", country="FR") for i in range(5)])
+    create_segment(db, "BIG")
+    apply_action(db, "BIG", ActionRequest("add", f("country", "eq", "FR")))
+    if db.engine.dialect.name != "postgresql":
+        return
+    with db.read() as conn:
+        reltuples = conn.execute(
+            select(sa.column("reltuples")).select_from(sa.table("pg_class")).where(sa.column("relname") == "segment_members")
+        ).scalar_one()
+    assert reltuples == 5
