@@ -100,8 +100,9 @@ def _decode(data: bytes) -> str:
 
 
 def parse_email_csv(data: bytes) -> tuple[str, ...]:
-    """The e-mail column of a CSV export (a column headed e-mail / mail / courriel, else the first column that holds
-    addresses), as raw cells; a file without separators is read as plain addresses."""
+    """The addresses of a CSV file, as raw cells: the column headed e-mail / mail / courriel, else the one column
+    that holds addresses; a file whose addresses stand in several columns (a list laid out in rows) gives every
+    cell, and a file without separators is read as plain addresses."""
     text = _decode(data)
     sample = text[:20_000]
     try:
@@ -110,20 +111,26 @@ def parse_email_csv(data: bytes) -> tuple[str, ...]:
         # One column (nothing to sniff): the lines are the addresses, after a header if there is one.
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         return tuple(lines[1:] if lines and _HEADER.match(lines[0]) else lines)
-    rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise UsageError(f"the file is not readable as CSV: {exc}") from None
     if not rows:
         return ()
     header = rows[0]
     col = next((i for i, h in enumerate(header) if _HEADER.match(h or "")), None)
-    body = rows[1:] if col is not None else rows
-    if col is None:
-        width = max(len(r) for r in rows)
-        looks = [sum(1 for r in rows[:200] if i < len(r) and "@" in r[i]) for i in range(width)]
-        if not any(looks):
-            raise UsageError("no e-mail column found: name a column 'email' or put the addresses in one column")
-        col = looks.index(max(looks))
-        if "@" not in (header[col] if col < len(header) else ""):
-            body = rows[1:]  # a header with another name
+    if col is not None:
+        return tuple(r[col].strip() for r in rows[1:] if col < len(r) and r[col].strip())
+    width = max(len(r) for r in rows)
+    looks = [sum(1 for r in rows[:200] if i < len(r) and "@" in r[i]) for i in range(width)]
+    if not any(looks):
+        raise UsageError("no e-mail column found: name a column 'email' or put the addresses in one column")
+    if sum(1 for n in looks if n) > 1:
+        # Addresses in several columns: a list laid out in rows, not a table. Every cell counts, so nothing is
+        # dropped silently; what is not an address is reported back as invalid by parse_emails.
+        return tuple(c.strip() for r in rows for c in r if c.strip())
+    col = looks.index(max(looks))
+    body = rows if "@" in (header[col] if col < len(header) else "") else rows[1:]  # else a header by another name
     return tuple(r[col].strip() for r in body if col < len(r) and r[col].strip())
 
 

@@ -68,11 +68,27 @@ def test_parse_emails(text: str, valid: tuple[str, ...], invalid: tuple[str, ...
         ("Nom;Courriel\r\nBéa;bea@example.org\r\n".encode("cp1252"), ("bea@example.org",)),
         (b"id,contact\n1,ann@example.org\n2,bob@example.org\n", ("ann@example.org", "bob@example.org")),
         (b"ann@example.org\nbob@example.org\n", ("ann@example.org", "bob@example.org")),
+        (b"ann@example.org, bob@example.org, cy@example.org", ("ann@example.org", "bob@example.org", "cy@example.org")),
+        (b"a@example.org;b@example.org\nc@example.org;d@example.org\n",
+         ("a@example.org", "b@example.org", "c@example.org", "d@example.org")),
+        (b"Ann,ann@example.org\nBob,bob@example.org\n", ("ann@example.org", "bob@example.org")),
     ],
-    ids=["header", "bom-semicolon", "cp1252", "column-by-content", "plain-lines"],
+    ids=["header", "bom-semicolon", "cp1252", "column-by-content", "plain-lines", "one-row-list", "rows-of-addresses",
+         "no-header-table"],
 )
 def test_parse_email_csv(data: bytes, expected: tuple[str, ...]) -> None:
     assert parse_email_csv(data) == expected
+
+
+def test_ragged_rows_of_addresses_lose_nothing() -> None:
+    # The sniffer finds no delimiter in ragged rows: the lines come back whole and parse_emails splits them.
+    cells = parse_email_csv(b"a@example.org;b@example.org\nc@example.org;d@example.org;oops\n")
+    assert parse_emails(cells) == (("a@example.org", "b@example.org", "c@example.org", "d@example.org"), ("oops",))
+
+
+def test_parse_email_csv_unreadable_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="not readable as CSV"):
+        parse_email_csv(b'a,"' + b"x" * 200_000 + b'"\n1,2\n')
 
 
 def test_parse_email_csv_without_addresses_says_so() -> None:
