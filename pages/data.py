@@ -1,4 +1,5 @@
-"""Data: import contacts and interactions (validation report, then import the valid rows or nothing); export."""
+"""Data: import contacts and interactions (validation report, then import the valid rows or nothing); export;
+the settings (minimum segment size, where previews run)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from segcore._importer import (
     validate_contacts,
     validate_interactions,
 )
+from segcore._settings import SETTINGS, set_settings, settings_of
 from ui import frame, state
 from ui.format import n, plural
 from ui.tables import table_height
@@ -157,6 +159,28 @@ def _export_section() -> None:
             )
 
 
+def _settings_section() -> None:
+    current = settings_of(db)
+    with st.form("dt.settings", border=False, enter_to_submit=False):
+        cols = st.columns(len(SETTINGS))
+        wanted = {
+            spec.key: col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
+                                       value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
+                                       help=f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}.")
+            for col, spec in zip(cols, SETTINGS.values(), strict=True)
+        }
+        if st.form_submit_button("Save settings", icon=":material/save:"):
+            changed = {k: v for k, v in wanted.items() if v != current[k]}
+            if not changed:
+                st.info("Nothing changed.")
+                return
+            with state.core_errors():
+                set_settings(db, changed)
+                state.flash("success", "Saved: " + ", ".join(f"{SETTINGS[k].label.lower()} {n(v)}"
+                                                               for k, v in changed.items()) + ".")
+                st.rerun()
+
+
 def _size(nbytes: int) -> str:
     return f"{nbytes / 1_000_000:,.1f} MB" if nbytes >= 1_000_000 else f"{max(1, nbytes // 1000):,} KB"
 
@@ -170,3 +194,7 @@ with imp:
 with exp:
     st.subheader("Export a segment", anchor=False)
     _export_section()
+
+st.divider()
+st.subheader("Settings", anchor=False)
+_settings_section()

@@ -148,6 +148,9 @@ from ._review import (
     segment_composition,
 )
 
+# settings a user may change (minimum segment size, where previews run)
+from ._settings import SETTINGS, SettingSpec, set_setting, set_settings, settings_of
+
 # chart dimensions and statistics
 from ._stats import (
     DIMENSIONS,
@@ -201,7 +204,9 @@ __all__ = [
     "Related",
     "RowError",
     "SPEND_BANDS",
+    "SETTINGS",
     "SegcoreError",
+    "SettingSpec",
     "SegmentInfo",
     "StatusEvent",
     "StepPreview",
@@ -276,6 +281,9 @@ __all__ = [
     "segment_composition",
     "segment_distributions",
     "segment_is_small",
+    "set_setting",
+    "set_settings",
+    "settings_of",
     "status_history",
     "submit_segment",
     "to_json",

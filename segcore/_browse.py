@@ -27,8 +27,8 @@ from ._models import (
     Segment,
     SegmentAction,
     SegmentMember,
-    Setting,
 )
+from ._settings import read_setting
 from ._snapshot import data_version
 from ._stats import UNKNOWN, _bucket_expr
 
@@ -171,8 +171,7 @@ def contact_count(db: Database) -> int:
 def minimum_segment_size(db: Database) -> int:
     """The setting under which a segment is flagged small (SPEC §3; default 50)."""
     with db.read() as conn:
-        value = conn.execute(select(Setting.value).where(Setting.key == "minimum_segment_size")).scalar()
-    return int(value) if value is not None else 50
+        return read_setting(conn, "minimum_segment_size")
 
 
 # ----------------------------------------------------------------------------------------------- contacts

@@ -45,6 +45,7 @@ from ._lifecycle import (
     segment_is_small,
     status_history,
     submit_segment,
+    update_campaign,
     withdraw_segment,
 )
 from ._preview import preview_step
@@ -174,6 +175,13 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("--end", type=_date, metavar="YYYY-MM-DD")
     p.add_argument("--status", default="planned", choices=CAMPAIGN_STATUSES)
     p.set_defaults(handler=_campaign_create)
+    p = cc.add_parser("update", help="change a campaign's description, dates or status")
+    p.add_argument("no")
+    p.add_argument("--description")
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="new start date ('' clears it)")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="new end date ('' clears it)")
+    p.add_argument("--status", choices=CAMPAIGN_STATUSES)
+    p.set_defaults(handler=_campaign_update)
     p = cc.add_parser("list", help="campaigns with their segment and logged-segment counts")
     p.set_defaults(handler=_campaign_list)
 
@@ -490,6 +498,15 @@ def _campaign_create(db: Database, args: argparse.Namespace) -> Output:
         db, args.no, description=args.description, start_date=args.start, end_date=args.end, status=args.status
     )
     return f"created campaign {info.no} ({info.status})", _campaign_data(info)
+
+
+def _campaign_update(db: Database, args: argparse.Namespace) -> Output:
+    info = update_campaign(
+        db, args.no, description=args.description, start_date=args.start, end_date=args.end, status=args.status
+    )
+    start = info.start_date.isoformat() if info.start_date else "-"
+    end = info.end_date.isoformat() if info.end_date else "-"
+    return f"updated campaign {info.no}: {info.status}, {start} to {end}", _campaign_data(info)
 
 
 def _campaign_list(db: Database, args: argparse.Namespace) -> Output:

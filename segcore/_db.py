@@ -16,6 +16,7 @@ from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigError
 from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting, table_of
+from ._settings import DEFAULT_SETTINGS
 
 __all__ = ["DEFAULT_DB_PATH", "Database", "default_url", "resolve_url"]
 
@@ -28,7 +29,6 @@ ENV_VAR = "SEGCORE_DATABASE_URL"
 # so only in-place upgrades need code, and they stay next to the version number they belong to.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
-DEFAULT_SETTINGS: dict[str, Any] = {"minimum_segment_size": 50}
 
 
 def default_url() -> str:

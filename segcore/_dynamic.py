@@ -38,7 +38,7 @@ from ._filter_sql import compile_filter
 from ._filter_text import to_text
 from ._filter_tree import EMPTY, Node, from_json, to_json, validate
 from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
-from ._preview import DEFAULT_MEMORY_MAX, _setting
+from ._settings import read_setting
 from ._snapshot import load_snapshot
 
 __all__ = [
@@ -205,7 +205,7 @@ def count_filter(db: Database, node: Node, *, today: dt.date | None = None, back
     today = today or dt.date.today()
     if backend != "sql":
         with db.read() as conn:
-            limit = int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX))
+            limit = read_setting(conn, "preview_memory_max_contacts")
         snap = load_snapshot(db, wait=True) if backend == "memory" else load_snapshot(db, max_contacts=limit)
         if snap is not None:
             mask = evaluate(node, snap, today=today) & ~snap.excluded

@@ -47,9 +47,9 @@ from ._models import (
     Segment,
     SegmentMember,
     SegmentStatusEvent,
-    Setting,
     table_of,
 )
+from ._settings import read_setting
 from ._snapshot import bump_data_version
 
 __all__ = [
@@ -86,13 +86,11 @@ logged = table_of(LoggedSegment)
 logged_mem = table_of(LoggedSegmentMember)
 interactions = table_of(Interaction)
 contacts = table_of(Contact)
-settings = table_of(Setting)
 
 CAMPAIGN_STATUSES = ("planned", "active", "completed", "cancelled")
 # The seed is stored in an INTEGER column: keep it inside 32 bits so PostgreSQL takes it.
 MAX_HOLDOUT_SEED = 2**31 - 1
 _TEMPLATE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-]{0,19}$")
-_DEFAULT_MINIMUM = 50
 _MAX_PAGE = 1000
 
 # Per-connection scratch table for the control group: loaded as rows and joined, never an IN list of literals.
@@ -177,8 +175,7 @@ def _as_date(value: dt.date | str | None, what: str) -> dt.date | None:
 
 def _minimum_size(conn: Connection) -> int:
     # Read in the caller's transaction (not _browse.minimum_segment_size, which opens its own).
-    value = conn.execute(select(settings.c.value).where(settings.c.key == "minimum_segment_size")).scalar()
-    return int(value) if value is not None else _DEFAULT_MINIMUM
+    return read_setting(conn, "minimum_segment_size")
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -32,15 +31,14 @@ from ._engine import (
 )
 from ._fast_eval import evaluate
 from ._fields import AGE_BANDS, CONTACT_FIELDS
-from ._models import Contact, Setting
+from ._models import Contact
+from ._settings import read_setting
 from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, load_snapshot
 from ._stats import DIMENSIONS, SPEND_BANDS, UNKNOWN, Distribution, _ordered, distribution_sql, mask_small
 
 __all__ = ["StepPreview", "all_distributions", "clear_caches", "preview_step", "segment_distributions"]
 
 contacts = Contact.__table__
-DEFAULT_MEMORY_MAX = 5_000_000
-DEFAULT_MINIMUM_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,6 @@ class StepPreview:
     leaving: tuple[int, ...]  # a sample of contact ids that would leave
     backend: str  # "memory" or "sql"
     elapsed_ms: float
-
-
-def _setting(conn: Connection, key: str, default: Any) -> Any:
-    value = conn.execute(select(Setting.value).where(Setting.key == key)).scalar()
-    return default if value is None else value
 
 
 # ------------------------------------------------------------------------------------------------ memory path
@@ -289,8 +282,8 @@ def _preview_sql(
 def _limits(conn: Connection) -> tuple[int, int]:
     """(preview_memory_max_contacts, minimum_segment_size), read in one place."""
     return (
-        int(_setting(conn, "preview_memory_max_contacts", DEFAULT_MEMORY_MAX)),
-        int(_setting(conn, "minimum_segment_size", DEFAULT_MINIMUM_SIZE)),
+        read_setting(conn, "preview_memory_max_contacts"),
+        read_setting(conn, "minimum_segment_size"),
     )
 
 

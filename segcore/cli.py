@@ -25,6 +25,7 @@ from ._demo import DEMO_MAX_CONTACTS, load_demo
 from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
 from ._importer import ImportReport, Progress, import_contacts, import_interactions
 from ._models import Contact
+from ._settings import SETTINGS, set_setting, settings_of
 
 __all__ = ["build_parser", "main"]
 
@@ -95,6 +96,34 @@ def _add_other_commands(sub: Any) -> None:
 
     add_segment_commands(sub)
     add_audience_commands(sub)
+    add_settings_command(sub)
+
+
+# ------------------------------------------------------------------------------------------------------ settings
+
+
+def add_settings_command(sub: Any) -> None:
+    """Register `settings [show]` and `settings set KEY VALUE`."""
+    lines = "; ".join(f"{s.key} (default {s.default:,}): {s.help}" for s in SETTINGS.values())
+    p = sub.add_parser("settings", help="show or change the settings", description=f"Settings: {lines}.")
+    ssub = p.add_subparsers(dest="settings_command", metavar="COMMAND", parser_class=_Parser)
+    p.set_defaults(handler=_settings_show)
+    ssub.add_parser("show", help="every setting with its value").set_defaults(handler=_settings_show)
+    s = ssub.add_parser("set", help="change one setting")
+    s.add_argument("key", choices=sorted(SETTINGS), metavar="KEY", help=", ".join(sorted(SETTINGS)))
+    s.add_argument("value", metavar="VALUE")
+    s.set_defaults(handler=_settings_set)
+
+
+def _settings_show(db: Database, args: argparse.Namespace) -> Output:
+    values = settings_of(db)
+    width = max(map(len, values))
+    return "\n".join(f"{k:<{width}}  {v:>13,}  {SETTINGS[k].help}" for k, v in values.items()), values
+
+
+def _settings_set(db: Database, args: argparse.Namespace) -> Output:
+    value = set_setting(db, args.key, args.value)
+    return f"{args.key} = {value:,}", {args.key: value}
 
 
 # ---------------------------------------------------------------------------------------------------------- init

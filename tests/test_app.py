@@ -31,6 +31,7 @@ from segcore._engine import (
 from segcore._filter_tree import from_json
 from segcore._models import Contact
 from segcore._preview import preview_step
+from segcore._settings import settings_of
 from tests.apptest_support import (
     BUILDER,
     CONTACTS,
@@ -560,3 +561,21 @@ def test_export_downloads(app_db: Database) -> None:
     at.button(key="dt.exp.prepare.xlsx").click()
     run(at)
     assert [b.label.split(" (")[0] for b in at.get("download_button")] == ["Download CSV", "Download Excel"]
+
+
+def test_settings_change_the_small_flag(app_db: Database) -> None:
+    create_segment(app_db, "TINY")
+    apply_action(app_db, "TINY", ActionRequest("add_contacts", contact_nos=("CT000001",)))
+    at = run(new_app())
+    at.switch_page(DATA)
+    run(at)
+    assert at.number_input(key="dt.set.minimum_segment_size").value == 50
+    at.number_input(key="dt.set.minimum_segment_size").set_value(1)
+    next(b for b in at.button if b.label == "Save settings").click()
+    run(at)
+    assert settings_of(app_db)["minimum_segment_size"] == 1
+    assert any("minimum segment size 1" in s for s in texts(at.success))
+    at.selectbox(key="dt.exp.seg").set_value("TINY")
+    run(at)
+    assert not any("fewer than the minimum" in e for e in texts(at.error))
+    assert at.button(key="dt.exp.prepare.csv") is not None

@@ -83,6 +83,34 @@ def test_campaign_create_and_list(capsys: pytest.CaptureFixture[str], url: str) 
     assert "C1" in out and "active" in out and "Spring" in out
 
 
+def test_campaign_update(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    ok(capsys, url, "campaign", "create", "C1", "--description", "Spring", "--start", "2024-03-01")
+    out = ok(capsys, url, "campaign", "update", "C1", "--status", "active", "--end", "2024-04-30")
+    assert "updated campaign C1: active, 2024-03-01 to 2024-04-30" in out
+    data = as_json(capsys, url, "campaign", "update", "C1", "--start", "", "--description", "Spring sale")
+    assert (data["start_date"], data["end_date"], data["description"]) == (None, "2024-04-30", "Spring sale")
+    code, _, err = run(capsys, url, "campaign", "update", "C1", "--start", "2024-05-01")
+    assert code == 2 and err.count("\n") == 1 and "before it starts" in err
+    code, _, err = run(capsys, url, "campaign", "update", "NOPE", "--status", "active")
+    assert code == 1 and "no campaign" in err
+
+
+def test_settings_show_and_set(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    assert as_json(capsys, url, "settings") == {"minimum_segment_size": 5, "preview_memory_max_contacts": 5_000_000}
+    assert "minimum_segment_size = 20" in ok(capsys, url, "settings", "set", "minimum_segment_size", "20")
+    out = ok(capsys, url, "settings", "show")
+    assert "minimum_segment_size" in out and " 20 " in out and "flagged small" in out
+    make_segment(capsys, url)  # 14 French contacts: now under the minimum
+    code, _, err = run(capsys, url, "segment", "export", "S1", str(Path(url.removeprefix("sqlite:///")).parent / "x.csv"))
+    assert code == 1 and "fewer than the minimum of 20" in err
+    for bad, fragment in (("0", "between 1 and"), ("lots", "whole number")):
+        code, _, err = run(capsys, url, "settings", "set", "minimum_segment_size", bad)
+        assert code == 2 and err.startswith("error: ") and fragment in err and err.count("\n") == 1
+    code, _, err = run(capsys, url, "settings", "set", "colour", "3")
+    assert code == 2 and "invalid choice" in err
+    assert as_json(capsys, url, "settings")["minimum_segment_size"] == 20
+
+
 def test_review_flow_and_history(capsys: pytest.CaptureFixture[str], url: str) -> None:
     make_segment(capsys, url)
     assert "now submitted" in ok(capsys, url, "segment", "submit", "S1", "--comment", "please check")
