@@ -540,18 +540,23 @@ def update_segment(
     description: str | None = None,
     campaign_no: str | None = None,
     expected_version: int | None = None,
+    user: str | None = None,
 ) -> SegmentInfo:
-    """Change a segment's description or campaign."""
+    """Change a segment's description or campaign; a real change sends a reviewed segment back to draft."""
     with db.write() as conn:
         row = _lock_for_write(conn, no, expected_version)
-        values: dict[str, Any] = {"updated_at": _now(), "version": row.version + 1}
-        if description is not None:
+        values: dict[str, Any] = {}
+        if description is not None and description.strip() != (row.description or ""):
             values["description"] = description.strip()
-        if campaign_no is not None:
+        if campaign_no is not None and (campaign_no or None) != row.campaign_no:
             if campaign_no:
                 _require_campaign(conn, campaign_no)
             values["campaign_no"] = campaign_no or None
-        conn.execute(update(segments).where(segments.c.id == row.id).values(**values))
+        if values:
+            # What a manager approved is the audience for this campaign under this description: a new one of
+            # either needs a new review, as a member change does.
+            what = " and ".join(k.replace("_no", "") for k in values)
+            _bump(conn, row, user=user or current_user(), reason=f"{what} changed", **values)
         return _info(conn, _segment_row(conn, no))
 
 
@@ -637,7 +642,7 @@ def _lock_for_write(conn: Connection, no: str, expected_version: int | None) -> 
     return row
 
 
-def _bump(conn: Connection, row: sa.Row[Any], *, user: str, **values: Any) -> int:
+def _bump(conn: Connection, row: sa.Row[Any], *, user: str, reason: str = "members changed", **values: Any) -> int:
     """Write the header in the same transaction; the version guard catches a writer that slipped in."""
     new_status = row.status
     if row.status in ("submitted", "approved", "rejected"):
@@ -646,7 +651,7 @@ def _bump(conn: Connection, row: sa.Row[Any], *, user: str, **values: Any) -> in
         conn.execute(
             insert(table_of(SegmentStatusEvent)).values(
                 segment_id=row.id, from_status=row.status, to_status="draft",
-                comment="members changed", user=user, at=_now(),
+                comment=reason, user=user, at=_now(),
             )
         )
     result = conn.execute(

@@ -299,6 +299,45 @@ def test_approve_records_head_and_any_action_returns_to_draft(db: Database) -> N
     assert (last.from_status, last.to_status, last.comment, last.user) == ("approved", "draft", "members changed", "bob")
 
 
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"description": "Autumn mailing"}, "description changed"),
+        ({"campaign_no": "C2"}, "campaign changed"),
+        ({"campaign_no": ""}, "campaign changed"),
+        ({"description": "Autumn mailing", "campaign_no": "C2"}, "description and campaign changed"),
+    ],
+)
+@pytest.mark.parametrize("reviewed", ["submitted", "approved", "rejected"])
+def test_a_header_change_returns_a_reviewed_segment_to_draft(
+    db: Database, change: dict[str, str], reason: str, reviewed: str
+) -> None:
+    create_campaign(db, "C1")
+    create_campaign(db, "C2")
+    segment(db, "S1", contacts(db, 3))
+    update_segment(db, "S1", campaign_no="C1")
+    submit_segment(db, "S1", user="ann")
+    if reviewed == "approved":
+        approve_segment(db, "S1", user="max")
+    elif reviewed == "rejected":
+        reject_segment(db, "S1", user="max", comment="too broad")
+    update_segment(db, "S1", user="bob", **change)
+    last = status_history(db, "S1")[-1]
+    assert status(db, "S1") == "draft"
+    assert (last.from_status, last.to_status, last.comment, last.user) == (reviewed, "draft", reason, "bob")
+
+
+def test_an_unchanged_header_keeps_the_status_and_version(db: Database) -> None:
+    create_campaign(db, "C1")
+    segment(db, "S1", contacts(db, 3))
+    update_segment(db, "S1", campaign_no="C1")
+    submit_segment(db, "S1")
+    approve_segment(db, "S1")
+    before = get_segment(db, "S1")
+    after = update_segment(db, "S1", description=f"  {before.description} ", campaign_no="C1")
+    assert (after.status, after.version) == ("approved", before.version)
+
+
 @pytest.mark.parametrize("comment", ["", "   ", None])
 def test_reject_needs_a_comment(db: Database, comment: str | None) -> None:
     segment(db, "S1", contacts(db, 2))
