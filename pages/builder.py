@@ -85,7 +85,7 @@ def _done(verb: str, r: Any) -> None:
 
 def _apply(no: str, version: int, step: dict[str, Any]) -> None:
     with state.core_errors(to_flash=True):
-        result = apply_action(db, no, ActionRequest.from_step(step), expected_version=version)
+        result = apply_action(db, no, ActionRequest.from_step(step), expected_version=version, user=state.user())
         _done("Applied", result)
         if result.unmatched:
             st.session_state[K_UNMATCHED] = list(result.unmatched)
@@ -93,7 +93,7 @@ def _apply(no: str, version: int, step: dict[str, Any]) -> None:
 
 def _undo(no: str, version: int) -> None:
     with state.core_errors(to_flash=True):
-        r = undo(db, no, expected_version=version)
+        r = undo(db, no, expected_version=version, user=state.user())
         # Undo reports what the step had done: its additions leave again, its removals come back.
         state.flash("success", f"Undid step {r.seq}: {n(r.added)} taken out, {n(r.removed)} put back → "
                                f"{n(r.size_after)} members. Redo brings the step back.")
@@ -101,20 +101,20 @@ def _undo(no: str, version: int) -> None:
 
 def _redo(no: str, version: int) -> None:
     with state.core_errors(to_flash=True):
-        _done("Redid", redo(db, no, expected_version=version))
+        _done("Redid", redo(db, no, expected_version=version, user=state.user()))
 
 
 def _save_criteria(no: str) -> None:
     code = st.session_state.get("bd.crit.code", "")
     with state.core_errors(to_flash=True):
         count = save_criteria(db, no, code, description=st.session_state.get("bd.crit.desc", ""),
-                              replace_existing=bool(st.session_state.get("bd.crit.replace")))
+                              replace_existing=bool(st.session_state.get("bd.crit.replace")), user=state.user())
         state.flash("success", f"Saved {plural(count, 'step')} as criteria {code.strip().upper()}.")
 
 
 def _reuse_criteria(no: str, version: int, code: str) -> None:
     with state.core_errors(to_flash=True):
-        results = reuse_criteria(db, code, no, expected_version=version)
+        results = reuse_criteria(db, code, no, expected_version=version, user=state.user())
         last = results[-1] if results else None
         size = f" → {n(last.size_after)} members" if last else ""
         state.flash("success", f"Replayed criteria {code}: {plural(len(results), 'step')}{size}.")
@@ -306,7 +306,7 @@ def _reset_members_page() -> None:
 def _remove_selected(no: str, version: int, contact_nos: list[str]) -> None:
     with state.core_errors(to_flash=True):
         _done("Removed contacts in", apply_action(db, no, ActionRequest("remove_contacts", contact_nos=tuple(contact_nos)),
-                                                  expected_version=version))
+                                                  expected_version=version, user=state.user()))
 
 
 def _members_tab(info: SegmentInfo) -> None:

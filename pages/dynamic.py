@@ -49,7 +49,7 @@ def _create(filter_json: dict) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
         info = create_dynamic(db, (ss.get("dy.new.no") or "").strip(), from_json(filter_json),
-                              description=ss.get("dy.new.desc") or "")
+                              description=ss.get("dy.new.desc") or "", owner=state.user())
         refresh_dynamic(db, info.no)
         state.flash("success", f"Dynamic segment {info.no} saved.")
         ss[K_PICK] = info.no
@@ -73,7 +73,7 @@ def _refresh(no: str) -> None:
 def _freeze(no: str) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
-        info = freeze_dynamic(db, no, (ss.get(f"dy.fz.no.{no}") or "").strip(),
+        info = freeze_dynamic(db, no, (ss.get(f"dy.fz.no.{no}") or "").strip(), user=state.user(),
                               description=ss.get(f"dy.fz.desc.{no}") or None,
                               campaign_no=ss.get(f"dy.fz.campaign.{no}") or None)
         state.flash("success", f"Static segment {info.no} created with {plural(info.size, 'member')} (one Add step, "

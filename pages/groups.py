@@ -119,7 +119,7 @@ def _to_segment(name: str) -> None:
     if not no:
         return
     with state.core_errors(to_flash=True):
-        r = group_to_segment(db, name, no)
+        r = group_to_segment(db, name, no, user=state.user())
         state.flash("success", f"Added group {name} to {no} as step {r.seq}: {n(r.added)} added, "
                                f"{plural(len(r.unmatched), 'address', 'addresses')} without a contact → "
                                f"{n(r.size_after)} members.")

@@ -49,10 +49,10 @@ def _decide(action: str, no: str, version: int) -> None:
     comment = (st.session_state.get("rv.comment") or "").strip()
     with state.core_errors(to_flash=True):
         if action == "approve":
-            approve_segment(db, no, comment=comment or None, expected_version=version)
+            approve_segment(db, no, comment=comment or None, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} approved. It can be logged now.")
         else:
-            reject_segment(db, no, comment=comment, expected_version=version)
+            reject_segment(db, no, comment=comment, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} rejected; its owner sees your comment.")
         st.session_state.pop("rv.comment", None)
 

@@ -62,7 +62,7 @@ def _copy_dialog(info: SegmentInfo, taken: set[str]) -> None:
     description = st.text_input("Description", value=f"Copy of {info.description or info.no}"[:200], max_chars=200)
     if st.button("Copy segment", type="primary"):
         with state.core_errors():
-            copy_segment(db, info.no, new_no.strip(), description=description)
+            copy_segment(db, info.no, new_no.strip(), description=description, owner=state.user())
             state.flash("success", f"Segment {new_no.strip()} created as a copy of {info.no}.")
             _close_dialog()
             st.session_state[K_NEXT_PICK] = new_no.strip()
@@ -103,7 +103,8 @@ def _create_form(campaigns: list[CampaignInfo], expanded: bool) -> None:
                                     key="seg.new.campaign")
             if st.form_submit_button("Create and open", type="primary"):
                 with state.core_errors():
-                    info = create_segment(db, no, description=description, campaign_no=campaign or None)
+                    info = create_segment(db, no, description=description, campaign_no=campaign or None,
+                                          owner=state.user())
                     state.open_segment(info.no)
 
 

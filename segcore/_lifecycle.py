@@ -773,7 +773,8 @@ def logged_members(
 def logged_interactions(
     db: Database, no: str, *, limit: int = 100, offset: int = 0
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of the interactions the log wrote (contact_no, name, date, template, campaign_no, cancelled)."""
+    """A page of the interactions the log wrote (contact_no, name, date, template, campaign_no, segment_no,
+    created_by, cancelled)."""
     limit, offset = _page(limit, offset)
     with db.read() as conn:
         lid = _logged_id(conn, no)
@@ -783,7 +784,8 @@ def logged_interactions(
         rows = conn.execute(
             select(
                 contacts.c.contact_no, contacts.c.name, interactions.c.date, interactions.c.template,
-                interactions.c.campaign_no, interactions.c.cancelled,
+                interactions.c.campaign_no, interactions.c.segment_no, interactions.c.created_by,
+                interactions.c.cancelled,
             )
             .join(contacts, contacts.c.id == interactions.c.contact_id)
             .where(interactions.c.logged_segment_id == lid)

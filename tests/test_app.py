@@ -579,3 +579,16 @@ def test_settings_change_the_small_flag(app_db: Database) -> None:
     run(at)
     assert not any("fewer than the minimum" in e for e in texts(at.error))
     assert at.button(key="dt.exp.prepare.csv") is not None
+
+
+def test_working_as_is_kept_across_pages_and_recorded(app_db: Database) -> None:
+    create_segment(app_db, "S1")
+    at = open_builder("S1")
+    at.text_input(key="sx.user.input").input("ann")
+    run(at)
+    at.switch_page(DATA)
+    run(at)
+    assert at.text_input(key="sx.user.input").value == "ann"
+    at.switch_page(BUILDER)
+    run(at)
+    assert at.text_input(key="sx.user.input").value == "ann"

@@ -157,8 +157,11 @@ def test_manager_flow_review_approve_log(app_db: Database) -> None:
     create_campaign(app_db, "SPRING", description="Spring sale")
     fr = build(app_db, "FR", campaign="SPRING")
     build(app_db, "FR-F", {"all": [FR, {"field": "gender", "op": "eq", "value": "female"}]}, campaign="SPRING")
-    submit_segment(app_db, "FR", comment="please check")
+    submit_segment(app_db, "FR", comment="please check", user="ann")
     at = open_review()
+    # The manager says who she is once; the review history and the log record it.
+    at.text_input(key="sx.user.input").input("max")
+    run(at)
     # The campaign's targets, the submitted one picked first.
     at.selectbox(key="rv.campaign").set_value("SPRING")
     run(at)
@@ -182,6 +185,7 @@ def test_manager_flow_review_approve_log(app_db: Database) -> None:
     at.button(key="rv.approve").click()
     run(at)
     assert get_segment(app_db, "FR").status == "approved"
+    assert [(e.to_status, e.user) for e in status_history(app_db, "FR")] == [("submitted", "ann"), ("approved", "max")]
     at.button(key="bd.log.go").click()
     run(at)
     at.button(key="bd.log.confirm").click()
@@ -193,6 +197,11 @@ def test_manager_flow_review_approve_log(app_db: Database) -> None:
     logged = next(d.value for d in at.dataframe if "Interactions" in d.value.columns)
     assert list(logged["Segment"]) == ["FR"] and list(logged["Interactions"]) == [fr]
     assert metrics(at)["Interactions"] == n(fr)
+    assert get_logged(app_db, "FR").logged_by == "max"
+    written = next(d.value for d in at.dataframe if "template" in d.value.columns)
+    assert len(written) == min(fr, 50)
+    assert set(zip(written["template"], written["campaign_no"], written["segment_no"], written["created_by"],
+                   strict=True)) == {("EMAIL", "SPRING", "FR", "max")}
 
 
 def test_reject_needs_a_comment(app_db: Database) -> None:

@@ -722,7 +722,7 @@ def test_reading_logged_segments(db: Database) -> None:
     nos = contacts(db, 12)
     segment(db, "S1", nos, campaign="C1")
     segment(db, "S2", nos[:3])
-    first = log_segment(db, "S1", template="EMAIL", date=DAY, holdout_pct=25, seed=9)
+    first = log_segment(db, "S1", template="EMAIL", date=DAY, holdout_pct=25, seed=9, user="max")
     second = log_segment(db, "S2", template="CALL", date=DAY)
     assert [r.id for r in list_logged(db)] == [second.id, first.id]  # newest first
     assert [r.segment_no for r in list_logged(db, campaign_no="C1")] == ["S1"]
@@ -731,8 +731,10 @@ def test_reading_logged_segments(db: Database) -> None:
     assert set(page[0]) == {"contact_no", "name", "email", "holdout"}
     rows, total = logged_interactions(db, "S1", limit=4)
     assert total == 9 and len(rows) == 4
-    assert set(rows[0]) == {"contact_no", "name", "date", "template", "campaign_no", "cancelled"}
-    assert (rows[0]["date"], rows[0]["template"], rows[0]["campaign_no"]) == (DAY, "EMAIL", "C1")
+    assert set(rows[0]) == {"contact_no", "name", "date", "template", "campaign_no", "segment_no", "created_by",
+                            "cancelled"}
+    assert {(r["date"], r["template"], r["campaign_no"], r["segment_no"], r["created_by"]) for r in rows} == {
+        (DAY, "EMAIL", "C1", "S1", "max")}
     segment(db, "S3", nos[:1])
     with pytest.raises(NotFoundError, match="not been logged"):
         get_logged(db, "S3")

@@ -55,6 +55,8 @@ def render_app() -> None:
     state.ensure_demo_data(db)
     navigation = st.navigation(navigation_pages())
     sidebar_segment_box()
+    with st.sidebar:
+        state.user_input()
     with app_frame():
         navigation.run()
 

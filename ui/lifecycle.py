@@ -65,10 +65,10 @@ def _transition(db: Database, action: str, no: str, version: int, comment_key: s
     comment = st.session_state.get(comment_key) or None
     with state.core_errors(to_flash=True):
         if action == "submit":
-            submit_segment(db, no, comment=comment, expected_version=version)
+            submit_segment(db, no, comment=comment, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} submitted for review.")
         else:
-            withdraw_segment(db, no, comment=comment, expected_version=version)
+            withdraw_segment(db, no, comment=comment, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} is a draft again.")
         st.session_state.pop(comment_key, None)
 
@@ -118,7 +118,7 @@ def _log_dialog(db: Database, info: SegmentInfo, opts: dict[str, Any]) -> None:
                 rec = log_segment(
                     db, info.no, template=opts["template"], date=opts["date"], follow_up=opts["follow_up"],
                     follow_up_no=opts["follow_up_no"], holdout_pct=opts["holdout_pct"], seed=seed,
-                    expected_version=info.version,
+                    expected_version=info.version, user=state.user(),
                 )
                 state.flash("success", _logged_text(rec))
                 _close(K_LOG_DIALOG)
@@ -137,7 +137,7 @@ def _cancel_dialog(db: Database, rec: LoggedInfo) -> None:
     c1, c2 = st.columns(2)
     if c1.button("Cancel the log", type="primary", width="stretch", key="bd.cancel.confirm"):
         with state.core_errors():
-            cancel_logged(db, rec.segment_no)
+            cancel_logged(db, rec.segment_no, user=state.user())
             state.flash("success", f"The log of {rec.segment_no} is cancelled: its interactions are marked cancelled.")
             _close(K_CANCEL_DIALOG)
             st.rerun()
@@ -285,7 +285,8 @@ def _logged_tables(db: Database, rec: LoggedInfo) -> None:
     frame_ = pd.DataFrame(rows)
     st.dataframe(frame_, hide_index=True, height=table_height(len(frame_), max_rows=10), placeholder=PLACEHOLDER,
                  column_config={"contact_no": "Contact", "name": "Name", "email": "E-mail", "date": "Date",
-                                "template": "Template", "campaign_no": "Campaign",
+                                "template": "Template", "campaign_no": "Campaign", "segment_no": "Segment",
+                                "created_by": "Logged by",
                                 "cancelled": st.column_config.CheckboxColumn("Cancelled"),
                                 "holdout": st.column_config.CheckboxColumn("Control group")})
     with st.container(horizontal=True, vertical_alignment="center"):

@@ -1,4 +1,5 @@
-"""Session and process state: the database handle, first-start demo data, the open segment, flash messages.
+"""Session and process state: the database handle, first-start demo data, the open segment, who is working,
+flash messages.
 
 The handle is cached per database URL (st.cache_resource keyed by the resolved URL), so a test or a user that
 points SEGCORE_DATABASE_URL elsewhere never gets another database's engine. Everything a page must remember across
@@ -17,6 +18,7 @@ from typing import Any
 import streamlit as st
 
 from segcore import ConflictError, Database, SegcoreError, resolve_url
+from segcore._engine import current_user
 
 PAGES = {
     "segments": "pages/segments.py",
@@ -30,6 +32,8 @@ PAGES = {
 DEMO_CONTACTS_DEFAULT = 20_000
 K_OPEN = "sx.open_segment"
 K_FLASH = "sx.flash"
+K_USER = "sx.user"
+W_USER = "sx.user.input"
 
 
 @st.cache_resource(show_spinner=False)
@@ -116,6 +120,37 @@ def open_segment(no: str) -> None:
     """Open a segment in the Builder; the URL carries it."""
     remember_segment(no)
     st.switch_page(PAGES["builder"], query_params={"segment": no})
+
+
+# --------------------------------------------------------------------------------------------- who is working
+
+
+def signed_in_user() -> str:
+    """The signed-in user's e-mail or name when the app runs with authentication, else the server account."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("email") or st.user.get("name") or "")
+    except Exception:  # noqa: BLE001 - no authentication configured: fall back to the account
+        pass
+    return current_user()
+
+
+def user() -> str:
+    """Who acts in this browser session: the name given under "Working as", else `signed_in_user()`.
+
+    Every write a page makes passes it on, so the criteria log and the review history say who did what."""
+    return (st.session_state.get(K_USER) or "").strip()[:60] or signed_in_user()
+
+
+def user_input() -> None:
+    """The "Working as" box; its value is kept under our own key, so it survives page switches."""
+
+    def keep() -> None:
+        st.session_state[K_USER] = (st.session_state.get(W_USER) or "").strip()[:60]
+
+    seed_widget(W_USER, user())
+    st.text_input("Working as", key=W_USER, on_change=keep, max_chars=60,
+                  help="Your name as the criteria log, the review history and logged segments record it.")
 
 
 # --------------------------------------------------------------------------------------------- messages
