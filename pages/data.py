@@ -163,12 +163,16 @@ def _settings_section() -> None:
     current = settings_of(db)
     with st.form("dt.settings", border=False, enter_to_submit=False):
         cols = st.columns(len(SETTINGS))
-        wanted = {
-            spec.key: col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
-                                       value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
-                                       help=f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}.")
-            for col, spec in zip(cols, SETTINGS.values(), strict=True)
-        }
+        wanted: dict[str, int] = {}
+        for col, spec in zip(cols, SETTINGS.values(), strict=True):
+            helptext = f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}."
+            if spec.switch:
+                wanted[spec.key] = int(col.toggle(spec.label, value=bool(current[spec.key]), key=f"dt.set.{spec.key}",
+                                                  help=helptext))
+            else:
+                wanted[spec.key] = int(col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
+                                                        value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
+                                                        help=helptext))
         if st.form_submit_button("Save settings", icon=":material/save:"):
             changed = {k: v for k, v in wanted.items() if v != current[k]}
             if not changed:

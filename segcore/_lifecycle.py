@@ -67,6 +67,7 @@ __all__ = [
     "is_small",
     "list_campaigns",
     "list_logged",
+    "log_refusal",
     "log_segment",
     "logged_interactions",
     "logged_members",
@@ -554,6 +555,33 @@ def _create_follow_up(conn: Connection, source: sa.Row[Any], fu_no: str, *, user
     return int(seg_id)
 
 
+def _log_refusal(conn: Connection, row: sa.Row[Any]) -> str | None:
+    # SPEC §3's preconditions of Log segment, plus the review rules; the one place they are written.
+    no = row.no
+    if row.status == "logged":
+        return f"segment {no} is logged already: a segment is logged once"
+    if row.status == "submitted":
+        return f"segment {no} is under review: approve or withdraw it first"
+    if row.status == "rejected":
+        return f"segment {no} was rejected: withdraw it to draft and change it first"
+    if row.status != "approved" and read_setting(conn, "log_requires_approval"):
+        return f"segment {no} is a draft: logging needs a manager's approval first (submit it for review)"
+    if not (row.description or "").strip():
+        return f"segment {no} needs a description before it is logged"
+    if row.size == 0:
+        return f"segment {no} has no members to log"
+    minimum = _minimum_size(conn)
+    if is_small(row.size, minimum):
+        return f"segment {no} has {row.size:,} members, fewer than the minimum of {minimum:,}: it cannot be logged"
+    return None
+
+
+def log_refusal(db: Database, no: str) -> str | None:
+    """Why segment `no` cannot be logged now (one sentence), or None when it can."""
+    with db.read() as conn:
+        return _log_refusal(conn, _segment_row(conn, no))
+
+
 def log_segment(
     db: Database,
     no: str,
@@ -578,21 +606,9 @@ def log_segment(
         seed = secrets.randbelow(MAX_HOLDOUT_SEED + 1)
     with db.write() as conn:
         row = _locked(conn, no, expected_version)
-        if row.status == "logged":
-            raise RefusedError(f"segment {no} is logged already: a segment is logged once")
-        if row.status == "submitted":
-            raise RefusedError(f"segment {no} is under review: approve or withdraw it first")
-        if row.status == "rejected":
-            raise RefusedError(f"segment {no} was rejected: withdraw it to draft and change it first")
-        if not (row.description or "").strip():
-            raise RefusedError(f"segment {no} needs a description before it is logged")
-        if row.size == 0:
-            raise RefusedError(f"segment {no} has no members to log")
-        minimum = _minimum_size(conn)
-        if is_small(row.size, minimum):
-            raise RefusedError(
-                f"segment {no} has {row.size:,} members, fewer than the minimum of {minimum:,}: it cannot be logged"
-            )
+        refusal = _log_refusal(conn, row)
+        if refusal:
+            raise RefusedError(refusal)
         n_holdout = _holdout_count(row.size, pct) if pct is not None else 0
         if n_holdout >= row.size:
             raise RefusedError(

@@ -34,7 +34,7 @@ settings_t = table_of(Setting)
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One whole-number setting: its key, default, inclusive bounds and a sentence saying what it does."""
+    """One whole-number setting (0/1 for a switch): its key, default, inclusive bounds and what it does."""
 
     key: str
     label: str
@@ -43,16 +43,26 @@ class SettingSpec:
     maximum: int
     help: str
 
+    @property
+    def switch(self) -> bool:
+        """A yes/no setting, stored as 0 or 1."""
+        return (self.minimum, self.maximum) == (0, 1)
+
     def check(self, value: Any) -> int:
         """The value as an int within bounds, or a UsageError that says what is allowed."""
+        text = str(value).strip().lower()
+        if self.switch and text in _SWITCH_WORDS:
+            return _SWITCH_WORDS[text]
         try:
-            number = int(str(value).strip().replace(",", "").replace("_", ""))
+            number = int(text.replace(",", "").replace("_", ""))
         except ValueError:
             raise UsageError(f"{self.key} must be a whole number, not {value!r}") from None
         if not self.minimum <= number <= self.maximum:
             raise UsageError(f"{self.key} must be between {self.minimum:,} and {self.maximum:,}, not {number:,}")
         return number
 
+
+_SWITCH_WORDS = {"true": 1, "yes": 1, "on": 1, "false": 0, "no": 0, "off": 0}
 
 SETTINGS: dict[str, SettingSpec] = {
     spec.key: spec
@@ -66,6 +76,11 @@ SETTINGS: dict[str, SettingSpec] = {
             "preview_memory_max_contacts", "In-memory previews up to (contacts)", 5_000_000, 0, 1_000_000_000,
             "up to this many contacts previews run on the in-memory snapshot; beyond it every preview is pushed "
             "down to the database (0: always in the database)",
+        ),
+        SettingSpec(
+            "log_requires_approval", "Logging needs a manager's approval", 0, 0, 1,
+            "when on (1), only an approved segment can be logged; when off (0), a draft can be logged too, as in "
+            "Business Central",
         ),
     )
 }

@@ -19,6 +19,7 @@ from segcore._lifecycle import (
     submit_segment,
 )
 from segcore._models import Interaction, Setting, table_of
+from segcore._settings import set_setting
 from tests.apptest_support import REVIEW, metrics, new_app, open_builder, run, texts
 from ui.format import n
 
@@ -141,7 +142,19 @@ def test_small_segment_is_flagged_and_cannot_be_logged(app_db: Database) -> None
     at = open_tab("S1")
     assert any("Small segment" in w for w in texts(at.warning))
     assert at.button(key="bd.log.go").disabled
-    assert any("is small" in c for c in texts(at.caption))
+    assert any("fewer than the minimum" in c for c in texts(at.caption))
+
+
+def test_with_approval_required_a_draft_cannot_be_logged_until_approved(app_db: Database) -> None:
+    set_setting(app_db, "log_requires_approval", 1)
+    build(app_db, "S1")
+    at = open_tab("S1")
+    assert at.button(key="bd.log.go").disabled
+    assert any("needs a manager's approval" in c for c in texts(at.caption))
+    submit_segment(app_db, "S1")
+    approve_segment(app_db, "S1")
+    at = open_tab("S1")
+    assert not at.button(key="bd.log.go").disabled
 
 
 # ------------------------------------------------------------------------------------------------- Review page

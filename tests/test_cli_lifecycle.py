@@ -96,7 +96,8 @@ def test_campaign_update(capsys: pytest.CaptureFixture[str], url: str) -> None:
 
 
 def test_settings_show_and_set(capsys: pytest.CaptureFixture[str], url: str) -> None:
-    assert as_json(capsys, url, "settings") == {"minimum_segment_size": 5, "preview_memory_max_contacts": 5_000_000}
+    assert as_json(capsys, url, "settings") == {
+        "minimum_segment_size": 5, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0}
     assert "minimum_segment_size = 20" in ok(capsys, url, "settings", "set", "minimum_segment_size", "20")
     out = ok(capsys, url, "settings", "show")
     assert "minimum_segment_size" in out and " 20 " in out and "flagged small" in out
@@ -109,6 +110,18 @@ def test_settings_show_and_set(capsys: pytest.CaptureFixture[str], url: str) -> 
     code, _, err = run(capsys, url, "settings", "set", "colour", "3")
     assert code == 2 and "invalid choice" in err
     assert as_json(capsys, url, "settings")["minimum_segment_size"] == 20
+
+
+def test_log_can_require_approval(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    ok(capsys, url, "settings", "set", "log_requires_approval", "yes")
+    make_segment(capsys, url)
+    code, _, err = run(capsys, url, "segment", "log", "S1", "--template", "EMAIL")
+    assert code == 1 and "needs a manager's approval" in err and err.count("\n") == 1
+    assert table_count(url, Interaction) == 0
+    ok(capsys, url, "segment", "submit", "S1")
+    ok(capsys, url, "segment", "approve", "S1")
+    assert "14" in ok(capsys, url, "segment", "log", "S1", "--template", "EMAIL")
+    assert table_count(url, Interaction) == 14
 
 
 def test_review_flow_and_history(capsys: pytest.CaptureFixture[str], url: str) -> None:

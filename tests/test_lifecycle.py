@@ -40,6 +40,7 @@ from segcore._lifecycle import (
     list_campaigns,
     list_logged,
     log_segment,
+    log_refusal,
     logged_interactions,
     logged_members,
     reject_segment,
@@ -59,6 +60,7 @@ from segcore._models import (
     SegmentStatusEvent,
     Setting,
 )
+from segcore._settings import set_setting
 from segcore._snapshot import data_version
 from tests.factories import add_contacts, person
 
@@ -76,8 +78,7 @@ DAY = dt.date(2024, 5, 2)
 
 
 def set_minimum(db: Database, value: int) -> None:
-    with db.write() as conn:
-        conn.execute(update(Setting.__table__).where(Setting.key == "minimum_segment_size").values(value=value))
+    set_setting(db, "minimum_segment_size", value)
 
 
 def contacts(db: Database, n: int = 20) -> list[str]:
@@ -740,3 +741,48 @@ def test_reading_logged_segments(db: Database) -> None:
         get_logged(db, "S3")
     with pytest.raises(NotFoundError, match="not been logged"):
         logged_members(db, "S3")
+
+
+@pytest.mark.parametrize("requires_approval", [0, 1])
+@pytest.mark.parametrize(
+    "state, fragment",
+    [
+        ("draft", None),
+        ("submitted", "under review"),
+        ("approved", None),
+        ("rejected", "was rejected"),
+        ("logged", "logged already"),
+        ("empty", "no members"),
+        ("no-description", "needs a description"),
+        ("small", "fewer than the minimum of 3"),
+    ],
+)
+def test_log_refusal_says_why_and_log_segment_agrees(
+    db: Database, requires_approval: int, state: str, fragment: str | None
+) -> None:
+    set_minimum(db, 3)
+    set_setting(db, "log_requires_approval", requires_approval)
+    nos = contacts(db, 4)
+    members = {"empty": [], "small": nos[:2]}.get(state, nos)
+    segment(db, "S1", members, description="" if state == "no-description" else "Spring mailing")
+    if state in ("submitted", "approved", "rejected", "logged"):
+        submit_segment(db, "S1")
+    if state in ("approved", "logged"):
+        approve_segment(db, "S1")
+    if state == "rejected":
+        reject_segment(db, "S1", comment="no")
+    if state == "logged":
+        log_segment(db, "S1", template="EMAIL")
+    if requires_approval and state in ("draft", "empty", "no-description", "small"):
+        fragment = "needs a manager's approval"
+    refusal = log_refusal(db, "S1")
+    if fragment is None:
+        assert refusal is None
+        assert log_segment(db, "S1", template="EMAIL").contacted_count == len(members)
+    else:
+        assert refusal is not None and fragment in refusal
+        before = count(db, interactions)
+        with pytest.raises(RefusedError) as info:
+            log_segment(db, "S1", template="EMAIL")
+        assert info.value.message == refusal
+        assert count(db, interactions) == before

@@ -16,7 +16,8 @@ from tests.factories import add_contacts, person
 
 
 def test_a_new_database_has_the_defaults(db: Database) -> None:
-    assert settings_of(db) == {"minimum_segment_size": 50, "preview_memory_max_contacts": 5_000_000}
+    assert settings_of(db) == {
+        "minimum_segment_size": 50, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0}
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,9 @@ def test_a_new_database_has_the_defaults(db: Database) -> None:
         ("minimum_segment_size", " 1,000 ", 1000),
         ("preview_memory_max_contacts", 0, 0),
         ("preview_memory_max_contacts", "2_000_000", 2_000_000),
+        ("log_requires_approval", "yes", 1),
+        ("log_requires_approval", "Off", 0),
+        ("log_requires_approval", True, 1),
     ],
 )
 def test_set_stores_the_checked_value(db: Database, key: str, value: object, stored: int) -> None:
@@ -42,6 +46,8 @@ def test_set_stores_the_checked_value(db: Database, key: str, value: object, sto
         ("minimum_segment_size", "ten", "whole number"),
         ("minimum_segment_size", "2.5", "whole number"),
         ("preview_memory_max_contacts", -1, "between 0 and"),
+        ("log_requires_approval", 2, "between 0 and 1"),
+        ("log_requires_approval", "maybe", "whole number"),
         ("no_such_setting", 3, "unknown setting"),
     ],
 )
@@ -58,7 +64,8 @@ def test_several_at_once_is_all_or_nothing(db: Database) -> None:
     assert settings_of(db)["minimum_segment_size"] == 50
     assert set_settings(db, {"minimum_segment_size": 10, "preview_memory_max_contacts": 0}) == {
         "minimum_segment_size": 10, "preview_memory_max_contacts": 0}
-    assert settings_of(db) == {"minimum_segment_size": 10, "preview_memory_max_contacts": 0}
+    assert {k: v for k, v in settings_of(db).items() if k != "log_requires_approval"} == {
+        "minimum_segment_size": 10, "preview_memory_max_contacts": 0}
 
 
 def test_a_missing_row_is_inserted(db: Database) -> None:

@@ -21,6 +21,7 @@ from segcore._lifecycle import (
     cancel_logged,
     get_logged,
     is_small,
+    log_refusal,
     log_segment,
     logged_interactions,
     logged_members,
@@ -201,15 +202,7 @@ def history_table(db: Database, info: SegmentInfo) -> None:
 
 def log_form(db: Database, info: SegmentInfo) -> None:
     st.markdown("**Log segment**")
-    minimum = minimum_segment_size(db)
-    blocked = (
-        "it is under review: approve or withdraw it first" if info.status == "submitted"
-        else "it was rejected: back to draft first" if info.status == "rejected"
-        else "it has no members" if info.size == 0
-        else f"it is small (under the minimum of {n(minimum)} members)" if is_small(info.size, minimum)
-        else "it needs a description (Segments page)" if not info.description.strip()
-        else None
-    )
+    blocked = log_refusal(db, info.no)
     st.caption("Writes one interaction per member (template, date, campaign, segment number, user) and keeps the "
                "members as an immutable record; the segment becomes read-only.")
     c1, c2 = st.columns(2)
