@@ -6,6 +6,8 @@ page draws it and passes the version it showed with every decision, so a segment
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
@@ -24,9 +26,10 @@ from segcore._lifecycle import (
     reject_segment,
     update_campaign,
 )
-from segcore._review import drift, overlap, segment_composition
+from segcore._review import Drift, drift, overlap, segment_composition
 from segcore._stats import DIMENSIONS
 from ui import frame, state
+from ui.filter_builder import data_token
 from ui.format import n, plural, when
 from ui.lifecycle import history_table, log_form, logged_box
 from ui.review_charts import composition_figure, overlap_figure
@@ -119,13 +122,23 @@ def _composition(info: SegmentInfo) -> None:
         st.caption("Small segment: buckets with fewer contacts than the minimum are hidden.")
 
 
+@st.cache_data(show_spinner="Replaying the criteria on today's data…", max_entries=64, ttl=3600)
+def _drift_of(url: str, no: str, version: int, data: str, segments: tuple[tuple[str, int], ...],
+              today: dt.date) -> Drift:
+    # The replay takes the database's write lock while it runs (then rolls back), so it runs once per version of
+    # the segment, of the contacts and of the segments it may reuse, and day; not on every click on this page.
+    del version, data, segments
+    return drift(state._open(url), no, today=today)
+
+
 def _drift(info: SegmentInfo) -> None:
     st.markdown("**Drift**" + (" since approval" if info.status in ("approved", "logged") else ""))
     if info.head_seq == 0:
         st.caption("No criteria to replay yet.")
         return
     try:
-        d = drift(db, info.no)
+        d = _drift_of(state.db_url(), info.no, info.version, data_token(state.db_url()),
+                      tuple((s.no, s.version) for s in everything), dt.date.today())
     except SegcoreError as e:
         st.error(str(e))
         return
