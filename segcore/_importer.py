@@ -515,7 +515,7 @@ def _read_csv(
         lines = _lines_around_bad_rows(rest, newline, first, spans, bad_rows, ncols, log)
 
     # Values are trimmed in pyarrow (pandas' str.strip falls back to Python for some text).
-    table = pa.table([pc.utf8_trim_whitespace(col) for col in table.columns], names=tmp_names)
+    table = pa.table([_unquoted(pc.utf8_trim_whitespace(col)) for col in table.columns], names=tmp_names)
     frame = table.to_pandas()
     frame.columns = names
     # Blank lines (and lines of commas only) are not rows: only rows whose first value is empty can be blank.
@@ -548,6 +548,14 @@ def _read_csv(
         log=log,
         ragged=len(bad_rows),
     )
+
+
+def _unquoted(col: Any) -> Any:
+    """Undo our export's formula guard: a leading quote before = + - @ tab or CR goes, so an exported file comes
+    back as it was stored (a phone number '+33…' stays +33…). Only columns that hold such a quote pay for the regex."""
+    if not pc.any(pc.starts_with(col, "'")).as_py():
+        return col
+    return pc.replace_substring_regex(col, pattern="^'([=+\\-@\t\r])", replacement="\\1")
 
 
 def _check_quotes(kind: str, encoding: str, rest: bytes, table: pa.Table) -> None:

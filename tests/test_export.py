@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from segcore import NotFoundError, RefusedError, UsageError
 from segcore._db import Database
 from segcore._export import EXPORT_COLUMNS, check_exportable, export_members, export_rows, neutralise
-from segcore._models import ContactCode, ProfileAnswer, Segment, SegmentMember, Setting
+from segcore._importer import import_contacts
+from segcore._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember, Setting
 from tests.test_browse import add_contacts, company, person
 
+NAMES = select(Contact.contact_no, Contact.name, Contact.phone)
 DANGEROUS = ["=1+1", "+33 1 23", "-2", "@SUM(A1)", "\tTAB", "\rCR"]
 
 
@@ -126,3 +129,21 @@ def test_refusals(world: Database) -> None:
         export_members(world, "S1", "xlsx")
     with pytest.raises(RefusedError, match="fewer than the minimum of 50"):
         check_exportable(world, "S1")
+
+
+def test_an_exported_csv_imports_back_as_it_was_stored(world: Database, tmp_path: Path) -> None:
+    data = export_members(world, "S1", "csv")
+    other = Database.open(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        other.ensure_schema()
+        report = import_contacts(other, io.BytesIO(data), strict=True)
+        assert report.rows_rejected == 0
+        with world.read() as conn:
+            before = {r.contact_no: (r.name, r.phone) for r in conn.execute(NAMES)}
+        with other.read() as conn:
+            after = {r.contact_no: (r.name, r.phone) for r in conn.execute(NAMES)}
+    finally:
+        other.dispose()
+    assert after == before
+    assert before["P1"] == ("+33 1 23", "+33 1 00")
+

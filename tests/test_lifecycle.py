@@ -39,8 +39,8 @@ from segcore._lifecycle import (
     is_small,
     list_campaigns,
     list_logged,
-    log_segment,
     log_refusal,
+    log_segment,
     logged_interactions,
     logged_members,
     reject_segment,
@@ -58,7 +58,6 @@ from segcore._models import (
     Segment,
     SegmentAction,
     SegmentStatusEvent,
-    Setting,
 )
 from segcore._settings import set_setting
 from segcore._snapshot import data_version
