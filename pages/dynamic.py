@@ -215,7 +215,8 @@ if dyns:
         st.session_state[K_PICK] = dyns[0].no
     picked = st.selectbox("Dynamic segment", list(by_no), key=K_PICK, width=420,
                           format_func=lambda v: f"{v} · {by_no[v].description}" if by_no[v].description else v)
-    _detail(by_no[picked])
+    with state.core_errors():  # deleted in another tab meanwhile: one line, not a traceback
+        _detail(by_no[picked])
 else:
     st.info("No dynamic segment yet. Build a filter below and save it: its count is always today's.",
             icon=":material/lightbulb:")

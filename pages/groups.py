@@ -3,6 +3,8 @@ CSV export, and the group's contacts added to a segment as one undoable step."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
@@ -192,7 +194,8 @@ def _detail(info: GroupInfo) -> None:
                           help="One Add e-mails step: undoable in the Builder; unmatched addresses are reported")
             st.markdown("**Export**")
             st.download_button(
-                f"Download CSV ({plural(info.address_count, 'address', 'addresses')})", export_group_csv(db, info.name),
+                f"Download CSV ({plural(info.address_count, 'address', 'addresses')})",
+                partial(export_group_csv, db, info.name),  # made when clicked, not on every rerun
                 file_name=f"group-{info.name}.csv", mime="text/csv", icon=":material/download:", key="gr.export",
                 on_click="ignore", disabled=info.address_count == 0,
             )
@@ -222,7 +225,8 @@ if groups:
     if st.session_state.get(K_PICK) not in by_name:
         st.session_state[K_PICK] = groups[0].name
     picked = st.selectbox("Group", list(by_name), key=K_PICK, width=420)
-    _detail(by_name[picked])
+    with state.core_errors():  # deleted in another tab meanwhile: one line, not a traceback
+        _detail(by_name[picked])
 else:
     st.info("No group yet. Paste the addresses of a trade-fair list or a webinar's sign-ups below, or upload the "
             "CSV your mail tool exported: you see at once which of them are your contacts.",

@@ -246,7 +246,7 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     from segcore._engine import ActionRequest, apply_action
     from segcore._filter_text import parse_text
     from segcore._groups import create_group
-    from segcore._lifecycle import create_campaign, get_logged, submit_segment
+    from segcore._lifecycle import create_campaign, get_logged, status_history, submit_segment
 
     pg, base, db = page, server["url"], server["db"]
     pg.goto(f"{base}/")
@@ -269,6 +269,11 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     create_group(db, "Trade fair 2026", description="Visitors scanned at the booth",
                  emails=known + [f"visitor{i}@elsewhere.example" for i in range(12)])
     nav = pg.locator('[data-testid="stSidebarNav"]')
+    # The manager says who she is once, in the sidebar; approvals and logs carry that name.
+    who = pg.locator('[data-testid="stSidebar"]').get_by_role("textbox", name="Working as")
+    who.fill("Max Manager")
+    who.press("Enter")
+    settle(pg)
 
     # Review: the submitted target is picked first, with its composition and drift.
     nav.get_by_text("Review", exact=True).click()
@@ -281,6 +286,7 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     pg.get_by_role("button", name="Approve").click()
     settle(pg, 2.0)
     assert get_segment(db, "SPRING-FR").status == "approved"
+    assert status_history(db, "SPRING-FR")[-1].user == "Max Manager"
     pg.get_by_role("button", name="Log segment…").click()
     settle(pg, 1.5)
     expect(pg.get_by_role("dialog")).to_contain_text("SPRING-FR")
@@ -288,7 +294,7 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     pg.get_by_role("dialog").get_by_role("button", name="Log segment", exact=True).click()
     settle(pg, 2.5)
     rec = get_logged(db, "SPRING-FR")
-    assert rec.contacted_count == get_segment(db, "SPRING-FR").size > 0
+    assert rec.contacted_count == get_segment(db, "SPRING-FR").size > 0 and rec.logged_by == "Max Manager"
     no_exception(pg, "review after log")
     expect(pg.get_by_text("Logged record")).to_be_visible()
     shot(pg, "review-logged")
@@ -322,3 +328,17 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     no_exception(pg, "groups")
     assert metric(pg, "Matched") == "40" and metric(pg, "Unmatched") == "12"
     shot(pg, "groups")
+    # The CSV is made when the button is clicked (a deferred download), with every address and its match.
+    with pg.expect_download() as download:
+        pg.get_by_role("button", name="Download CSV (52 addresses)").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "email,matched,contact_no,name" and len(lines) == 53
+
+    # Data: the settings a manager may change, with the current values.
+    nav.get_by_text("Data", exact=True).click()
+    expect(pg.get_by_role("heading", name="Settings", exact=True)).to_be_visible()
+    settle(pg, 1.5)
+    no_exception(pg, "data")
+    expect(pg.get_by_role("spinbutton", name="Minimum segment size")).to_have_value("50")
+    pg.get_by_role("heading", name="Settings", exact=True).scroll_into_view_if_needed()
+    shot(pg, "data-settings")
