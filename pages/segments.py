@@ -1,4 +1,4 @@
-"""Segments: the list of static segments; create, open, copy and delete."""
+"""Segments: the list of static segments; create, open, edit, copy and delete."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from segcore._browse import contact_count, minimum_segment_size
-from segcore._engine import SegmentInfo, copy_segment, create_segment, delete_segment, list_segments
+from segcore._engine import (
+    SegmentInfo,
+    copy_segment,
+    create_segment,
+    delete_segment,
+    list_segments,
+    update_segment,
+)
 from segcore._lifecycle import CampaignInfo, is_small, list_campaigns
 from ui import frame, state
 from ui.format import n, plural
@@ -67,6 +74,34 @@ def _copy_dialog(info: SegmentInfo, taken: set[str]) -> None:
             _close_dialog()
             st.session_state[K_NEXT_PICK] = new_no.strip()
             st.rerun()
+
+
+@st.dialog("Edit segment", on_dismiss=_close_dialog)
+def _edit_dialog(info: SegmentInfo, campaigns: list[CampaignInfo]) -> None:
+    if info.status in ("submitted", "approved", "rejected"):
+        st.warning(f"{info.no} is {info.status}: a new description or campaign sends it back to draft for a new "
+                   "review.", icon=":material/undo:")
+    # Keys per segment version: reopened for another segment (or after a change), the fields start from its values.
+    tag = f"{info.no}.{info.version}"
+    description = st.text_input("Description", value=info.description, max_chars=200, key=f"seg.edit.desc.{tag}")
+    options = [""] + [c.no for c in campaigns]
+    labels = {c.no: f"{c.no} · {c.description}" for c in campaigns}
+    campaign = st.selectbox("Campaign", options, index=options.index(info.campaign_no or "")
+                            if (info.campaign_no or "") in options else 0,
+                            format_func=lambda v: labels.get(v, "(none)"), key=f"seg.edit.campaign.{tag}")
+    c1, c2 = st.columns(2)
+    if c1.button("Save", type="primary", width="stretch"):
+        with state.core_errors():
+            after = update_segment(db, info.no, description=description, campaign_no=campaign,
+                                   expected_version=info.version, user=state.user())
+            changed = after.version != info.version
+            state.flash("success" if changed else "info",
+                        f"Segment {info.no} saved" + (f" ({after.status})." if changed else ": nothing changed."))
+            _close_dialog()
+            st.rerun()
+    if c2.button("Cancel", width="stretch"):
+        _close_dialog()
+        st.rerun()
 
 
 @st.dialog("Delete segment?", on_dismiss=_close_dialog)
@@ -154,6 +189,9 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     info = by_no[picked]
     if st.button("Open in Builder", type="primary", icon=":material/tune:"):
         state.open_segment(info.no)
+    st.button("Edit", icon=":material/edit:", disabled=info.read_only, on_click=_open_dialog,
+              args=("edit", info.no), help="A logged segment is kept as a record" if info.read_only else
+              "Description and campaign")
     st.button("Copy", icon=":material/content_copy:", on_click=_open_dialog, args=("copy", info.no))
     st.button("Delete", icon=":material/delete:", disabled=info.read_only, on_click=_open_dialog,
               args=("delete", info.no), help="A logged segment is kept as a record" if info.read_only else None)
@@ -162,5 +200,7 @@ dialog = st.session_state.get(K_DIALOG)
 if dialog and dialog[1] in by_no:
     if dialog[0] == "copy":
         _copy_dialog(by_no[dialog[1]], set(nos))
+    elif dialog[0] == "edit":
+        _edit_dialog(by_no[dialog[1]], campaigns)
     else:
         _delete_dialog(by_no[dialog[1]])

@@ -26,6 +26,7 @@ from ._engine import (
     save_criteria,
     split_emails,
     undo,
+    update_segment,
 )
 from ._errors import RefusedError, UsageError
 from ._export import FORMATS, check_exportable, export_members
@@ -65,6 +66,14 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("--description", required=True)
     p.add_argument("--campaign")
     p.set_defaults(handler=_create)
+
+    p = ss.add_parser("update", help="change a segment's description or campaign ('' removes the campaign)",
+                      description="Change a segment's description or campaign. A submitted, approved or rejected "
+                      "segment goes back to draft when either really changes.")
+    p.add_argument("no")
+    p.add_argument("--description")
+    p.add_argument("--campaign")
+    p.set_defaults(handler=_update)
 
     for kind in ("add", "refine", "reduce"):
         p = ss.add_parser(kind, help=f"{kind} members with a filter")
@@ -216,6 +225,16 @@ def _whole(text: str) -> int:
 def _create(db: Database, args: argparse.Namespace) -> Output:
     info = create_segment(db, args.no, description=args.description, campaign_no=args.campaign)
     return f"created segment {info.no}", {"segment": info.no, "status": info.status, "size": info.size}
+
+
+def _update(db: Database, args: argparse.Namespace) -> Output:
+    if args.description is None and args.campaign is None:
+        raise UsageError("nothing to change: give --description or --campaign")
+    before = get_segment(db, args.no)
+    info = update_segment(db, args.no, description=args.description, campaign_no=args.campaign)
+    what = "nothing changed" if info.version == before.version else f"status {info.status}"
+    return f"updated segment {info.no}: {what}", {
+        "segment": info.no, "description": info.description, "campaign": info.campaign_no, "status": info.status}
 
 
 def _read_filter(args: argparse.Namespace) -> Node:

@@ -29,6 +29,7 @@ from segcore._engine import (
     member_contact_nos,
 )
 from segcore._filter_tree import from_json
+from segcore._lifecycle import approve_segment, create_campaign, submit_segment
 from segcore._models import Contact
 from segcore._preview import preview_step
 from segcore._settings import settings_of
@@ -156,6 +157,28 @@ def test_copy_and_delete_with_confirmation(app_db: Database) -> None:
     run(at)
     assert [s for s in at.dataframe[0].value["No."]] == ["S1"]
     assert any("deleted" in s for s in texts(at.success))
+
+
+def test_edit_description_and_campaign_sends_an_approved_segment_back_to_draft(app_db: Database) -> None:
+    create_campaign(app_db, "SPRING", description="Spring sale")
+    create_segment(app_db, "S1", description="First")
+    apply_action(app_db, "S1", ActionRequest("add", filter=from_json({"field": "country", "op": "eq", "value": "FR"})))
+    submit_segment(app_db, "S1")
+    approve_segment(app_db, "S1")
+    at = run(new_app())
+    at.switch_page(SEGMENTS)
+    run(at)
+    button(at, "Edit").click()
+    run(at)
+    assert any("sends it back to draft" in w for w in texts(at.warning))
+    version = get_segment(app_db, "S1").version
+    at.text_input(key=f"seg.edit.desc.S1.{version}").input("First, France")
+    at.selectbox(key=f"seg.edit.campaign.S1.{version}").set_value("SPRING")
+    button(at, "Save").click()
+    run(at)
+    info = get_segment(app_db, "S1")
+    assert (info.description, info.campaign_no, info.status) == ("First, France", "SPRING", "draft")
+    assert any("saved (draft)" in s for s in texts(at.success))
 
 
 # ------------------------------------------------------------------------------------------------- the whole flow

@@ -124,6 +124,20 @@ def test_log_can_require_approval(capsys: pytest.CaptureFixture[str], url: str) 
     assert table_count(url, Interaction) == 14
 
 
+def test_segment_update_sends_an_approved_segment_back_to_draft(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    ok(capsys, url, "campaign", "create", "C1")
+    make_segment(capsys, url)
+    ok(capsys, url, "segment", "submit", "S1")
+    ok(capsys, url, "segment", "approve", "S1")
+    assert "nothing changed" in ok(capsys, url, "segment", "update", "S1", "--description", "Spring mailing")
+    data = as_json(capsys, url, "segment", "update", "S1", "--campaign", "C1")
+    assert data == {"segment": "S1", "description": "Spring mailing", "campaign": "C1", "status": "draft"}
+    code, _, err = run(capsys, url, "segment", "update", "S1")
+    assert code == 2 and "nothing to change" in err
+    code, _, err = run(capsys, url, "segment", "update", "S1", "--campaign", "NOPE")
+    assert code == 1 and "NOPE" in err and err.count("\n") == 1
+
+
 def test_review_flow_and_history(capsys: pytest.CaptureFixture[str], url: str) -> None:
     make_segment(capsys, url)
     assert "now submitted" in ok(capsys, url, "segment", "submit", "S1", "--comment", "please check")
