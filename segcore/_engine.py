@@ -486,6 +486,44 @@ def _change_sets(seg_id: int, request: ActionRequest, matched: Select[Any]) -> S
     return select(members.c.contact_id).where(_removal_cond(seg_id, request, matched))
 
 
+@dataclass(frozen=True)
+class StepScan:
+    """The rows one step looks at, for one pass: `frm` WHERE `where`, with 0/1 columns `hit` (the filter matched)
+    and `chg` (the step would add or remove the row's contact).
+
+    An adding step scans its matched contacts (an outer join finds the members among them); a removing step scans
+    the members (joined to their contacts) and tests the match per row. The sets are those of `_change_sets`."""
+
+    frm: sa.FromClause
+    where: sa.ColumnElement[bool]
+    hit: sa.ColumnElement[int]
+    chg: sa.ColumnElement[int]
+
+
+def _step_scan(seg_id: int, request: ActionRequest, matched: Select[Any]) -> StepScan:
+    if request.adds:
+        # Every adding `matched` selects contacts.id FROM contacts (see _matched_set): its WHERE is the match.
+        m = members.alias("m")
+        frm = contacts.outerjoin(m, and_(m.c.segment_id == seg_id, m.c.contact_id == contacts.c.id))
+        where = matched.whereclause if matched.whereclause is not None else sa.true()
+        return StepScan(frm, where, sa.literal(1), sa.case((m.c.contact_id.is_(None), 1), else_=0))
+    frm = members.join(contacts, contacts.c.id == members.c.contact_id)
+    if request.options.entire_companies or matched.whereclause is None:
+        hit = sa.case((members.c.contact_id.in_(matched), 1), else_=0)
+    else:
+        # Scoped to the members already (see _matched_set): its WHERE tests each member row in this same pass.
+        hit = sa.case((matched.whereclause, 1), else_=0)
+    return StepScan(frm, members.c.segment_id == seg_id, hit, 1 - hit if request.kind == "refine" else hit)
+
+
+def _skipped_excluded(conn: Connection, request: ActionRequest, today: dt.date | None, n_matched: int) -> int:
+    """How many named contacts (add contacts / e-mails) the exclusion flag kept out."""
+    if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
+        raw, _ = _matched_set(conn, request, today=today, exclusion=False)
+        return _count(conn, raw) - n_matched
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------- segments
 
 
@@ -701,10 +739,7 @@ def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date
         else:
             n_matched = _count(conn, matched)
         n_change = _count(conn, _change_sets(row.id, request, matched))
-        skipped = 0
-        if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
-            raw, _ = _matched_set(conn, request, today=today, exclusion=False)
-            skipped = _count(conn, raw) - n_matched
+        skipped = _skipped_excluded(conn, request, today, n_matched)
     added, removed = (n_change, 0) if request.adds else (0, n_change)
     return Preview(
         kind=request.kind,

@@ -22,23 +22,32 @@ from ._db import Database
 from ._engine import (
     ActionRequest,
     Preview,
-    _addition_cond,
+    _count,
     _matched_set,
     _member_ids_of,
-    _removal_cond,
     _segment_row,
-    preview_sql,
+    _skipped_excluded,
+    _step_scan,
 )
 from ._fast_eval import evaluate
 from ._fields import AGE_BANDS, CONTACT_FIELDS
-from ._models import Contact
+from ._models import Contact, SegmentMember
 from ._settings import read_setting
-from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, load_snapshot
-from ._stats import DIMENSIONS, SPEND_BANDS, UNKNOWN, Distribution, _ordered, distribution_sql, mask_small
+from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, data_version, load_snapshot
+from ._stats import (
+    DIMENSIONS,
+    SPEND_BANDS,
+    UNKNOWN,
+    Distribution,
+    _ordered,
+    flagged_distributions,
+    mask_small,
+)
 
 __all__ = ["StepPreview", "all_distributions", "clear_caches", "preview_step", "segment_distributions"]
 
 contacts = Contact.__table__
+members = SegmentMember.__table__
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ def clear_caches() -> None:
         _members_cache.clear()
         _dist_cache.clear()
         _all_cache.clear()
+        _sql_members_cache.clear()
 
 
 def _members_mask(db: Database, snap: Snapshot, seg_id: int, version: int) -> np.ndarray:
@@ -211,8 +221,9 @@ def _preview_memory(
         kind=request.kind,
         size_before=int(members.sum()),
         size_after=int(members.sum()) + added - removed,
-        # Refine/Reduce count the members the filter matched; Add counts every contact it would bring.
-        matched=int(matched.sum()) if request.adds else int((matched & members).sum()),
+        # Refine/Reduce count the members the filter matched; Add counts every contact it would bring, Remove
+        # contacts the named contacts found (as the log does).
+        matched=int((matched & members).sum()) if request.kind in ("refine", "reduce") else int(matched.sum()),
         added=added,
         removed=removed,
         unmatched=unmatched,
@@ -247,24 +258,77 @@ def _preview_memory(
 # ------------------------------------------------------------------------------------------------ SQL path
 
 
+_sql_members_cache: dict[tuple[str, int, int, str, dt.date, tuple[str, ...]], dict[str, Distribution]] = {}
+
+
+def _members_sql(
+    conn: Connection, url: str, seg_id: int, version: int, dims: Sequence[str], today: dt.date
+) -> dict[str, Distribution]:
+    """The charts of a segment's members, computed by the database once per segment and data version."""
+    if not dims:
+        return {}
+    key = (url, seg_id, version, data_version(conn), today, tuple(dims))
+    hit = _sql_members_cache.get(key)
+    if hit is None:
+        frm = members.join(contacts, contacts.c.id == members.c.contact_id)
+        [(_, hit)] = flagged_distributions(conn, frm, members.c.segment_id == seg_id, [sa.literal(1)], dims,
+                                           today=today)
+        with _cache_lock:
+            if len(_sql_members_cache) > 256:
+                _sql_members_cache.clear()
+            _sql_members_cache[key] = hit
+    return hit
+
+
+def _shifted(before: dict[str, Distribution], change: dict[str, Distribution], sign: int) -> dict[str, Distribution]:
+    """Charts after a step: the members' charts plus (sign 1) or minus (-1) the charts of who enters or leaves."""
+    out = {}
+    for d, b in before.items():
+        c = change[d]
+        counts = {k: b.counts.get(k, 0) + sign * c.counts.get(k, 0) for k in dict.fromkeys([*b.counts, *c.counts])}
+        out[d] = Distribution(d, _ordered(d, {k: v for k, v in counts.items() if v}), b.total + sign * c.total)
+    return out
+
+
 def _preview_sql(
     db: Database, no: str, request: ActionRequest, today: dt.date, dims: Sequence[str], sample: int
 ) -> StepPreview:
     start = time.perf_counter()
-    counts = preview_sql(db, no, request, today=today)
     with db.read() as conn:
         row = _segment_row(conn, no)
-        matched, _ = _matched_set(conn, request, today=today, segment_id=row.id)
-        members = _member_ids_of(row.id)
+        matched, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
+        scan = _step_scan(row.id, request, matched)
+        # One pass gives the counts and the charts of who enters or leaves (and, for a removing step, of the
+        # members too, since it scans them).
+        (_, rows), (n_hit, _), (n_chg, chg) = flagged_distributions(
+            conn, scan.frm, scan.where, [sa.literal(1), scan.hit, scan.chg], dims, today=today
+        )
         if request.adds:
-            change = select(contacts.c.id).where(_addition_cond(row.id, matched))
-            after_sel = select(sa.union(members, change).subquery().c[0])
+            before = _members_sql(conn, db.url, row.id, row.version, dims, today)
+            after = _shifted(before, chg, 1)
         else:
-            change = _member_ids_of(row.id).where(_removal_cond(row.id, request, matched))
-            after_sel = _member_ids_of(row.id).where(sa.not_(_removal_cond(row.id, request, matched)))
-        before = {d: distribution_sql(conn, members, d, today=today) for d in dims}
-        after = {d: distribution_sql(conn, after_sel, d, today=today) for d in dims}
-        sample_ids = tuple(int(i) for i in conn.execute(change.limit(sample)).scalars())
+            before = rows
+            after = _shifted(before, chg, -1)
+        # A sample of who changes; with no one changing there is nothing to look for (and no scan to wait on).
+        sample_ids = tuple(
+            int(i) for i in conn.execute(
+                select(contacts.c.id).select_from(scan.frm).where(scan.where, scan.chg == 1).limit(sample)
+            ).scalars()
+        ) if n_chg and sample else ()
+        if not request.adds and request.kind not in ("refine", "reduce"):
+            n_hit = _count(conn, matched)  # remove contacts: "matched" counts the named contacts, members or not
+        skipped = _skipped_excluded(conn, request, today, n_hit)
+    added, removed = (n_chg, 0) if request.adds else (0, n_chg)
+    counts = Preview(
+        kind=request.kind,
+        size_before=row.size,
+        size_after=row.size + added - removed,
+        matched=n_hit,
+        added=added,
+        removed=removed,
+        unmatched=unmatched,
+        skipped_excluded=skipped,
+    )
     return StepPreview(
         counts=counts,
         before=before,
@@ -347,7 +411,7 @@ def segment_distributions(
         dists = {d: _distribution(snap, members, d, today) for d in dimensions}
     else:
         with db.read() as conn:
-            dists = {d: distribution_sql(conn, _member_ids_of(row.id), d, today=today) for d in dimensions}
+            dists = _members_sql(conn, db.url, row.id, row.version, tuple(dimensions), today)
     return _masked(dists, int(row.size), minimum)
 
 
@@ -364,7 +428,9 @@ def all_distributions(
     snap = load_snapshot(db, max_contacts=limit)
     if snap is None:
         with db.read() as conn:
-            return {d: distribution_sql(conn, select(contacts.c.id), d, today=today) for d in dimensions}
+            [(_, dists)] = flagged_distributions(conn, contacts, sa.true(), [sa.literal(1)], tuple(dimensions),
+                                                 today=today)
+            return dists
     out: dict[str, Distribution] = {}
     everyone: np.ndarray | None = None
     for d in dimensions:

@@ -7,6 +7,7 @@ The bucket rules are defined here once; the SQL path below and the in-memory fas
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "UNKNOWN",
     "composition",
     "distribution_sql",
+    "flagged_distributions",
     "mask_small",
 ]
 
@@ -146,6 +148,63 @@ def distribution_sql(
         stmt = select(bucket, func.count()).where(contacts.c.id.in_(ids)).group_by(bucket)
         counts = {str(k): int(v) for k, v in conn.execute(stmt)}
     return Distribution(dimension, _ordered(dimension, counts), total)
+
+
+def flagged_distributions(
+    conn: Connection,
+    frm: sa.FromClause,
+    where: sa.ColumnElement[bool],
+    flags: Sequence[sa.ColumnElement[int]],
+    dimensions: Sequence[str],
+    *,
+    today: dt.date | None = None,
+) -> list[tuple[int, dict[str, Distribution]]]:
+    """For each 0/1 flag over the contact rows of `frm` WHERE `where`: how many rows it marks, and their
+    distributions. Every single-valued dimension comes out of one pass (GROUPING SETS on PostgreSQL, one combined
+    GROUP BY elsewhere), each multi-valued one out of a join with its codes: a large database is scanned a few
+    times per preview, not twice per chart."""
+    today = today or dt.date.today()
+    sums = [func.coalesce(func.sum(f), 0) for f in flags]
+    single = [d for d in dimensions if not DIMENSIONS[d].multi]
+    counts: list[dict[str, dict[str, int]]] = [{d: {} for d in dimensions} for _ in flags]
+    if single:
+        exprs = [_bucket_expr(d, today) for d in single]
+        stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(frm).where(where)
+        if conn.dialect.name == "postgresql":
+            # One row per bucket of each dimension; the other dimensions' columns are NULL on it.
+            stmt = stmt.group_by(func.grouping_sets(*exprs))
+        else:
+            stmt = stmt.group_by(*exprs)  # one row per combination, summed per dimension below
+        for r in conn.execute(stmt):
+            for i, d in enumerate(single):
+                bucket = r[i]
+                if bucket is None:  # bucket expressions never give NULL: this row belongs to another set
+                    continue
+                for k in range(len(flags)):
+                    v = int(r[len(single) + k])
+                    if v:
+                        counts[k][d][str(bucket)] = counts[k][d].get(str(bucket), 0) + v
+        totals = [sum(counts[k][single[0]].values()) for k in range(len(flags))]
+    else:
+        totals = [int(v) for v in conn.execute(select(*sums).select_from(frm).where(where)).one()]
+    for d in dimensions:
+        if not DIMENSIONS[d].multi:
+            continue
+        joined = frm.join(codes, sa.and_(codes.c.contact_id == contacts.c.id, codes.c.kind == d))
+        for code, *vals in conn.execute(select(codes.c.code, *sums).select_from(joined).where(where).group_by(codes.c.code)):
+            for k, v in enumerate(vals):
+                if int(v):
+                    counts[k][d][str(code)] = int(v)
+        with_any = conn.execute(
+            select(*[func.count(sa.distinct(case((f == 1, contacts.c.id)))) for f in flags]).select_from(joined).where(where)
+        ).one()
+        for k in range(len(flags)):
+            if totals[k] - int(with_any[k]):
+                counts[k][d][UNKNOWN] = totals[k] - int(with_any[k])
+    return [
+        (totals[k], {d: Distribution(d, _ordered(d, counts[k][d]), totals[k]) for d in dimensions})
+        for k in range(len(flags))
+    ]
 
 
 def _ordered(dimension: str, counts: dict[str, int]) -> dict[str, int]:
