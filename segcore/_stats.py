@@ -190,17 +190,27 @@ def flagged_distributions(
     for d in dimensions:
         if not DIMENSIONS[d].multi:
             continue
+        # One pass over the contacts' codes: per code the flagged rows, and, marking each contact's first code row,
+        # how many flagged contacts have any code at all (the rest are the "(none)" bucket).
         joined = frm.join(codes, sa.and_(codes.c.contact_id == contacts.c.id, codes.c.kind == d))
-        for code, *vals in conn.execute(select(codes.c.code, *sums).select_from(joined).where(where).group_by(codes.c.code)):
-            for k, v in enumerate(vals):
-                if int(v):
-                    counts[k][d][str(code)] = int(v)
-        with_any = conn.execute(
-            select(*[func.count(sa.distinct(case((f == 1, contacts.c.id)))) for f in flags]).select_from(joined).where(where)
-        ).one()
+        first = case((func.row_number().over(partition_by=codes.c.contact_id, order_by=codes.c.code) == 1, 1), else_=0)
+        rows = (
+            select(codes.c.code.label("code"), first.label("first"), *[f.label(f"f{k}") for k, f in enumerate(flags)])
+            .select_from(joined)
+            .where(where)
+            .subquery()
+        )
+        fcols = [rows.c[f"f{k}"] for k in range(len(flags))]
+        stmt = select(rows.c.code, *[func.sum(c) for c in fcols], *[func.sum(c * rows.c.first) for c in fcols])
+        with_any = [0] * len(flags)
+        for code, *vals in conn.execute(stmt.group_by(rows.c.code)):
+            for k in range(len(flags)):
+                if int(vals[k]):
+                    counts[k][d][str(code)] = int(vals[k])
+                with_any[k] += int(vals[len(flags) + k])
         for k in range(len(flags)):
-            if totals[k] - int(with_any[k]):
-                counts[k][d][UNKNOWN] = totals[k] - int(with_any[k])
+            if totals[k] - with_any[k]:
+                counts[k][d][UNKNOWN] = totals[k] - with_any[k]
     return [
         (totals[k], {d: Distribution(d, _ordered(d, counts[k][d]), totals[k]) for d in dimensions})
         for k in range(len(flags))
