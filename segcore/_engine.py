@@ -253,6 +253,16 @@ class Preview:
     unmatched: tuple[str, ...] = ()
     skipped_excluded: int = 0
 
+    @classmethod
+    def of(
+        cls, request: ActionRequest, size_before: int, matched: int, changed: int,
+        unmatched: tuple[str, ...] = (), skipped_excluded: int = 0,
+    ) -> Preview:
+        """The counts of `request` on a segment of `size_before` members, `changed` of them added or removed."""
+        added, removed = (changed, 0) if request.adds else (0, changed)
+        return cls(request.kind, size_before, size_before + added - removed, matched, added, removed, unmatched,
+                   skipped_excluded)
+
 
 @dataclass(frozen=True)
 class ActionResult:
@@ -740,17 +750,7 @@ def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date
             n_matched = _count(conn, matched)
         n_change = _count(conn, _change_sets(row.id, request, matched))
         skipped = _skipped_excluded(conn, request, today, n_matched)
-    added, removed = (n_change, 0) if request.adds else (0, n_change)
-    return Preview(
-        kind=request.kind,
-        size_before=row.size,
-        size_after=row.size + added - removed,
-        matched=n_matched,
-        added=added,
-        removed=removed,
-        unmatched=unmatched,
-        skipped_excluded=skipped,
-    )
+    return Preview.of(request, int(row.size), n_matched, n_change, unmatched, skipped)
 
 
 # --------------------------------------------------------------------------------------------------- actions

@@ -217,17 +217,15 @@ def _preview_memory(
     skipped = 0
     if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
         skipped = int((base & snap.excluded).sum())
-    counts = Preview(
-        kind=request.kind,
-        size_before=int(members.sum()),
-        size_after=int(members.sum()) + added - removed,
+    counts = Preview.of(
+        request,
+        int(members.sum()),
         # Refine/Reduce count the members the filter matched; Add counts every contact it would bring, Remove
         # contacts the named contacts found (as the log does).
-        matched=int((matched & members).sum()) if request.kind in ("refine", "reduce") else int(matched.sum()),
-        added=added,
-        removed=removed,
-        unmatched=unmatched,
-        skipped_excluded=skipped,
+        int((matched & members).sum()) if request.kind in ("refine", "reduce") else int(matched.sum()),
+        added + removed,
+        unmatched,
+        skipped,
     )
     before: dict[str, Distribution] = {}
     after: dict[str, Distribution] = {}
@@ -318,19 +316,8 @@ def _preview_sql(
         if not request.adds and request.kind not in ("refine", "reduce"):
             n_hit = _count(conn, matched)  # remove contacts: "matched" counts the named contacts, members or not
         skipped = _skipped_excluded(conn, request, today, n_hit)
-    added, removed = (n_chg, 0) if request.adds else (0, n_chg)
-    counts = Preview(
-        kind=request.kind,
-        size_before=row.size,
-        size_after=row.size + added - removed,
-        matched=n_hit,
-        added=added,
-        removed=removed,
-        unmatched=unmatched,
-        skipped_excluded=skipped,
-    )
     return StepPreview(
-        counts=counts,
+        counts=Preview.of(request, int(row.size), n_hit, n_chg, unmatched, skipped),
         before=before,
         after=after,
         entering=sample_ids if request.adds else (),
