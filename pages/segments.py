@@ -7,6 +7,7 @@ import streamlit as st
 
 from segcore._browse import contact_count, minimum_segment_size
 from segcore._engine import (
+    REVIEWED_STATUSES,
     SegmentInfo,
     copy_segment,
     create_segment,
@@ -78,7 +79,7 @@ def _copy_dialog(info: SegmentInfo, taken: set[str]) -> None:
 
 @st.dialog("Edit segment", on_dismiss=_close_dialog)
 def _edit_dialog(info: SegmentInfo, campaigns: list[CampaignInfo]) -> None:
-    if info.status in ("submitted", "approved", "rejected"):
+    if info.status in REVIEWED_STATUSES:
         st.warning(f"{info.no} is {info.status}: a new description or campaign sends it back to draft for a new "
                    "review.", icon=":material/undo:")
     # Keys per segment version: reopened for another segment (or after a change), the fields start from its values.

@@ -67,6 +67,7 @@ __all__ = [
     "split_emails",
     "undo",
     "update_segment",
+    "REVIEWED_STATUSES",
 ]
 
 contacts = table_of(Contact)
@@ -89,6 +90,8 @@ _KIND_LABELS = {
     "reuse_segment": "Reuse segment",
 }
 _EDITABLE_STATUSES = ("draft", "submitted", "approved", "rejected")
+# Statuses a change of members or header sends back to draft (the review must start again).
+REVIEWED_STATUSES = ("submitted", "approved", "rejected")
 _SEGMENT_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,29}$")
 _EMAIL_SPLIT = re.compile(r"[\s,;]+")
 MAX_MANUAL_VALUES = 1_000_000
@@ -693,7 +696,7 @@ def _lock_for_write(conn: Connection, no: str, expected_version: int | None) -> 
 def _bump(conn: Connection, row: sa.Row[Any], *, user: str, reason: str = "members changed", **values: Any) -> int:
     """Write the header in the same transaction; the version guard catches a writer that slipped in."""
     new_status = row.status
-    if row.status in ("submitted", "approved", "rejected"):
+    if row.status in REVIEWED_STATUSES:
         # Any change to the members of a reviewed segment sends it back to draft.
         new_status = "draft"
         conn.execute(
