@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segcore._fields import AGE_BANDS
+from segcore.fields import AGE_BANDS
 from segcore._stats import SPEND_BANDS
 
 CODE_COLUMNS = ("type", "country", "language", "gender", "acquisition_source", "churn_risk", "territory", "salesperson")

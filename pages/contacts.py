@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from segcore._browse import BROWSE_COLUMNS, contact_detail, search_contacts
-from segcore._fields import CONTACT_FIELDS
+from segcore.fields import CONTACT_FIELDS
 from ui import frame, state
 from ui.format import money, n, plural, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, func, select
 from ._dates import age_on
 from ._db import Database
 from ._errors import FilterError, NotFoundError
-from ._fields import LIST_FIELDS, get_field
+from .fields import LIST_FIELDS, load_fields
 from ._models import (
     Contact,
     ContactCode,
+    CustomValue,
     Interaction,
     ProfileAnswer,
     Segment,
@@ -56,6 +57,7 @@ actions = SegmentAction.__table__
 codes = ContactCode.__table__
 answers = ProfileAnswer.__table__
 interactions = Interaction.__table__
+custom_values = CustomValue.__table__
 
 # The columns a contacts table shows, in order: enough to recognise a contact at a glance.
 BROWSE_COLUMNS = (
@@ -333,14 +335,14 @@ def value_counts(
     For the Builder's multiselects (`FR (4,210)`). Interactions count records (cancelled ones excluded, as filters
     ignore them); profile answers count contacts, optionally of one questionnaire. Fixed choices with no contact
     are listed with 0."""
-    spec = get_field(field_name, relation)
-    if spec is None:
-        where = f"{relation}." if relation else ""
-        raise FilterError(f"unknown field {where}{field_name}")
-    if spec.type not in ("code", "list", "text"):
-        raise FilterError(f"{spec.label} has no list of values")
     limit = max(1, min(int(limit), 10_000))
     with db.read() as conn:
+        spec = load_fields(conn).get(field_name, relation)
+        if spec is None:
+            where = f"{relation}." if relation else ""
+            raise FilterError(f"unknown field {where}{field_name}")
+        if spec.type not in ("code", "list", "text"):
+            raise FilterError(f"{spec.label} has no list of values")
         if relation is None and field_name == "age_band":
             # The band rule lives once, in _stats; only the grouping is done here.
             band = _bucket_expr("age_band", today or dt.date.today()).label("band")
@@ -349,7 +351,15 @@ def value_counts(
             return _with_choices(counts, spec.choices)
         if relation is None and spec.type == "list":
             n = func.count().label("n")
-            stmt = select(codes.c.code, n).where(codes.c.kind == field_name).group_by(codes.c.code)
+            stmt = select(codes.c.code, n).where(codes.c.kind == spec.code_kind).group_by(codes.c.code)
+        elif relation is None and spec.custom:
+            col = custom_values.c.txt
+            n = func.count().label("n")
+            stmt = (
+                select(col, n)
+                .where(custom_values.c.field_id == spec.custom_id, col.is_not(None), col != "")
+                .group_by(col)
+            )
         elif relation is None:
             col = contacts.c[field_name]
             n = func.count().label("n")
@@ -389,11 +399,17 @@ def number_bounds(db: Database, field_name: str, *, today: dt.date | None = None
 
     `age` and `days_since_last_purchase` are derived from their dates here, with the same whole-year and whole-day
     arithmetic the filters use."""
-    spec = get_field(field_name)
-    if spec is None or spec.type != "number":
-        raise FilterError(f"{field_name} is not a number field")
     today = today or dt.date.today()
     with db.read() as conn:
+        spec = load_fields(conn).get(field_name)
+        if spec is None or spec.type != "number":
+            raise FilterError(f"{field_name} is not a number field")
+        if spec.custom:
+            cv = custom_values
+            lo, hi = conn.execute(
+                select(func.min(cv.c.num), func.max(cv.c.num)).where(cv.c.field_id == spec.custom_id)
+            ).one()
+            return None if lo is None else (float(lo), float(hi))
         if field_name == "age":
             lo_d, hi_d = conn.execute(select(func.min(contacts.c.birth_date), func.max(contacts.c.birth_date))).one()
             if lo_d is None:

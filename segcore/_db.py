@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -27,7 +28,32 @@ ENV_VAR = "SEGCORE_DATABASE_URL"
 # Versioned migration steps: MIGRATIONS[n] takes a database from version n-1 to n inside one transaction.
 # A small ordered scheme instead of Alembic: the schema is created whole from the models on a fresh database,
 # so only in-place upgrades need code, and they stay next to the version number they belong to.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _to_v2(conn: Connection) -> None:
+    """Custom fields, their values and saved import mappings; total_spent and purchase_count may be NULL (not set)."""
+    Base.metadata.create_all(
+        conn,
+        tables=[Base.metadata.tables[n] for n in ("custom_fields", "custom_values", "import_mappings")],
+        checkfirst=True,
+    )
+    if conn.dialect.name == "postgresql":
+        for column in ("total_spent", "purchase_count"):
+            conn.execute(text(f"ALTER TABLE contacts ALTER COLUMN {column} DROP NOT NULL"))  # our names
+        return
+    # SQLite cannot ALTER a column's NOT NULL away; its documented way is to edit the stored CREATE TABLE text
+    # (https://sqlite.org/lang_altertable.html, "removing NOT NULL constraints") inside the transaction.
+    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'contacts'").scalar_one()
+    new_sql = re.sub(r"(total_spent NUMERIC\(14, 2\)|purchase_count INTEGER) NOT NULL", r"\1", sql)
+    if new_sql != sql:
+        version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+        conn.exec_driver_sql("PRAGMA writable_schema = ON")
+        conn.exec_driver_sql(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'contacts'", (new_sql,)
+        )
+        conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+        conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
 
 
 

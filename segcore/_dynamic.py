@@ -35,6 +35,7 @@ from ._errors import NotFoundError, RefusedError, UsageError
 from ._fast_eval import evaluate
 from ._filter_describe import describe
 from ._filter_sql import compile_filter
+from .fields import FieldRegistry, fields_of, load_fields
 from ._filter_text import to_text
 from ._filter_tree import EMPTY, Node, from_json, to_json, validate
 from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
@@ -89,13 +90,13 @@ class DynamicInfo:
     last_refreshed_at: dt.datetime | None
 
 
-def _expression(node: Node) -> str:
-    lines = to_text(node)
-    return "\n".join(lines) if lines is not None else describe(node)
+def _expression(node: Node, fields: FieldRegistry) -> str:
+    lines = to_text(node, fields)
+    return "\n".join(lines) if lines is not None else describe(node, fields)
 
 
-def _checked_filter(node: Node) -> Node:
-    node = validate(node)
+def _checked_filter(node: Node, fields: FieldRegistry) -> Node:
+    node = validate(node, fields)
     if node == EMPTY:
         raise UsageError("the filter is empty: it matches everybody; add at least one condition")
     return node
@@ -118,10 +119,12 @@ def _infos(conn: Connection, where: Any = None) -> list[DynamicInfo]:
     if where is not None:
         stmt = stmt.where(where)
     out = []
+    fields = load_fields(conn)
     for r in conn.execute(stmt).all():
-        node = from_json(r.filter_json)
+        node = from_json(r.filter_json, fields)
         out.append(DynamicInfo(
-            id=r.id, no=r.no, description=r.description, filter=node, expression=_expression(node), owner=r.owner,
+            id=r.id, no=r.no, description=r.description, filter=node, expression=_expression(node, fields),
+            owner=r.owner,
             created_at=r.created_at, updated_at=r.updated_at, last_count=r.last_count, last_total=r.last_total,
             last_refreshed_at=r.last_at,
         ))
@@ -144,8 +147,8 @@ def create_dynamic(
         raise UsageError(f"dynamic segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.'")
     if len(description) > 200:
         raise UsageError("the description is longer than 200 characters")
-    node = _checked_filter(filter)
     with db.write() as conn:
+        node = _checked_filter(filter, load_fields(conn))
         if conn.execute(select(dynamic.c.id).where(dynamic.c.no == no)).first() is not None:
             raise RefusedError(f"dynamic segment {no} already exists")
         now = _now()
@@ -162,7 +165,7 @@ def update_dynamic(
     """Change a dynamic segment's filter or description; its recorded counts stay as history."""
     values: dict[str, Any] = {}
     if filter is not None:
-        values["filter_json"] = to_json(_checked_filter(filter))
+        values["filter_json"] = to_json(_checked_filter(filter, fields_of(db)))
     if description is not None:
         if len(description) > 200:
             raise UsageError("the description is longer than 200 characters")
@@ -201,7 +204,8 @@ def count_filter(db: Database, node: Node, *, today: dt.date | None = None, back
 
     In memory when the snapshot fits (setting `preview_memory_max_contacts`), in SQL otherwise; `backend` forces
     one ("memory" or "sql") for tests. Contacts flagged "exclude from segments" are left out of the count."""
-    node = _checked_filter(node)
+    fields = fields_of(db)
+    node = _checked_filter(node, fields)
     today = today or dt.date.today()
     if backend != "sql":
         with db.read() as conn:
@@ -211,7 +215,9 @@ def count_filter(db: Database, node: Node, *, today: dt.date | None = None, back
             mask = evaluate(node, snap, today=today) & ~snap.excluded
             return int(np.count_nonzero(mask)), int(snap.n)
     with db.read() as conn:
-        cond = sa.and_(compile_filter(node, today=today), contacts.c.exclude_from_segments.is_(False))
+        cond = sa.and_(
+            compile_filter(node, today=today, fields=fields), contacts.c.exclude_from_segments.is_(False)
+        )
         n = conn.execute(select(func.count()).select_from(contacts).where(cond)).scalar_one()
         total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
     return int(n), int(total)

@@ -25,6 +25,7 @@ from ._errors import ConflictError, NotFoundError, RefusedError, UsageError
 from ._filter_describe import describe
 from ._filter_sql import compile_filter
 from ._filter_tree import Node, from_json, to_json
+from .fields import FieldRegistry, load_fields
 from ._models import (
     ActionDelta,
     Campaign,
@@ -186,21 +187,21 @@ class ActionRequest:
         return step
 
     @classmethod
-    def from_step(cls, step: dict[str, Any]) -> ActionRequest:
+    def from_step(cls, step: dict[str, Any], fields: FieldRegistry | None = None) -> ActionRequest:
         payload = step.get("payload") or {}
         flt = step.get("filter")
         return cls(
             kind=step["kind"],
-            filter=from_json(flt) if flt is not None else None,
+            filter=from_json(flt, fields) if flt is not None else None,
             options=ActionOptions.from_dict(step.get("options")),
             contact_nos=tuple(payload.get("contact_nos", ())),
             emails=tuple(payload.get("emails", ())),
             source_segment_no=payload.get("source_segment_no"),
         )
 
-    def describe(self) -> str:
+    def describe(self, fields: FieldRegistry | None = None) -> str:
         if self.filter is not None:
-            text = describe(self.filter)
+            text = describe(self.filter, fields)
         elif self.contact_nos:
             shown = ", ".join(self.contact_nos[:5]) + (" …" if len(self.contact_nos) > 5 else "")
             text = f"{len(self.contact_nos):,} named contact(s): {shown}"
@@ -430,12 +431,15 @@ def _matched_set(
         scoped = (
             select(members.c.contact_id)
             .join(contacts, contacts.c.id == members.c.contact_id)
-            .where(members.c.segment_id == segment_id, compile_filter(request.filter, today=today))
+            .where(
+                members.c.segment_id == segment_id,
+                compile_filter(request.filter, today=today, fields=load_fields(conn)),
+            )
         )
         return scoped, unmatched
     if request.kind in _FILTER_KINDS:
         assert request.filter is not None
-        base = select(contacts.c.id).where(compile_filter(request.filter, today=today))
+        base = select(contacts.c.id).where(compile_filter(request.filter, today=today, fields=load_fields(conn)))
     elif request.kind in ("add_contacts", "remove_contacts"):
         vals = _load_values(conn, request.contact_nos)
         base = select(contacts.c.id).where(contacts.c.contact_no.in_(select(vals.c.v)))
@@ -850,7 +854,7 @@ def _log_action(
                 seq=seq,
                 kind=request.kind,
                 filter_json=to_json(request.filter) if request.filter is not None else None,
-                description=request.describe(),
+                description=request.describe(load_fields(conn)),
                 options=request.options.as_dict(),
                 payload=request.payload(),
                 matched=matched,
@@ -1099,7 +1103,8 @@ def reuse_criteria(
         saved = conn.execute(select(table).where(table.c.code == code.strip().upper())).first()
         if saved is None:
             raise NotFoundError(f"no saved criteria {code!r}")
-        requests = [ActionRequest.from_step(s) for s in saved.steps]
+        fields = load_fields(conn)
+        requests = [ActionRequest.from_step(s, fields) for s in saved.steps]
         results = []
         version = expected_version
         for request in requests:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from ._browse import minimum_segment_size
 from ._db import Database
 from ._errors import NotFoundError, RefusedError, UsageError
-from ._fields import LIST_FIELDS
+from .fields import LIST_FIELDS
 from ._importer import CONTACT_COLUMNS
 from ._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember
 

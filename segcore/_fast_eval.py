@@ -8,6 +8,7 @@ related records counted per contact with cancelled interactions left out. Proper
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._dates import shift_years
-from ._fields import AGE_BANDS, CONTACT_FIELDS, RELATIONS, FieldSpec
+from .fields import AGE_BANDS, RELATIONS, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date
 from ._snapshot import EPOCH, NULL_DAY, Pairs, Snapshot, StrColumn
 
@@ -202,7 +203,9 @@ def _condition(frame: _Frame, spec: FieldSpec, cond: Condition, today: dt.date, 
         arr = frame.days(spec.name)
         return _ordered_mask(arr, arr != NULL_DAY, op, value, lambda v: _day(v, today))
     if spec.type == "boolean":
-        return snap.excluded.copy() if op == "is_true" else ~snap.excluded
+        # Custom booleans are 1/0/NaN numbers; the one built-in boolean is the exclusion flag.
+        truth = (frame.number(spec.name) == 1) if spec.custom else snap.excluded
+        return truth.copy() if op == "is_true" else ~truth
     if spec.type == "list":
         pairs = snap.lists[spec.name]
         col = pairs.pos
@@ -226,7 +229,7 @@ def _rows_to_contacts(n: int, pos: np.ndarray, row_mask: np.ndarray, min_count: 
     return np.bincount(pos[row_mask], minlength=n) >= min_count
 
 
-def _eval(node: Node, frame: _Frame, fields: dict[str, FieldSpec], today: dt.date, snap: Snapshot) -> np.ndarray:
+def _eval(node: Node, frame: _Frame, fields: Mapping[str, FieldSpec], today: dt.date, snap: Snapshot) -> np.ndarray:
     if isinstance(node, Condition):
         return _condition(frame, fields[node.field], node, today, snap)
     if isinstance(node, Group):
@@ -251,4 +254,4 @@ def _eval(node: Node, frame: _Frame, fields: dict[str, FieldSpec], today: dt.dat
 
 def evaluate(node: Node, snap: Snapshot, *, today: dt.date | None = None) -> np.ndarray:
     """The contacts (by snapshot position) that the tree matches."""
-    return _eval(node, _Contacts(snap), CONTACT_FIELDS, today or dt.date.today(), snap)
+    return _eval(node, _Contacts(snap), snap.fields.contact, today or dt.date.today(), snap)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._fields import FieldSpec, get_field
+from .fields import BUILTIN, FieldRegistry, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related
 
 __all__ = ["describe"]
@@ -82,8 +82,8 @@ def _label(spec: FieldSpec) -> str:
     return spec.label[0].lower() + spec.label[1:]
 
 
-def _condition(cond: Condition, relation: str | None) -> str:
-    spec = get_field(cond.field, relation)
+def _condition(cond: Condition, relation: str | None, fields: FieldRegistry) -> str:
+    spec = fields.get(cond.field, relation)
     if spec is None:  # a tree that was never validated: say what it says
         return f"{cond.field} {cond.op} {cond.value}"
     label, op, v = _label(spec), cond.op, cond.value
@@ -151,7 +151,7 @@ def _date_phrase(op: str, v: Any) -> str:
     return f"{phrase[op]} {_date(v)}"
 
 
-def _related(node: Related, nested: bool) -> str:
+def _related(node: Related, nested: bool, fields: FieldRegistry) -> str:
     one, many = _RELATED_NOUN[node.relation]
     head = (
         f"has {'an' if one[0] in 'aeiou' else 'a'} {one}"
@@ -161,30 +161,30 @@ def _related(node: Related, nested: bool) -> str:
     where = node.where
     if isinstance(where, Group) and where.kind == "all" and not where.children:
         return head
-    body = _describe(where, node.relation, top=False)
+    body = _describe(where, node.relation, False, fields)
     # Where the where-clause ends is plain only when nothing follows it.
     if nested and isinstance(where, Group) and len(where.children) > 1:
         body = f"({body})"
     return f"{head} where {body}"
 
 
-def _describe(node: Node, relation: str | None, top: bool) -> str:
+def _describe(node: Node, relation: str | None, top: bool, fields: FieldRegistry) -> str:
     if isinstance(node, Condition):
-        return _condition(node, relation)
+        return _condition(node, relation, fields)
     if isinstance(node, Not):
-        return f"not ({_describe(node.child, relation, top=False)})"
+        return f"not ({_describe(node.child, relation, False, fields)})"
     if isinstance(node, Related):
-        return _related(node, nested=not top)
+        return _related(node, not top, fields)
     if isinstance(node, Group):
         if not node.children:
             if top:
                 return "all contacts" if node.kind == "all" else "no contacts"
             return "anything" if node.kind == "all" else "nothing"
         if len(node.children) == 1:
-            return _describe(node.children[0], relation, top)
+            return _describe(node.children[0], relation, top, fields)
         parts = []
         for child in node.children:
-            text = _describe(child, relation, top=False)
+            text = _describe(child, relation, False, fields)
             if isinstance(child, Group) and len(child.children) > 1:
                 text = f"({text})"
             parts.append(text)
@@ -192,7 +192,7 @@ def _describe(node: Node, relation: str | None, top: bool) -> str:
     return repr(node)  # pragma: no cover
 
 
-def describe(node: Node) -> str:
-    """The tree in one plain sentence, for logs, criteria and previews."""
-    text = _describe(node, None, top=True)
+def describe(node: Node, fields: FieldRegistry | None = None) -> str:
+    """The tree in one plain sentence, for logs, criteria and previews (custom fields named from `fields`)."""
+    text = _describe(node, None, True, fields or BUILTIN)
     return text[:1].upper() + text[1:]

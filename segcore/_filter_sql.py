@@ -31,9 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, Table
 
 from ._dates import shift_years
-from ._fields import AGE_BANDS, FieldSpec, get_field
+from .fields import AGE_BANDS, BUILTIN, FieldRegistry, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date, validate
-from ._models import Contact, ContactCode, Interaction, ProfileAnswer
+from ._models import Contact, ContactCode, CustomValue, Interaction, ProfileAnswer
 
 __all__ = ["LIKE_ESCAPE", "compile_filter", "like_pattern", "matching_ids"]
 
@@ -41,6 +41,7 @@ contacts: Table = Contact.__table__  # type: ignore[assignment]
 contact_codes: Table = ContactCode.__table__  # type: ignore[assignment]
 interactions: Table = Interaction.__table__  # type: ignore[assignment]
 profile_answers: Table = ProfileAnswer.__table__  # type: ignore[assignment]
+custom_values: Table = CustomValue.__table__  # type: ignore[assignment]
 
 RELATION_TABLES: dict[str, Table] = {"interactions": interactions, "profile": profile_answers}
 
@@ -69,14 +70,15 @@ def like_pattern(op: str, value: str) -> str:
 class _Compiler:
     """Compiles one tree at one `today`."""
 
-    def __init__(self, today: dt.date) -> None:
+    def __init__(self, today: dt.date, fields: FieldRegistry = BUILTIN) -> None:
         self.today = today
+        self.fields = fields
 
     # -- structure
 
     def node(self, node: Node, table: Table, relation: str | None) -> Bool:
         if isinstance(node, Condition):
-            spec = get_field(node.field, relation)
+            spec = self.fields.get(node.field, relation)
             if spec is None:  # pragma: no cover - validate() refused it already
                 raise ValueError(f"unknown field {node.field!r}")
             return self.condition(spec, node, table)
@@ -114,15 +116,9 @@ class _Compiler:
             return self.derived(spec, op, value)
         if spec.type == "list":
             return self.list_field(spec, op, value)
-        col = table.c[spec.name]
-        if spec.type == "boolean":
-            return col.is_(True) if op == "is_true" else col.is_not(True)
-        if spec.type in ("text", "code"):
-            return self.text(spec, col, op, value)
-        conv: Callable[[Any], Any] = (
-            (lambda v: resolve_date(v, self.today)) if spec.type == "date" else _number
-        )
-        return _ordered(col, op, value, conv)
+        if spec.custom:
+            return self.custom(spec, op, value)
+        return self.scalar(spec, table.c[spec.name], op, value)
 
     def text(self, spec: FieldSpec, col: Any, op: str, value: Any) -> Bool:
         if op == "is_empty":
@@ -133,7 +129,8 @@ class _Compiler:
             return sa.not_(self.text(spec, col, "eq" if op == "ne" else "in", value))
         # Code fields and e-mails are stored normalised and the value was normalised the same way: the column is
         # compared as it is, so its index serves the lookup. Free text goes through lower() on both sides.
-        stored = spec.type == "code" or spec.stored_lower
+        # Custom codes are kept as written, so they fold like text.
+        stored = (spec.type == "code" and not spec.custom) or spec.stored_lower
         target = col if stored else sa.func.lower(col)
 
         def fold(v: str) -> str:
@@ -152,9 +149,35 @@ class _Compiler:
                 return sa.and_(col.is_not(None), col != "", test)
         return sa.and_(col.is_not(None), test)
 
+    def scalar(self, spec: FieldSpec, col: Any, op: str, value: Any) -> Bool:
+        """A condition on a value column (built-in or custom), two-valued."""
+        if spec.type == "boolean":
+            if spec.custom:
+                return sa.and_(col.is_not(None), col == 1) if op == "is_true" else sa.not_(self.scalar(spec, col, "is_true", None))
+            return col.is_(True) if op == "is_true" else col.is_not(True)
+        if spec.type in ("text", "code"):
+            return self.text(spec, col, op, value)
+        conv: Callable[[Any], Any] = (
+            (lambda v: resolve_date(v, self.today)) if spec.type == "date" else _number
+        )
+        return _ordered(col, op, value, conv)
+
+    def custom(self, spec: FieldSpec, op: str, value: Any) -> Bool:
+        """A custom field: `id IN (its value rows that pass)`; a contact with no row has an empty value.
+
+        The operators that are true on an empty value (ne, not_in, is_empty, is_false) are the exact complements of
+        eq, in, is_not_empty, is_true, so they compile as NOT of those: the sub-select only ever looks for values."""
+        positive = _COMPLEMENT.get(op)
+        if positive is not None:
+            return sa.not_(self.custom(spec, positive, value))
+        cv = custom_values
+        col = {"number": cv.c.num, "boolean": cv.c.num, "date": cv.c.day}.get(spec.type, cv.c.txt)
+        sub = sa.select(cv.c.contact_id).where(cv.c.field_id == spec.custom_id, self.scalar(spec, col, op, value))
+        return contacts.c.id.in_(sub)
+
     def list_field(self, spec: FieldSpec, op: str, values: tuple[str, ...]) -> Bool:
         cc = contact_codes
-        sub = sa.select(cc.c.contact_id).where(cc.c.kind == spec.name)
+        sub = sa.select(cc.c.contact_id).where(cc.c.kind == spec.code_kind)
         sub = sub.where(cc.c.code == values[0]) if len(values) == 1 else sub.where(cc.c.code.in_(values))
         if op == "has_all" and len(values) > 1:
             sub = sub.group_by(cc.c.contact_id).having(sa.func.count(sa.distinct(cc.c.code)) == len(values))
@@ -197,6 +220,10 @@ class _Compiler:
         upper = self.today - dt.timedelta(days=lo) if lo is not None else None
         lower = self.today - dt.timedelta(days=hi) if hi is not None else None
         return lower, upper, False
+
+
+# The operators true on an empty value, each the exact complement of one that is false on it.
+_COMPLEMENT = {"ne": "eq", "not_in": "in", "is_empty": "is_not_empty", "is_false": "is_true"}
 
 
 def _number(value: int | float) -> Any:
@@ -250,12 +277,19 @@ def _ordered(col: Any, op: str, value: Any, conv: Callable[[Any], Any]) -> Bool:
     return sa.and_(col.is_not(None), test)
 
 
-def compile_filter(node: Node, *, today: dt.date | None = None) -> ColumnElement[bool]:
-    """A boolean over `contacts` that is TRUE exactly for the contacts the tree matches."""
+def compile_filter(
+    node: Node, *, today: dt.date | None = None, fields: FieldRegistry | None = None
+) -> ColumnElement[bool]:
+    """A boolean over `contacts` that is TRUE exactly for the contacts the tree matches.
+
+    `fields` is the database's registry: a custom field compiles only through it (built-ins when None)."""
+    fields = fields or BUILTIN
     # Validated again (cheap): a tree built by hand in Python gets the same whitelist as one from JSON or text.
-    return _Compiler(today or dt.date.today()).node(validate(node), contacts, None)
+    return _Compiler(today or dt.date.today(), fields).node(validate(node, fields), contacts, None)
 
 
-def matching_ids(node: Node, *, today: dt.date | None = None) -> Select[Any]:
+def matching_ids(
+    node: Node, *, today: dt.date | None = None, fields: FieldRegistry | None = None
+) -> Select[Any]:
     """SELECT contacts.id of the contacts the tree matches."""
-    return sa.select(contacts.c.id).where(compile_filter(node, today=today))
+    return sa.select(contacts.c.id).where(compile_filter(node, today=today, fields=fields))

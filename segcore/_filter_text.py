@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import FilterError, FilterSyntaxError
-from ._fields import AGE_BANDS, RELATIONS, FieldSpec, get_field
+from .fields import AGE_BANDS, BUILTIN, RELATIONS, FieldRegistry, FieldSpec
 from ._filter_tree import (
     EMPTY,
     Condition,
@@ -170,8 +170,15 @@ class _Parser:
     """Recursive descent over one condition's tokens, building nodes on one field."""
 
     def __init__(
-        self, line: str, tokens: list[Token], spec: FieldSpec, field: str, relation: str | None
+        self,
+        line: str,
+        tokens: list[Token],
+        spec: FieldSpec,
+        field: str,
+        relation: str | None,
+        fields: FieldRegistry = BUILTIN,
     ) -> None:
+        self.fields = fields
         self.line = line
         self.tokens = tokens
         self.i = 0
@@ -315,7 +322,7 @@ class _Parser:
 
     def build(self, cond: Condition, pos: int) -> Condition:
         try:
-            return validate_condition(cond, self.relation)
+            return validate_condition(cond, self.relation, self.fields)
         except FilterSyntaxError:
             raise
         except FilterError as exc:
@@ -467,7 +474,7 @@ def _combine(kind: str, parts: list[Node], spec: FieldSpec) -> Node:
 # ----------------------------------------------------------------------------------------------- conditions
 
 
-def _split_field(line: str) -> tuple[str, str | None, FieldSpec, int]:
+def _split_field(line: str, fields: FieldRegistry) -> tuple[str, str | None, FieldSpec, int]:
     """Field name, relation, spec and the offset where the expression starts."""
     eq = line.find("=")
     if eq < 0:
@@ -494,21 +501,24 @@ def _split_field(line: str) -> tuple[str, str | None, FieldSpec, int]:
             )
         relation = prefix
         pos += len(prefix) + 1
-    spec = get_field(name, relation)
+    spec = fields.get(name, relation)
     if spec is None:
-        raise FilterSyntaxError(unknown_field_error(name, relation).message, text=line, position=pos)
+        raise FilterSyntaxError(unknown_field_error(name, relation, fields).message, text=line, position=pos)
     return name, relation, spec, eq + 1
 
 
-def parse_condition(line: str) -> tuple[str | None, Node]:
+def parse_condition(line: str, fields: FieldRegistry | None = None) -> tuple[str | None, Node]:
     """One `FIELD=EXPRESSION`: its relation (None for contact fields) and its node."""
-    name, relation, spec, start = _split_field(line)
+    fields = fields or BUILTIN
+    name, relation, spec, start = _split_field(line, fields)
     tokens = tokenize(line[start:], start, line)
-    return relation, _Parser(line, tokens, spec, name, relation).parse()
+    return relation, _Parser(line, tokens, spec, name, relation, fields).parse()
 
 
-def parse_text(text: str | Sequence[str]) -> Node:
-    """The tree of a text filter: a string with one condition a line, or a sequence of conditions; all ANDed."""
+def parse_text(text: str | Sequence[str], fields: FieldRegistry | None = None) -> Node:
+    """The tree of a text filter: a string with one condition a line, or a sequence of conditions; all ANDed.
+
+    `fields` is the database's registry (built-in fields only when None)."""
     if isinstance(text, str):
         if len(text) > MAX_TEXT:
             raise FilterError(f"the filter text is longer than {MAX_TEXT:,} characters")
@@ -521,7 +531,7 @@ def parse_text(text: str | Sequence[str]) -> Node:
     related: dict[str, list[Node]] = {}
     slot: dict[str, int] = {}
     for line in lines:
-        relation, node = parse_condition(line)
+        relation, node = parse_condition(line, fields)
         if relation is None:
             nodes.append(node)
             continue
@@ -533,7 +543,7 @@ def parse_text(text: str | Sequence[str]) -> Node:
         nodes[slot[relation]] = Related(relation, where[0] if len(where) == 1 else Group("all", tuple(where)))  # type: ignore[arg-type]
     if not nodes:
         return EMPTY
-    return validate(nodes[0] if len(nodes) == 1 else Group("all", tuple(nodes)))
+    return validate(nodes[0] if len(nodes) == 1 else Group("all", tuple(nodes)), fields)
 
 
 # --------------------------------------------------------------------------------------------------- to_text
@@ -650,16 +660,18 @@ def _field_of(node: Node) -> str | None:
     return None
 
 
-def _expr_text(node: Node, relation: str | None, negated: bool = False) -> tuple[str, int] | None:
+def _expr_text(
+    node: Node, relation: str | None, fields: FieldRegistry, negated: bool = False
+) -> tuple[str, int] | None:
     if isinstance(node, Condition):
-        spec = get_field(node.field, relation)
+        spec = fields.get(node.field, relation)
         return None if spec is None else _cond_text(spec, node, negated)
     if isinstance(node, Not):
-        return _expr_text(node.child, relation, not negated)
+        return _expr_text(node.child, relation, fields, not negated)
     if isinstance(node, Group):
         if not node.children:
             return None
-        parts = [_expr_text(c, relation, negated) for c in node.children]
+        parts = [_expr_text(c, relation, fields, negated) for c in node.children]
         if any(p is None for p in parts):
             return None
         # De Morgan is exact here because every condition is true or false, never unknown.
@@ -676,22 +688,23 @@ def _conjuncts(node: Node, negated: bool = False) -> list[Node]:
     return [Not(node) if negated else node]
 
 
-def _lines(node: Node, relation: str | None) -> list[str] | None:
+def _lines(node: Node, relation: str | None, fields: FieldRegistry) -> list[str] | None:
     prefix = "" if relation is None else relation + "."
     out: list[str] = []
     for part in _conjuncts(node):
         field = _field_of(part)
         if field is None:
             return None
-        text = _expr_text(part, relation)
+        text = _expr_text(part, relation, fields)
         if text is None:
             return None
         out.append(f"{prefix}{field}={text[0]}")
     return out
 
 
-def to_text(node: Node) -> list[str] | None:
+def to_text(node: Node, fields: FieldRegistry | None = None) -> list[str] | None:
     """The text form of a tree (one condition an item), or None when the tree has none."""
+    fields = fields or BUILTIN
     lines: list[str] = []
     seen: set[str] = set()
     for part in _conjuncts(node):
@@ -700,14 +713,14 @@ def to_text(node: Node) -> list[str] | None:
             if part.relation in seen or part.min_count != 1:
                 return None
             seen.add(part.relation)
-            where = _lines(part.where, part.relation)
+            where = _lines(part.where, part.relation, fields)
             if not where:
                 return None
             lines.extend(where)
             continue
         if isinstance(part, Group) and part.kind == "any" and not part.children:
             return None
-        sub = _lines(part, None)
+        sub = _lines(part, None, fields)
         if sub is None:
             return None
         lines.extend(sub)

@@ -19,15 +19,7 @@ from typing import Any, Literal
 
 from ._dates import shift_months
 from ._errors import FilterError
-from ._fields import (
-    CONTACT_FIELDS,
-    LIST_VALUE_OPS,
-    NO_VALUE_OPS,
-    RELATIONS,
-    FieldSpec,
-    get_field,
-    relation_of,
-)
+from .fields import BUILTIN, LIST_VALUE_OPS, NO_VALUE_OPS, RELATIONS, FieldRegistry, FieldSpec
 
 __all__ = [
     "EMPTY",
@@ -322,19 +314,19 @@ def kind_of(spec: FieldSpec) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} field"
 
 
-def _unknown_field(name: str, relation: str | None) -> FilterError:
+def _unknown_field(name: str, relation: str | None, fields: FieldRegistry) -> FilterError:
     shown = name if len(name) <= 40 else name[:37] + "..."
     if relation is None:
-        owner = relation_of(name)
+        owner = fields.relation_of(name)
         if owner is not None:
             return FilterError(
                 f"{shown!r} is a field of {owner}: use it inside a related {owner} condition ({owner}.{name})"
             )
-    elif name in CONTACT_FIELDS:
+    elif name in fields.contact:
         return FilterError(
             f"{shown!r} is a contact field: it cannot be used inside a related {relation} condition"
         )
-    names = list(CONTACT_FIELDS if relation is None else RELATIONS[relation])
+    names = fields.names(relation)
     close = difflib.get_close_matches(name.lower(), names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     where = "" if relation is None else f" of {relation}"
@@ -342,12 +334,14 @@ def _unknown_field(name: str, relation: str | None) -> FilterError:
     return FilterError(f"unknown field {shown!r}{where}: {hint}fields are {listed}")
 
 
-def _validate_condition(node: Condition, relation: str | None, budget: _Budget) -> Condition:
+def _validate_condition(
+    node: Condition, relation: str | None, budget: _Budget, fields: FieldRegistry
+) -> Condition:
     if not isinstance(node.field, str):
         raise FilterError(f"a field name must be text, not {_show(node.field)}")
-    spec = get_field(node.field, relation)
+    spec = fields.get(node.field, relation)
     if spec is None:
-        raise _unknown_field(node.field, relation)
+        raise _unknown_field(node.field, relation, fields)
     if not isinstance(node.op, str) or node.op not in spec.allowed_ops():
         ops = ", ".join(spec.allowed_ops())
         raise FilterError(
@@ -356,17 +350,17 @@ def _validate_condition(node: Condition, relation: str | None, budget: _Budget) 
     return Condition(node.field, node.op, _normalize_value(spec, node.op, node.value, budget))
 
 
-def _validate(node: Any, relation: str | None, depth: int, budget: _Budget) -> Node:
+def _validate(node: Any, relation: str | None, depth: int, budget: _Budget, fields: FieldRegistry) -> Node:
     budget.node(depth)
     if isinstance(node, Condition):
-        return _validate_condition(node, relation, budget)
+        return _validate_condition(node, relation, budget, fields)
     if isinstance(node, Group):
         if node.kind not in ("all", "any"):
             raise FilterError(f"a group is 'all' or 'any', not {_show(node.kind)}")
-        children = tuple(_validate(c, relation, depth + 1, budget) for c in node.children)
+        children = tuple(_validate(c, relation, depth + 1, budget, fields) for c in node.children)
         return Group(node.kind, children)
     if isinstance(node, Not):
-        return Not(_validate(node.child, relation, depth + 1, budget))
+        return Not(_validate(node.child, relation, depth + 1, budget, fields))
     if isinstance(node, Related):
         if relation is not None:
             raise FilterError("a related condition cannot sit inside another related condition")
@@ -377,23 +371,29 @@ def _validate(node: Any, relation: str | None, depth: int, budget: _Budget) -> N
             raise FilterError(
                 f"min_count must be a whole number from 1 to {MAX_MIN_COUNT:,}, not {_show(count)}"
             )
-        return Related(node.relation, _validate(node.where, node.relation, depth + 1, budget), count)
+        return Related(node.relation, _validate(node.where, node.relation, depth + 1, budget, fields), count)
     raise FilterError(f"not a filter node: {_show(node)}")
 
 
-def validate(node: Node) -> Node:
-    """The same tree with normalised values; FilterError names the first thing that does not fit the language."""
-    return _validate(node, None, 1, _Budget())
+def validate(node: Node, fields: FieldRegistry | None = None) -> Node:
+    """The same tree with normalised values; FilterError names the first thing that does not fit the language.
+
+    `fields` is the database's registry (built-in fields only when None): a custom field is valid only there."""
+    return _validate(node, None, 1, _Budget(), fields or BUILTIN)
 
 
-def validate_condition(node: Condition, relation: str | None = None) -> Condition:
+def validate_condition(
+    node: Condition, relation: str | None = None, fields: FieldRegistry | None = None
+) -> Condition:
     """One condition checked and normalised on its own (the text parser uses it to point at the faulty value)."""
-    return _validate_condition(node, relation, _Budget())
+    return _validate_condition(node, relation, _Budget(), fields or BUILTIN)
 
 
-def unknown_field_error(name: str, relation: str | None = None) -> FilterError:
-    """The error for a field name that is not on the whitelist, with a hint."""
-    return _unknown_field(name, relation)
+def unknown_field_error(
+    name: str, relation: str | None = None, fields: FieldRegistry | None = None
+) -> FilterError:
+    """The error for a field name that is not in the registry, with a hint."""
+    return _unknown_field(name, relation, fields or BUILTIN)
 
 
 # ------------------------------------------------------------------------------------------------------- JSON
@@ -447,8 +447,8 @@ def _build(obj: Any, depth: int, budget: _Budget) -> Node:
     raise FilterError(f"not a filter node: {_show(obj)} (expected all, any, not, related, or field/op/value)")
 
 
-def from_json(obj: Any) -> Node:
-    """A validated tree from its JSON form (a dict, or a JSON string)."""
+def from_json(obj: Any, fields: FieldRegistry | None = None) -> Node:
+    """A validated tree from its JSON form (a dict, or a JSON string), against `fields` (built-ins when None)."""
     if isinstance(obj, str | bytes):
         try:
             obj = json.loads(obj)
@@ -457,7 +457,7 @@ def from_json(obj: Any) -> Node:
         except ValueError as exc:
             raise FilterError(f"the filter is not valid JSON: {exc}") from None
     try:
-        return validate(_build(obj, 1, _Budget()))
+        return validate(_build(obj, 1, _Budget()), fields)
     except RecursionError:  # pragma: no cover - the depth cap stops recursion long before this
         raise FilterError(f"the filter is nested too deeply: at most {MAX_DEPTH} levels") from None
 

@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import REGCLASS
 
 from ._db import Database
 from ._errors import ImportRejected, UsageError
-from ._fields import EVALUATIONS, LIST_FIELDS
+from .fields import EVALUATIONS, LIST_FIELDS
 from ._models import Base
 from ._snapshot import bump_data_version
 

@@ -31,8 +31,11 @@ __all__ = [
     "Campaign",
     "Contact",
     "ContactCode",
+    "CustomField",
+    "CustomValue",
     "DynamicSegment",
     "DynamicSegmentCount",
+    "ImportMapping",
     "Interaction",
     "KnownUserGroup",
     "KnownUserGroupEmail",
@@ -49,8 +52,8 @@ __all__ = [
     "table_of",
 ]
 
-# Bump together with a migration step in _migrations.py.
-SCHEMA_VERSION = 1
+# Bump together with a migration step in _db.MIGRATIONS.
+SCHEMA_VERSION = 2
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -85,8 +88,8 @@ class Contact(Base):
         CheckConstraint("gender IN ('female', 'male', 'other', 'unknown')", name="ck_contacts_gender"),
         CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="ck_contacts_rating"),
         CheckConstraint("churn_risk IS NULL OR churn_risk IN ('low', 'medium', 'high')", name="ck_contacts_churn"),
-        CheckConstraint("total_spent >= 0", name="ck_contacts_spent"),
-        CheckConstraint("purchase_count >= 0", name="ck_contacts_purchases"),
+        CheckConstraint("total_spent IS NULL OR total_spent >= 0", name="ck_contacts_spent"),
+        CheckConstraint("purchase_count IS NULL OR purchase_count >= 0", name="ck_contacts_purchases"),
         Index("ix_contacts_org_id", "org_id"),
         Index("ix_contacts_email", "email"),
         Index("ix_contacts_company_no", "company_no"),
@@ -118,8 +121,9 @@ class Contact(Base):
     acquisition_source: Mapped[str | None] = mapped_column(String(30))
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     churn_risk: Mapped[str | None] = mapped_column(String(6))
-    total_spent: Mapped[float] = mapped_column(Money, default=0)
-    purchase_count: Mapped[int] = mapped_column(Integer, default=0)
+    # NULL = not set: a contact imported without a spend is not a contact who spent 0.
+    total_spent: Mapped[float | None] = mapped_column(Money)
+    purchase_count: Mapped[int | None] = mapped_column(Integer)
     exclude_from_segments: Mapped[bool] = mapped_column(Boolean, default=False)
     # Unknown import columns, kept as custom attributes.
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -136,6 +140,52 @@ class ContactCode(Base):
     kind: Mapped[str] = mapped_column(String(24), primary_key=True)
     code: Mapped[str] = mapped_column(String(30), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+
+
+class CustomField(Base):
+    """A field a user's import added: its name in filters, its label, its type (number, date, code, text, boolean, list)."""
+
+    __tablename__ = "custom_fields"
+    __table_args__ = (
+        CheckConstraint(
+            "type IN ('number', 'date', 'code', 'text', 'boolean', 'list')", name="ck_custom_fields_type"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(10))
+    integer: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class CustomValue(Base):
+    """One contact's value of one custom field (no row = not set); the column used follows the field's type."""
+
+    __tablename__ = "custom_values"
+    # Keyed (field_id, contact_id): a filter on a field reads one key range; a contact's values are few.
+    __table_args__ = (Index("ix_custom_values_contact", "contact_id"), {"sqlite_with_rowid": False})
+
+    field_id: Mapped[int] = mapped_column(ForeignKey("custom_fields.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float)  # number, boolean (0/1)
+    txt: Mapped[str | None] = mapped_column(String(1000))  # code, text
+    day: Mapped[dt.date | None] = mapped_column(Date)  # date
+
+
+class ImportMapping(Base):
+    """A saved column mapping, offered again when a file with the same header comes back."""
+
+    __tablename__ = "import_mappings"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    signature: Mapped[str] = mapped_column(String(32), index=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
 class ProfileAnswer(Base):

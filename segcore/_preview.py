@@ -30,7 +30,7 @@ from ._engine import (
     _step_scan,
 )
 from ._fast_eval import evaluate
-from ._fields import AGE_BANDS, CONTACT_FIELDS
+from .fields import AGE_BANDS, CONTACT_FIELDS
 from ._models import Contact, SegmentMember
 from ._settings import read_setting
 from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, data_version, load_snapshot

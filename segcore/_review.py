@@ -22,6 +22,7 @@ from ._errors import NotFoundError, RefusedError, SegcoreError
 from ._models import Contact, Segment, SegmentAction, SegmentMember, SegmentStatusEvent, table_of
 from ._preview import all_distributions, segment_distributions
 from ._stats import DIMENSIONS, composition
+from .fields import FieldRegistry, load_fields
 
 __all__ = ["MAX_OVERLAP_SEGMENTS", "Drift", "Overlap", "drift", "overlap", "segment_composition"]
 
@@ -129,13 +130,13 @@ class Drift:
         return self.joined == 0 and self.left == 0
 
 
-def _step(r: sa.Row[Any]) -> ActionRequest:
+def _step(r: sa.Row[Any], fields: FieldRegistry) -> ActionRequest:
     step: dict[str, Any] = {"kind": r.kind, "options": r.options or {}}
     if r.filter_json is not None:
         step["filter"] = r.filter_json
     if r.payload:
         step["payload"] = r.payload
-    return ActionRequest.from_step(step)
+    return ActionRequest.from_step(step, fields)
 
 
 def drift(db: Database, no: str, *, today: dt.date | None = None) -> Drift:
@@ -165,7 +166,7 @@ def drift(db: Database, no: str, *, today: dt.date | None = None) -> Drift:
         )
         for r in steps:
             try:
-                _apply(conn, _SCRATCH_NO, _step(r), user="drift", expected_version=None, today=today)
+                _apply(conn, _SCRATCH_NO, _step(r, load_fields(conn)), user="drift", expected_version=None, today=today)
             except SegcoreError as e:
                 raise RefusedError(f"step {r.seq} of segment {no} cannot be replayed today: {e}") from e
         scratch_id = conn.execute(select(segments.c.id).where(segments.c.no == _SCRATCH_NO)).scalar_one()

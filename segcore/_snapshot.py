@@ -30,7 +30,8 @@ from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.engine import make_url
 
 from ._db import Database
-from ._models import Contact, ContactCode, Interaction, ProfileAnswer, Setting, table_of
+from ._models import Contact, ContactCode, CustomField, CustomValue, Interaction, ProfileAnswer, Setting, table_of
+from .fields import BUILTIN, FieldRegistry, custom_spec
 
 __all__ = [
     "NULL_DAY",
@@ -54,7 +55,7 @@ DATE_COLUMNS = ("birth_date", "acquisition_date", "last_purchase_date")
 NUMBER_COLUMNS = ("rating", "total_spent", "purchase_count")
 LIST_KINDS = ("mailing_groups", "industry_groups", "job_responsibilities")
 INTERACTION_TEXT = ("template", "campaign_no", "segment_no", "evaluation", "salesperson")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class Snapshot:
     lists: dict[str, Pairs]
     profile: Pairs
     interactions: Pairs
+    # The fields this snapshot holds: the built-in ones plus the custom fields (in text/dates/numbers/lists by name).
+    fields: FieldRegistry = BUILTIN
     built_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
     def positions(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -209,7 +212,10 @@ _CONTACT_COLUMNS = ("id", "org_id", "exclude_from_segments", *NUMBER_COLUMNS, *D
 def _statements() -> dict[str, Select[Any]]:
     """What the snapshot reads: constant statements, no user input."""
     t, ct, pt, it = table_of(Contact), table_of(ContactCode), table_of(ProfileAnswer), table_of(Interaction)
+    cf, cv = table_of(CustomField), table_of(CustomValue)
     return {
+        "custom_fields": select(cf.c.id, cf.c.name, cf.c.label, cf.c.type, cf.c.integer).order_by(cf.c.name),
+        "custom_values": select(cv.c.field_id, cv.c.contact_id, cv.c.num, cv.c.txt, _raw(cv.c.day)),
         "contacts": select(*[_raw(t.c[c]) for c in _CONTACT_COLUMNS]).order_by(t.c.id),
         "codes": select(ct.c.kind, ct.c.code, ct.c.contact_id),
         "profile": select(pt.c.contact_id, pt.c.questionnaire, pt.c.answer),
@@ -286,10 +292,56 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
         inter_cols[name] = StrColumn.encode(inter.column(name))
     interactions = Pairs(positions(inter.column("contact_id")), inter_cols)
 
+    fields = _custom_columns(tables, n, positions, text, dates, numbers, lists, kind_arr, pos_all, code_col)
     return Snapshot(
         version=version, n=n, ids=ids, text=text, dates=dates, numbers=numbers, excluded=excluded,
         org_pos=org_pos, is_person=is_person, lists=lists, profile=profile, interactions=interactions,
+        fields=fields,
     )
+
+
+def _custom_columns(
+    tables: dict[str, pa.Table],
+    n: int,
+    positions: Any,
+    text: dict[str, StrColumn],
+    dates: dict[str, np.ndarray],
+    numbers: dict[str, np.ndarray],
+    lists: dict[str, Pairs],
+    kind_arr: np.ndarray,
+    pos_all: np.ndarray,
+    code_col: pa.Array,
+) -> FieldRegistry:
+    """Every custom field as a full-length column (no value row = empty), keyed by its name like a built-in one."""
+    defs = tables["custom_fields"].to_pylist()
+    if not defs:
+        return BUILTIN
+    values = tables["custom_values"]
+    field_ids = np.asarray(_as_arrow(values.column("field_id")).to_numpy(zero_copy_only=False), dtype=np.int64)
+    specs = []
+    for d in defs:
+        spec = custom_spec(int(d["id"]), d["name"], d["label"], d["type"], bool(d["integer"]))
+        specs.append(spec)
+        if spec.type == "list":
+            sel = kind_arr == spec.code_kind
+            lists[spec.name] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_col.filter(pa.array(sel)))})
+            continue
+        sel = pa.array(field_ids == spec.custom_id)
+        rows = values.filter(sel)
+        pos = positions(rows.column("contact_id"))
+        if spec.type in ("number", "boolean"):
+            arr = np.full(n, np.nan, dtype=np.float64)
+            arr[pos] = _numbers(rows.column("num"), np.float64)
+            numbers[spec.name] = arr
+        elif spec.type == "date":
+            days = np.full(n, NULL_DAY, dtype=np.int32)
+            days[pos] = _days(rows.column("day"))
+            dates[spec.name] = days
+        else:
+            col = np.full(n, None, dtype=object)
+            col[pos] = np.asarray(_as_arrow(rows.column("txt")).to_numpy(zero_copy_only=False), dtype=object)
+            text[spec.name] = StrColumn.encode(pa.array(col, type=pa.string()))
+    return FieldRegistry.of(tuple(specs))
 
 
 # ----------------------------------------------------------------------------------------------- persistence

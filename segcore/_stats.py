@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Select, case, func, select
 
 from ._dates import shift_years
-from ._fields import AGE_BANDS
+from .fields import AGE_BANDS
 from ._models import Contact, ContactCode
 
 __all__ = [

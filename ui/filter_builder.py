@@ -25,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from segcore import FilterError, FilterSyntaxError, SegcoreError
-from segcore._fields import CONTACT_FIELDS, EVALUATIONS, FieldSpec
+from segcore.fields import CONTACT_FIELDS, EVALUATIONS, FieldSpec
 from ui import state
 from ui.format import n, with_count
 

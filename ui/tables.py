@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from segcore._fields import CONTACT_FIELDS
+from segcore.fields import CONTACT_FIELDS
 
 # Empty cells show as nothing, not as a grey "None".
 PLACEHOLDER = ""

@@ -1,7 +1,7 @@
-"""The whitelist of filterable fields: their types, operators, labels and value normalisation.
+"""The built-in fields: their types, operators, labels and value normalisation.
 
-Everything that turns a user's field name into a column goes through this registry: the filter language, the SQL
-compiler, the fast path, the charts and the pages. A name that is not here is an error, never a column.
+Custom fields (made by imports) join these in a `FieldRegistry` (registry.py); everything that turns a user's field
+name into a column asks the registry. A name that is not in it is an error, never a column.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ __all__ = [
     "PROFILE_FIELDS",
     "RELATIONS",
     "FieldSpec",
-    "get_field",
-    "relation_of",
+    "builtin_field",
+    "custom_spec",
 ]
 
 TEXT_OPS = (
@@ -92,9 +92,32 @@ class FieldSpec:
     # Bounds a filter value must respect, for derived fields whose values become date arithmetic.
     min_value: int | None = None
     max_value: int | None = None
+    # A custom field's id in custom_fields: its values live in custom_values (list fields: contact_codes under
+    # `code_kind`), never in a column named after it.
+    custom_id: int | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.custom_id is not None
+
+    @property
+    def code_kind(self) -> str:
+        """The contact_codes kind that holds a list field's codes."""
+        return f"cf{self.custom_id}" if self.custom_id is not None else self.name
 
     def allowed_ops(self) -> tuple[str, ...]:
         return self.ops or OPS_BY_TYPE[self.type]
+
+
+def custom_spec(custom_id: int, name: str, label: str, type_: str, integer: bool = False) -> FieldSpec:
+    """The spec of a custom field: codes and text compared case-insensitively as written, list codes upper-cased."""
+    normalize = _upper if type_ == "list" else _keep_trimmed
+    return FieldSpec(name, label, type_, normalize=normalize, integer=integer, custom_id=custom_id,
+                     case_folded=type_ == "code")
+
+
+def _keep_trimmed(value: str) -> str:
+    return value.strip()
 
 
 def _f(name: str, label: str, type_: str, **kw: object) -> FieldSpec:
@@ -170,15 +193,7 @@ PROFILE_FIELDS: dict[str, FieldSpec] = {
 RELATIONS: dict[str, dict[str, FieldSpec]] = {"interactions": INTERACTION_FIELDS, "profile": PROFILE_FIELDS}
 
 
-def get_field(name: str, relation: str | None = None) -> FieldSpec | None:
-    """The spec of a field, or None when the name is not on the whitelist."""
+def builtin_field(name: str, relation: str | None = None) -> FieldSpec | None:
+    """The spec of a built-in field, or None when the name is not one."""
     table = CONTACT_FIELDS if relation is None else RELATIONS.get(relation, {})
     return table.get(name)
-
-
-def relation_of(name: str) -> str | None:
-    """The relation a field name belongs to when it is not a contact field (for error messages), else None."""
-    for relation, fields in RELATIONS.items():
-        if name in fields and name not in CONTACT_FIELDS:
-            return relation
-    return None
