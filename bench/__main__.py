@@ -31,7 +31,7 @@ from segcore._engine import ActionRequest, apply_action, create_segment, redo, u
 from segcore._filter_sql import compile_filter
 from segcore._filter_text import parse_text
 from segcore._filter_tree import Node, from_json
-from segcore._importer import import_contacts, import_interactions
+from segcore import import_contacts, import_interactions
 from segcore._models import Contact
 from segcore._preview import clear_caches, preview_step
 from segcore._snapshot import drop_cached, load_snapshot

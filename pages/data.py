@@ -10,7 +10,7 @@ import streamlit as st
 
 from segcore._engine import list_segments
 from segcore._export import check_exportable, export_members
-from segcore._importer import (
+from segcore.imports import (
     CONTACT_COLUMNS,
     INTERACTION_COLUMNS,
     ImportReport,

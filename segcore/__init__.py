@@ -94,14 +94,6 @@ from ._groups import (
     remove_emails,
     update_group,
 )
-from ._importer import (
-    ImportReport,
-    RowError,
-    import_contacts,
-    import_interactions,
-    validate_contacts,
-    validate_interactions,
-)
 
 # campaigns, the review workflow and Log segment
 from ._lifecycle import (
@@ -162,8 +154,59 @@ from ._stats import (
     mask_small,
 )
 
+# fields: the registry of built-in and custom fields
+from .fields import BUILTIN, FieldRegistry, FieldSpec, fields_of
+from .fields.custom import (
+    CUSTOM_TYPES,
+    CustomFieldInfo,
+    delete_custom_field,
+    list_custom_fields,
+    rename_custom_field,
+    retype_custom_field,
+)
+
+# the import pipeline: read -> map -> check -> write
+from .imports import (
+    DATE_ORDERS,
+    ColumnChoice,
+    ColumnReport,
+    ImportPlan,
+    ImportReport,
+    Mapping,
+    RowError,
+    delete_mapping,
+    import_contacts,
+    import_interactions,
+    list_mappings,
+    plan_import,
+    run_import,
+    save_mapping,
+    validate_contacts,
+    validate_interactions,
+)
+
 __all__ = [
     "ACTION_KINDS",
+    "BUILTIN",
+    "CUSTOM_TYPES",
+    "ColumnChoice",
+    "ColumnReport",
+    "CustomFieldInfo",
+    "DATE_ORDERS",
+    "FieldRegistry",
+    "FieldSpec",
+    "ImportPlan",
+    "Mapping",
+    "delete_custom_field",
+    "delete_mapping",
+    "fields_of",
+    "list_custom_fields",
+    "list_mappings",
+    "plan_import",
+    "rename_custom_field",
+    "retype_custom_field",
+    "run_import",
+    "save_mapping",
     "ADDRESS_STATUSES",
     "ActionOptions",
     "ActionRequest",

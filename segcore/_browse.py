@@ -18,7 +18,6 @@ from sqlalchemy import Connection, func, select
 from ._dates import age_on
 from ._db import Database
 from ._errors import FilterError, NotFoundError
-from .fields import LIST_FIELDS, load_fields
 from ._models import (
     Contact,
     ContactCode,
@@ -32,6 +31,7 @@ from ._models import (
 from ._settings import read_setting
 from ._snapshot import data_version
 from ._stats import UNKNOWN, _bucket_expr
+from .fields import LIST_FIELDS, load_fields
 
 __all__ = [
     "BROWSE_COLUMNS",

@@ -21,16 +21,13 @@ import pyarrow.csv as pacsv
 
 from ._db import Database
 from ._errors import ImportRejected, UsageError
-from ._importer import (
+from .imports.check import (
     CONTACT_COLUMNS,
     CONTACT_FRAME_COLUMNS,
     INTERACTION_COLUMNS,
-    ContactBatch,
-    Progress,
     check_contacts_against_db,
-    write_contacts,
-    write_interactions,
 )
+from .imports.write import ContactBatch, Progress, write_contacts, write_interactions
 
 __all__ = [
     "DEMO_MAX_CONTACTS",

@@ -35,12 +35,12 @@ from ._errors import NotFoundError, RefusedError, UsageError
 from ._fast_eval import evaluate
 from ._filter_describe import describe
 from ._filter_sql import compile_filter
-from .fields import FieldRegistry, fields_of, load_fields
 from ._filter_text import to_text
 from ._filter_tree import EMPTY, Node, from_json, to_json, validate
 from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
 from ._settings import read_setting
 from ._snapshot import load_snapshot
+from .fields import FieldRegistry, fields_of, load_fields
 
 __all__ = [
     "DynamicCountPoint",

@@ -25,7 +25,6 @@ from ._errors import ConflictError, NotFoundError, RefusedError, UsageError
 from ._filter_describe import describe
 from ._filter_sql import compile_filter
 from ._filter_tree import Node, from_json, to_json
-from .fields import FieldRegistry, load_fields
 from ._models import (
     ActionDelta,
     Campaign,
@@ -38,6 +37,7 @@ from ._models import (
     SegmentStatusEvent,
     table_of,
 )
+from .fields import FieldRegistry, load_fields
 
 __all__ = [
     "ACTION_KINDS",

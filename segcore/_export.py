@@ -20,9 +20,9 @@ from sqlalchemy import Connection, select
 from ._browse import minimum_segment_size
 from ._db import Database
 from ._errors import NotFoundError, RefusedError, UsageError
-from .fields import LIST_FIELDS
-from ._importer import CONTACT_COLUMNS
 from ._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember
+from .fields import LIST_FIELDS
+from .imports.check import CONTACT_COLUMNS
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "check_exportable", "export_frames", "export_members", "export_rows", "neutralise"]
 

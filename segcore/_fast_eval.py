@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._dates import shift_years
-from .fields import AGE_BANDS, RELATIONS, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date
 from ._snapshot import EPOCH, NULL_DAY, Pairs, Snapshot, StrColumn
+from .fields import AGE_BANDS, RELATIONS, FieldSpec
 
 __all__ = ["evaluate"]
 

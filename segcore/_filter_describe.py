@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .fields import BUILTIN, FieldRegistry, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related
+from .fields import BUILTIN, FieldRegistry, FieldSpec
 
 __all__ = ["describe"]
 

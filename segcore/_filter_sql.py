@@ -31,9 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, Table
 
 from ._dates import shift_years
-from .fields import AGE_BANDS, BUILTIN, FieldRegistry, FieldSpec
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date, validate
 from ._models import Contact, ContactCode, CustomValue, Interaction, ProfileAnswer
+from .fields import AGE_BANDS, BUILTIN, FieldRegistry, FieldSpec
 
 __all__ = ["LIKE_ESCAPE", "compile_filter", "like_pattern", "matching_ids"]
 
@@ -129,8 +129,7 @@ class _Compiler:
             return sa.not_(self.text(spec, col, "eq" if op == "ne" else "in", value))
         # Code fields and e-mails are stored normalised and the value was normalised the same way: the column is
         # compared as it is, so its index serves the lookup. Free text goes through lower() on both sides.
-        # Custom codes are kept as written, so they fold like text.
-        stored = (spec.type == "code" and not spec.custom) or spec.stored_lower
+        stored = spec.type == "code" or spec.stored_lower
         target = col if stored else sa.func.lower(col)
 
         def fold(v: str) -> str:

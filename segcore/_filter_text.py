@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import FilterError, FilterSyntaxError
-from .fields import AGE_BANDS, BUILTIN, RELATIONS, FieldRegistry, FieldSpec
 from ._filter_tree import (
     EMPTY,
     Condition,
@@ -44,6 +43,7 @@ from ._filter_tree import (
     validate,
     validate_condition,
 )
+from .fields import AGE_BANDS, BUILTIN, RELATIONS, FieldRegistry, FieldSpec
 
 __all__ = ["parse_text", "to_text"]
 

@@ -20,8 +20,8 @@ from ._db import Database
 from ._engine import ActionRequest, ActionResult, _now, apply_action, split_emails
 from ._errors import NotFoundError, RefusedError, UsageError
 from ._export import neutralise
-from ._importer import _EMAIL_RE
 from ._models import Contact, KnownUserGroup, KnownUserGroupEmail, table_of
+from .imports.check import EMAIL_RE as _EMAIL_RE
 
 __all__ = [
     "ADDRESS_STATUSES",

@@ -30,19 +30,22 @@ from ._engine import (
     _step_scan,
 )
 from ._fast_eval import evaluate
-from .fields import AGE_BANDS, CONTACT_FIELDS
 from ._models import Contact, SegmentMember
 from ._settings import read_setting
 from ._snapshot import EPOCH, NULL_DAY, Snapshot, StrColumn, data_version, load_snapshot
 from ._stats import (
     DIMENSIONS,
+    NO,
     SPEND_BANDS,
     UNKNOWN,
+    YES,
     Distribution,
     _ordered,
+    dimension_of,
     flagged_distributions,
     mask_small,
 )
+from .fields import AGE_BANDS
 
 __all__ = ["StepPreview", "all_distributions", "clear_caches", "preview_step", "segment_distributions"]
 
@@ -108,11 +111,41 @@ def _bucket_codes(snap: Snapshot, dimension: str, today: dt.date) -> tuple[np.nd
             out[m] = i
         return out, labels
     if dimension == "spend_band":
-        spent = np.nan_to_num(snap.numbers["total_spent"], nan=0.0)
+        raw = snap.numbers["total_spent"]
         edges = np.asarray([b[1] for b in SPEND_BANDS[1:]])
-        return np.searchsorted(edges, spent, side="right").astype(np.int64), [b[0] for b in SPEND_BANDS]
+        labels = [b[0] for b in SPEND_BANDS] + [UNKNOWN]
+        codes = np.searchsorted(edges, np.nan_to_num(raw, nan=0.0), side="right").astype(np.int64)
+        # A spend never given is "not set", not 0.
+        return np.where(np.isnan(raw), len(labels) - 1, codes), labels
+    spec = snap.fields.get(dimension)
+    rule = DIMENSIONS[dimension].rule if dimension in DIMENSIONS else dimension_of(dimension, snap.fields).rule
+    assert spec is not None
+    if rule == "boolean":
+        truth = snap.excluded if not spec.custom else snap.numbers[dimension] == 1
+        codes = np.where(truth, 0, 1).astype(np.int64)
+        if spec.custom:
+            codes[np.isnan(snap.numbers[dimension])] = 2
+        return codes, [YES, NO, UNKNOWN]
+    if rule == "year":
+        days = snap.dates[dimension]
+        valid = days != NULL_DAY
+        years = np.zeros(snap.n, dtype=np.int64)
+        years[valid] = days[valid].astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+        uniq = np.unique(years[valid])
+        labels = [str(int(y)) for y in uniq] + [UNKNOWN]
+        codes = np.full(snap.n, len(labels) - 1, dtype=np.int64)
+        codes[valid] = np.searchsorted(uniq, years[valid])
+        return codes, labels
+    if rule == "magnitude":
+        values = snap.numbers[dimension].astype(np.float64)
+        valid = ~np.isnan(values)
+        labels = ["< 0", "0", "0–1"] + [f"{10**k:,}–{10 ** (k + 1):,}" for k in range(15)] + [UNKNOWN]
+        codes = np.full(snap.n, len(labels) - 1, dtype=np.int64)
+        v = values[valid]
+        power = np.clip(np.floor(np.log10(np.where(v >= 1, v, 1.0))), 0, 14).astype(np.int64) + 3
+        codes[valid] = np.where(v < 0, 0, np.where(v == 0, 1, np.where(v < 1, 2, power)))
+        return codes, labels
     col = snap.text[dimension]
-    spec = CONTACT_FIELDS[dimension]
     labels = [spec.normalize(v) for v in col.values.to_pylist()] + [UNKNOWN]
     codes = np.where(col.codes < 0, len(labels) - 1, col.codes).astype(np.int64)
     return codes, labels
@@ -120,12 +153,14 @@ def _bucket_codes(snap: Snapshot, dimension: str, today: dt.date) -> tuple[np.nd
 
 def _distribution(snap: Snapshot, mask: np.ndarray, dimension: str, today: dt.date) -> Distribution:
     total = int(mask.sum())
-    if DIMENSIONS[dimension].multi:
+    if dimension_of(dimension, snap.fields).multi:
         pairs = snap.lists[dimension]
         code = pairs.cols["code"]
         assert isinstance(code, StrColumn)
         rows = mask[pairs.pos]
-        labels = [CONTACT_FIELDS[dimension].normalize(v) for v in code.values.to_pylist()]
+        spec = snap.fields.get(dimension)
+        assert spec is not None
+        labels = [spec.normalize(v) for v in code.values.to_pylist()]
         counts_arr = np.bincount(code.codes[rows], minlength=len(labels))
         counts = {labels[i]: int(c) for i, c in enumerate(counts_arr) if c}
         having = np.zeros(snap.n, dtype=bool)

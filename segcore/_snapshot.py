@@ -30,7 +30,16 @@ from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.engine import make_url
 
 from ._db import Database
-from ._models import Contact, ContactCode, CustomField, CustomValue, Interaction, ProfileAnswer, Setting, table_of
+from ._models import (
+    Contact,
+    ContactCode,
+    CustomField,
+    CustomValue,
+    Interaction,
+    ProfileAnswer,
+    Setting,
+    table_of,
+)
 from .fields import BUILTIN, FieldRegistry, custom_spec
 
 __all__ = [

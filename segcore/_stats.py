@@ -7,6 +7,8 @@ The bucket rules are defined here once; the SQL path below and the in-memory fas
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +17,21 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Select, case, func, select
 
 from ._dates import shift_years
-from .fields import AGE_BANDS
-from ._models import Contact, ContactCode
+from ._models import Contact, ContactCode, CustomValue
+from .fields import AGE_BANDS, BUILTIN, FieldRegistry, FieldSpec, load_fields
 
 __all__ = [
     "DIMENSIONS",
     "SPEND_BANDS",
     "Dimension",
     "Distribution",
+    "NO",
     "UNKNOWN",
+    "YES",
+    "chart_dimensions",
     "composition",
+    "dimension_of",
+    "magnitude_label",
     "distribution_sql",
     "flagged_distributions",
     "mask_small",
@@ -32,6 +39,7 @@ __all__ = [
 
 contacts = Contact.__table__
 codes = ContactCode.__table__
+custom_values = CustomValue.__table__
 
 UNKNOWN = "(none)"
 # Spend buckets: lower bound inclusive, upper exclusive; the last is open.
@@ -53,6 +61,9 @@ class Dimension:
     title: str
     order: tuple[str, ...] = ()
     multi: bool = False  # a contact may fall in several buckets (list fields)
+    # How a field that is not one of the seven fixed charts buckets its contacts: "value" (its code), "year" (of a
+    # date), "magnitude" (a number's power of ten), "boolean" (yes / no).
+    rule: str = ""
 
 
 DIMENSIONS: dict[str, Dimension] = {
@@ -64,9 +75,63 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("industry_groups", "Industry", multi=True),
         Dimension("acquisition_source", "Acquisition source"),
         Dimension("churn_risk", "Churn risk", ("low", "medium", "high", UNKNOWN)),
-        Dimension("spend_band", "Total spent", tuple(b[0] for b in SPEND_BANDS)),
+        Dimension("spend_band", "Total spent", tuple(b[0] for b in SPEND_BANDS) + (UNKNOWN,)),
     )
 }
+YES, NO = "yes", "no"
+# Built-in fields that chart well besides the seven: codes, whole numbers and dates (free text and derived numbers
+# do not: too many distinct values, or already a band).
+_CHARTABLE_BUILTINS = (
+    "type", "language", "territory", "salesperson", "rating", "purchase_count", "birth_date", "acquisition_date",
+    "last_purchase_date", "mailing_groups", "job_responsibilities", "exclude_from_segments",
+)  # fmt: skip
+_RULES = {"code": "value", "list": "value", "date": "year", "number": "magnitude", "boolean": "boolean"}
+
+
+def dimension_of(name: str, fields: FieldRegistry | None = None) -> Dimension:
+    """The chart dimension of a name: one of the seven fixed ones, or any code, list, number, date or yes/no field of
+    the registry (custom fields included). KeyError for anything else."""
+    if name in DIMENSIONS:
+        return DIMENSIONS[name]
+    spec = (fields or BUILTIN).get(name)
+    if spec is None or spec.derived or spec.type not in _RULES:
+        raise KeyError(name)
+    rule = _RULES[spec.type]
+    order = (YES, NO, UNKNOWN) if rule == "boolean" else ()
+    return Dimension(name, spec.label, order, multi=spec.type == "list", rule=rule)
+
+
+def chart_dimensions(fields: FieldRegistry | None = None) -> list[Dimension]:
+    """Every dimension a chart can break down by: the seven defaults first, then other fields by label."""
+    fields = fields or BUILTIN
+    extra = [dimension_of(n, fields) for n in _CHARTABLE_BUILTINS]
+    extra += [dimension_of(s.name, fields) for s in fields.custom if s.type in _RULES]
+    return list(DIMENSIONS.values()) + sorted(extra, key=lambda d: d.title.lower())
+
+
+def magnitude_label(value: float) -> str:
+    """The power-of-ten band of a number: '< 0', '0', '0–1', '1–10', '10–100', '1,000–10,000'…"""
+    if value < 0:
+        return "< 0"
+    if value == 0:
+        return "0"
+    if value < 1:
+        return "0–1"
+    k = min(int(math.floor(math.log10(value))), 14)
+    return f"{10**k:,}–{10 ** (k + 1):,}"
+
+
+_MAGNITUDE = re.compile(r"< 0|0|0–1|[0-9,]+–[0-9,]+")
+
+
+def _magnitude_key(label: str) -> float:
+    if label == "< 0":
+        return -1.0
+    head = label.split("–")[0].replace(",", "")
+    try:
+        return float(head) + (0.5 if label == "0–1" else 0.0)
+    except ValueError:
+        return math.inf
 
 
 @dataclass(frozen=True)
@@ -104,21 +169,52 @@ def _age_band_expr(today: dt.date) -> sa.ColumnElement[Any]:
 
 
 def _spend_expr() -> sa.ColumnElement[Any]:
-    whens = []
+    # A spend never given is "not set", not 0.
+    whens: list[Any] = [(contacts.c.total_spent.is_(None), sa.literal(UNKNOWN))]
     for label, lo, hi in SPEND_BANDS:
         cond = contacts.c.total_spent >= lo if hi is None else sa.and_(contacts.c.total_spent >= lo, contacts.c.total_spent < hi)
         whens.append((cond, sa.literal(label)))
     return case(*whens, else_=sa.literal(SPEND_BANDS[0][0]))
 
 
-def _bucket_expr(dimension: str, today: dt.date) -> sa.ColumnElement[Any]:
+def _bucket_expr(dimension: str, today: dt.date, fields: FieldRegistry | None = None) -> sa.ColumnElement[Any]:
     if dimension == "age_band":
         return _age_band_expr(today)
     if dimension == "spend_band":
         return _spend_expr()
     if dimension in ("country", "gender", "acquisition_source", "churn_risk"):
         return func.coalesce(contacts.c[dimension], sa.literal(UNKNOWN))
-    raise KeyError(dimension)
+    spec = (fields or BUILTIN).get(dimension)
+    dim = dimension_of(dimension, fields)
+    assert spec is not None
+    col = _value_expr(spec)
+    if dim.rule == "boolean":
+        truth = col == 1 if spec.custom else col.is_(True)
+        return case((truth, sa.literal(YES)), else_=sa.literal(NO)) if not spec.custom else case(
+            (col.is_(None), sa.literal(UNKNOWN)), (truth, sa.literal(YES)), else_=sa.literal(NO)
+        )
+    if dim.rule == "year":
+        return func.coalesce(sa.cast(sa.extract("year", col), sa.Integer).cast(sa.String), sa.literal(UNKNOWN))
+    if dim.rule == "magnitude":
+        whens: list[Any] = [(col.is_(None), sa.literal(UNKNOWN)), (col < 0, sa.literal("< 0")),
+                            (col == 0, sa.literal("0")), (col < 1, sa.literal("0–1"))]
+        for k in range(14):
+            whens.append((col < 10 ** (k + 1), sa.literal(f"{10**k:,}–{10 ** (k + 1):,}")))
+        return case(*whens, else_=sa.literal(f"{10**14:,}–{10**15:,}"))
+    return func.coalesce(func.nullif(col, ""), sa.literal(UNKNOWN))
+
+
+def _value_expr(spec: FieldSpec) -> Any:
+    """A field's value per contact row: its column, or a custom field's value row (a correlated sub-select)."""
+    if not spec.custom:
+        return contacts.c[spec.name]
+    cv = custom_values
+    col = {"number": cv.c.num, "boolean": cv.c.num, "date": cv.c.day}.get(spec.type, cv.c.txt)
+    return (
+        select(col)
+        .where(cv.c.field_id == spec.custom_id, cv.c.contact_id == contacts.c.id)
+        .scalar_subquery()
+    )
 
 
 def distribution_sql(
@@ -128,25 +224,27 @@ def distribution_sql(
 
     Two queries per dimension: the plain reference the tests hold `flagged_distributions` (what previews use) to."""
     today = today or dt.date.today()
+    fields = load_fields(conn)
     total = int(conn.execute(select(func.count()).select_from(ids.subquery())).scalar_one())
-    if DIMENSIONS[dimension].multi:
+    if dimension_of(dimension, fields).multi:
+        kind = _code_kind(dimension, fields)
         stmt = (
             select(codes.c.code, func.count())
-            .where(codes.c.kind == dimension, codes.c.contact_id.in_(ids))
+            .where(codes.c.kind == kind, codes.c.contact_id.in_(ids))
             .group_by(codes.c.code)
         )
         counts = {str(k): int(v) for k, v in conn.execute(stmt)}
         with_any = int(
             conn.execute(
                 select(func.count(sa.distinct(codes.c.contact_id))).where(
-                    codes.c.kind == dimension, codes.c.contact_id.in_(ids)
+                    codes.c.kind == kind, codes.c.contact_id.in_(ids)
                 )
             ).scalar_one()
         )
         if total - with_any:
             counts[UNKNOWN] = total - with_any
     else:
-        bucket = _bucket_expr(dimension, today).label("bucket")
+        bucket = _bucket_expr(dimension, today, fields).label("bucket")
         stmt = select(bucket, func.count()).where(contacts.c.id.in_(ids)).group_by(bucket)
         counts = {str(k): int(v) for k, v in conn.execute(stmt)}
     return Distribution(dimension, _ordered(dimension, counts), total)
@@ -166,11 +264,12 @@ def flagged_distributions(
     GROUP BY elsewhere), each multi-valued one out of a join with its codes: a large database is scanned a few
     times per preview, not twice per chart."""
     today = today or dt.date.today()
+    fields = load_fields(conn)
     sums = [func.coalesce(func.sum(f), 0) for f in flags]
-    single = [d for d in dimensions if not DIMENSIONS[d].multi]
+    single = [d for d in dimensions if not dimension_of(d, fields).multi]
     counts: list[dict[str, dict[str, int]]] = [{d: {} for d in dimensions} for _ in flags]
     if single:
-        exprs = [_bucket_expr(d, today) for d in single]
+        exprs = [_bucket_expr(d, today, fields) for d in single]
         stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(frm).where(where)
         if conn.dialect.name == "postgresql":
             # One row per bucket of each dimension; the other dimensions' columns are NULL on it.
@@ -190,11 +289,11 @@ def flagged_distributions(
     else:
         totals = [int(v) for v in conn.execute(select(*sums).select_from(frm).where(where)).one()]
     for d in dimensions:
-        if not DIMENSIONS[d].multi:
+        if not dimension_of(d, fields).multi:
             continue
         # One pass over the contacts' codes: per code the flagged rows, and, marking each contact's first code row,
         # how many flagged contacts have any code at all (the rest are the "(none)" bucket).
-        joined = frm.join(codes, sa.and_(codes.c.contact_id == contacts.c.id, codes.c.kind == d))
+        joined = frm.join(codes, sa.and_(codes.c.contact_id == contacts.c.id, codes.c.kind == _code_kind(d, fields)))
         first = case((func.row_number().over(partition_by=codes.c.contact_id, order_by=codes.c.code) == 1, 1), else_=0)
         rows = (
             select(codes.c.code.label("code"), first.label("first"), *[f.label(f"f{k}") for k, f in enumerate(flags)])
@@ -219,10 +318,26 @@ def flagged_distributions(
     ]
 
 
+def _code_kind(dimension: str, fields: FieldRegistry) -> str:
+    spec = fields.get(dimension)
+    return spec.code_kind if spec is not None else dimension
+
+
 def _ordered(dimension: str, counts: dict[str, int]) -> dict[str, int]:
-    order = DIMENSIONS[dimension].order
+    fixed = DIMENSIONS.get(dimension)
+    order = fixed.order if fixed is not None else ()
+    if not order and counts and set(counts) <= {YES, NO, UNKNOWN}:
+        order = (YES, NO, UNKNOWN)
     if order:
         return {k: counts[k] for k in order if counts.get(k)} | {k: v for k, v in counts.items() if k not in order}
+    labels = [k for k in counts if k != UNKNOWN]
+    if labels and all(k.isdigit() and len(k) == 4 for k in labels):
+        # Years, in time order.
+        return {k: counts[k] for k in sorted(labels)} | ({UNKNOWN: counts[UNKNOWN]} if UNKNOWN in counts else {})
+    if labels and all(_MAGNITUDE.fullmatch(k) for k in labels):
+        # Power-of-ten bands, low to high.
+        ordered = sorted(labels, key=_magnitude_key)
+        return {k: counts[k] for k in ordered} | ({UNKNOWN: counts[UNKNOWN]} if UNKNOWN in counts else {})
     # Free dimensions: largest first, "(none)" last.
     items = sorted(counts.items(), key=lambda kv: (kv[0] == UNKNOWN, -kv[1], kv[0]))
     return dict(items)

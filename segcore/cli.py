@@ -23,9 +23,9 @@ from sqlalchemy.engine import make_url
 from ._db import ENV_VAR, Database
 from ._demo import DEMO_MAX_CONTACTS, load_demo
 from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
-from ._importer import ImportReport, Progress, import_contacts, import_interactions
 from ._models import Contact
 from ._settings import SETTINGS, set_setting, settings_of
+from .imports import ImportReport, Progress
 
 __all__ = ["build_parser", "main"]
 
@@ -181,30 +181,10 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
 
 
 def add_import_commands(sub: Any) -> None:
-    """Register `import contacts FILE` and `import interactions FILE`."""
-    imp = sub.add_parser("import", help="import contacts or interactions from a CSV file")
-    isub = imp.add_subparsers(dest="import_command", metavar="WHAT", required=True, parser_class=_Parser)
-    for what, doc in (
-        ("contacts", "import or update contacts (a contact number already stored is updated)"),
-        ("interactions", "add interactions to the log (every contact number must exist)"),
-    ):
-        p = isub.add_parser(
-            what,
-            help=doc,
-            description=f"{doc[0].upper()}{doc[1:]}. The file is comma-separated with a header line, in UTF-8 "
-            "(with or without BOM) or Windows-1252. Without --strict the valid rows are imported and every "
-            "rejected row is reported; with --strict nothing is imported when any row is wrong. Exit status 1 "
-            "when nothing was imported because of errors.",
-        )
-        p.add_argument("file", type=_existing_file, metavar="FILE", help="the CSV file")
-        p.add_argument("--strict", action="store_true", help="import nothing when any row is wrong")
-        p.set_defaults(handler=_import, what=what)
+    """Register `import contacts|interactions`, `fields` and `mappings` (in _cli_import)."""
+    from ._cli_import import add_import_commands as add
 
-
-def _import(db: Database, args: argparse.Namespace) -> Output:
-    run = import_contacts if args.what == "contacts" else import_interactions
-    report = run(db, args.file, strict=args.strict, progress=_progress_printer(args.what))
-    return report_text(report), report.as_dict()
+    add(sub, _Parser, _existing_file)
 
 
 def report_text(report: ImportReport, *, limit: int = TEXT_ERROR_LINES) -> str:

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from segcore import Database, UsageError
+from segcore import Database, UsageError, validate_contacts, validate_interactions
 from segcore._demo import DemoData, contacts_csv_frame, generate_demo, load_demo, write_demo_csv
-from segcore._importer import COUNTRY_CODES, LANGUAGE_CODES, validate_contacts, validate_interactions
 from segcore._models import Contact, ContactCode, Interaction, ProfileAnswer
+from segcore.imports.check import COUNTRY_CODES, LANGUAGE_CODES
 
 TODAY = dt.date(2025, 6, 30)
 

@@ -11,10 +11,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import insert, select, update
 
-from segcore import NotFoundError, RefusedError, UsageError
+from segcore import NotFoundError, RefusedError, UsageError, import_contacts
 from segcore._db import Database
 from segcore._export import EXPORT_COLUMNS, check_exportable, export_members, export_rows, neutralise
-from segcore._importer import import_contacts
 from segcore._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember, Setting
 from tests.test_browse import add_contacts, company, person
 

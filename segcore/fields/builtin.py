@@ -110,10 +110,17 @@ class FieldSpec:
 
 
 def custom_spec(custom_id: int, name: str, label: str, type_: str, integer: bool = False) -> FieldSpec:
-    """The spec of a custom field: codes and text compared case-insensitively as written, list codes upper-cased."""
-    normalize = _upper if type_ == "list" else _keep_trimmed
-    return FieldSpec(name, label, type_, normalize=normalize, integer=integer, custom_id=custom_id,
-                     case_folded=type_ == "code")
+    """The spec of a custom field: codes (and list codes) stored upper-cased like the built-in ones, text as written."""
+    normalize = _upper if type_ in ("code", "list") else _keep_trimmed
+    return FieldSpec(
+        name,
+        label,
+        type_,
+        normalize=normalize,
+        integer=integer,
+        custom_id=custom_id,
+        case_folded=type_ == "code",
+    )
 
 
 def _keep_trimmed(value: str) -> str:
@@ -141,7 +148,11 @@ CONTACT_FIELDS: dict[str, FieldSpec] = {
         _f("country", "Country", "code", normalize=_upper, case_folded=True),
         _f("language", "Language", "code", normalize=_lower, case_folded=True),
         _f(
-            "gender", "Gender", "code", normalize=_lower, choices=("female", "male", "other", "unknown"),
+            "gender",
+            "Gender",
+            "code",
+            normalize=_lower,
+            choices=("female", "male", "other", "unknown"),
             case_folded=True,
         ),
         _f("birth_date", "Birth date", "date"),
@@ -149,7 +160,14 @@ CONTACT_FIELDS: dict[str, FieldSpec] = {
         _f("last_purchase_date", "Last purchase", "date"),
         _f("acquisition_source", "Acquisition source", "code", normalize=_lower, case_folded=True),
         _f("rating", "Rating", "number", integer=True),
-        _f("churn_risk", "Churn risk", "code", normalize=_lower, choices=("low", "medium", "high"), case_folded=True),
+        _f(
+            "churn_risk",
+            "Churn risk",
+            "code",
+            normalize=_lower,
+            choices=("low", "medium", "high"),
+            case_folded=True,
+        ),
         _f("total_spent", "Total spent", "number"),
         _f("purchase_count", "Purchases", "number", integer=True),
         _f("exclude_from_segments", "Excluded from segments", "boolean"),
@@ -158,12 +176,21 @@ CONTACT_FIELDS: dict[str, FieldSpec] = {
         _f("job_responsibilities", "Job responsibilities", "list", normalize=_upper),
         _f("age", "Age", "number", derived=True, integer=True, min_value=0, max_value=200),
         _f(
-            "age_band", "Age band", "code", derived=True, choices=tuple(b[0] for b in AGE_BANDS),
+            "age_band",
+            "Age band",
+            "code",
+            derived=True,
+            choices=tuple(b[0] for b in AGE_BANDS),
             ops=("eq", "ne", "in", "not_in", "is_empty", "is_not_empty"),
         ),
         _f(
-            "days_since_last_purchase", "Days since last purchase", "number", derived=True, integer=True,
-            min_value=-100_000, max_value=100_000,
+            "days_since_last_purchase",
+            "Days since last purchase",
+            "number",
+            derived=True,
+            integer=True,
+            min_value=-100_000,
+            max_value=100_000,
         ),
     )
 }

@@ -1,0 +1,57 @@
+"""The import pipeline, one module a stage: read (sniff, decode) → map (columns to fields, values as people write
+them) → check (the data contract, with line and column) → write (one transaction, only what the file maps)."""
+
+from __future__ import annotations
+
+from .check import CONTACT_COLUMNS, CONTACT_FRAME_COLUMNS, EMAIL_RE, INTERACTION_COLUMNS
+from .mapping import ColumnChoice, Mapping, header_signature, suggest_mapping
+from .pipeline import (
+    DATE_ORDERS,
+    ColumnReport,
+    ImportPlan,
+    delete_mapping,
+    import_contacts,
+    import_interactions,
+    list_mappings,
+    plan_import,
+    run_import,
+    save_mapping,
+    validate_contacts,
+    validate_interactions,
+)
+from .read import RawTable, read_table
+from .report import MAX_ERRORS_KEPT, ImportReport, RowError
+from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions
+
+__all__ = [
+    "CONTACT_COLUMNS",
+    "CONTACT_FRAME_COLUMNS",
+    "DATE_ORDERS",
+    "EMAIL_RE",
+    "INTERACTION_COLUMNS",
+    "MAX_ERRORS_KEPT",
+    "ColumnChoice",
+    "ColumnReport",
+    "ContactBatch",
+    "CustomColumn",
+    "ImportPlan",
+    "ImportReport",
+    "Mapping",
+    "Progress",
+    "RawTable",
+    "RowError",
+    "delete_mapping",
+    "header_signature",
+    "import_contacts",
+    "import_interactions",
+    "list_mappings",
+    "plan_import",
+    "read_table",
+    "run_import",
+    "save_mapping",
+    "suggest_mapping",
+    "validate_contacts",
+    "validate_interactions",
+    "write_contacts",
+    "write_interactions",
+]
