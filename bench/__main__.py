@@ -25,13 +25,13 @@ from sqlalchemy.dialects import postgresql
 
 from bench.baseline import duckdb_connection, load_pandas, pandas_preview
 from bench.filters import FILTERS, BenchFilter
+from segcore import import_contacts, import_interactions
 from segcore._db import Database
 from segcore._demo import write_demo_csv
 from segcore._engine import ActionRequest, apply_action, create_segment, redo, undo
 from segcore._filter_sql import compile_filter
 from segcore._filter_text import parse_text
 from segcore._filter_tree import Node, from_json
-from segcore import import_contacts, import_interactions
 from segcore._models import Contact
 from segcore._preview import clear_caches, preview_step
 from segcore._snapshot import drop_cached, load_snapshot

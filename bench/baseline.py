@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segcore.fields import AGE_BANDS
 from segcore._stats import SPEND_BANDS
+from segcore.fields import AGE_BANDS
 
 CODE_COLUMNS = ("type", "country", "language", "gender", "acquisition_source", "churn_risk", "territory", "salesperson")
 DATE_COLUMNS = ("birth_date", "acquisition_date", "last_purchase_date")

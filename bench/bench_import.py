@@ -17,9 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from segcore import Database  # noqa: E402
+from segcore import (  # noqa: E402
+    Database,  # noqa: E402
+    import_contacts,
+    import_interactions,
+)
 from segcore._demo import write_demo_csv  # noqa: E402
-from segcore import import_contacts, import_interactions  # noqa: E402
 
 __all__ = ["main"]
 

@@ -27,11 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import func, insert, select
 
+from segcore import import_contacts, import_interactions
 from segcore._db import Database
 from segcore._engine import ActionRequest, apply_action, create_segment, redo, undo
 from segcore._filter_text import parse_text
 from segcore._filter_tree import from_json
-from segcore import import_contacts, import_interactions
 from segcore._models import Base, Contact, ContactCode, Interaction, ProfileAnswer, table_of
 from segcore._preview import preview_step
 from segcore._snapshot import bump_data_version

@@ -29,12 +29,13 @@ from segcore._engine import (
     split_emails,
     undo,
 )
-from segcore._stats import DIMENSIONS
+from segcore.fields import FieldRegistry, fields_of
 from ui import filter_builder as fb
 from ui import frame, state
 from ui.charts import (
     AFTER_NAME,
     BEFORE_NAME,
+    breakdown_picker,
     current_distributions,
     distribution_figure,
     legend_html,
@@ -68,8 +69,12 @@ MEMBER_COLUMNS = ("contact_no", "name", "type", "company_no", "email", "city", "
                   "total_spent")  # fmt: skip
 PAGE_SIZE = 50
 
+K_DIMS = "sx.dims.builder"
+
 frame.page_guard()
 db = state.get_db()
+# The database's fields, custom ones included: read once per run, handed to everything that reads a filter.
+fields = fields_of(db)
 
 
 # ------------------------------------------------------------------------------------------------- actions
@@ -85,7 +90,8 @@ def _done(verb: str, r: Any) -> None:
 
 def _apply(no: str, version: int, step: dict[str, Any]) -> None:
     with state.core_errors(to_flash=True):
-        result = apply_action(db, no, ActionRequest.from_step(step), expected_version=version, user=state.user())
+        result = apply_action(db, no, ActionRequest.from_step(step, fields), expected_version=version,
+                              user=state.user())
         _done("Applied", result)
         if result.unmatched:
             st.session_state[K_UNMATCHED] = list(result.unmatched)
@@ -125,7 +131,11 @@ def _load_step(filter_json: dict[str, Any], kind: str) -> None:
     from segcore._filter_text import to_text
     from segcore._filter_tree import from_json
 
-    lines = to_text(from_json(filter_json))
+    try:
+        lines = to_text(from_json(filter_json, fields), fields)
+    except SegcoreError as e:
+        state.flash("warning", f"This step's filter no longer fits the fields: {e}")
+        return
     if lines is None:
         state.flash("warning", "This filter has no text form; rebuild it with the widgets.")
         return
@@ -182,17 +192,22 @@ def _action_bar(info: SegmentInfo, kind: str, step: dict[str, Any] | None) -> No
 
 
 def _metrics(before: int, after: int, added: int, removed: int, matched: int | None) -> None:
-    cols = st.columns(4)
-    cols[0].metric("Members now", n(before), border=True)
-    # The delta needs an ASCII "-" for Streamlit to draw a falling arrow; the values use a typographic minus.
-    cols[1].metric("After this step", n(after), delta=f"{after - before:+,}" if after != before else None,
-                   border=True)
-    cols[2].metric("Added", signed(added) if added else "0", border=True,
-                   help=f"{n(matched)} contacts match the filter" if matched is not None else None)
-    cols[3].metric("Removed", signed(-removed) if removed else "0", border=True)
+    # A row that wraps, each card as wide as its number: four equal columns cut "−6,441" to "−6,…" in the narrow
+    # preview column.
+    with st.container(horizontal=True, gap="small"):
+        st.metric("Members now", n(before), border=True, width="content")
+        # The delta needs an ASCII "-" for Streamlit to draw a falling arrow; the values use a typographic minus.
+        st.metric("After this step", n(after), delta=f"{after - before:+,}" if after != before else None,
+                  border=True, width="content")
+        st.metric("Added", signed(added) if added else "0", border=True, width="content",
+                  help=f"{n(matched)} contacts match the filter" if matched is not None else None)
+        st.metric("Removed", signed(-removed) if removed else "0", border=True, width="content")
 
 
 def _charts(figures: dict[str, Any], legend: tuple[str, ...]) -> None:
+    if not figures:
+        st.caption("Pick what the charts break down by above.")
+        return
     st.markdown(legend_html(legend), unsafe_allow_html=True)
     names = list(figures)
     for i in range(0, len(names), 2):
@@ -211,8 +226,9 @@ def _samples(title: str, ids: tuple[int, ...], total: int) -> None:
 
 
 @st.fragment
-def preview_panel(no: str, step: dict[str, Any] | None, size: int) -> None:
-    """The live preview: counts before → after, the charts now vs after, who would enter or leave."""
+def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: FieldRegistry) -> None:
+    """The live preview: counts before → after, the charts now vs after (broken down by the dimensions picked),
+    who would enter or leave."""
     state.seed_widget("pv.mode", state.session("sx.chart_mode", "count"))
     head = st.columns([3, 2], vertical_alignment="bottom")
     head[0].subheader("Preview" if step else "Segment now", anchor=False)
@@ -229,17 +245,24 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int) -> None:
             st.info("The segment is empty. Build a filter on the left and press **Add to segment**: the counts and "
                     "charts here show what the step would do before anything is written.", icon=":material/info:")
             return
-        dists = current_distributions(db, no)
-        _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode) for d in DIMENSIONS}, (BEFORE_NAME,))
+        dims = breakdown_picker("pv.dims", K_DIMS, fields)
+        dists = current_distributions(db, no, dimensions=dims)
+        _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode, fields=fields) for d in dims},
+                (BEFORE_NAME,))
         return
+    # The counts come first, then the picker, then the charts; the picker runs first, as the preview needs it.
+    counts_box = st.container()
+    dims = breakdown_picker("pv.dims", K_DIMS, fields)
     try:
-        p, figures = preview_with_figures(db, no, ActionRequest.from_step(step), mode=mode)
+        p, figures = preview_with_figures(db, no, ActionRequest.from_step(step, fields), mode=mode, dimensions=dims,
+                                          fields=fields)
     except SegcoreError as e:
-        st.error(str(e))
+        counts_box.error(str(e))
         return
     c = p.counts
-    _metrics(c.size_before, c.size_after, c.added, c.removed, c.matched)
-    st.caption(f"{n(c.matched)} contacts match the filter · computed in {p.elapsed_ms:,.0f} ms")
+    with counts_box:
+        _metrics(c.size_before, c.size_after, c.added, c.removed, c.matched)
+        st.caption(f"{n(c.matched)} contacts match the filter · computed in {p.elapsed_ms:,.0f} ms")
     _charts(figures, (BEFORE_NAME, AFTER_NAME))
     _samples("Would enter", p.entering, c.added)
     _samples("Would leave", p.leaving, c.removed)
@@ -442,7 +465,7 @@ left, right = st.columns([5, 7], gap="large")
 with left:
     st.subheader("Pending step", anchor=False)
     kind, options = _step_controls(info)
-    built = fb.filter_builder()
+    built = fb.filter_builder(fields)
     if built.error:
         st.error(built.error)
     elif built.description:
@@ -450,7 +473,7 @@ with left:
     step = _pending_request(kind, options, built)
     _action_bar(info, kind, step)
 with right:
-    preview_panel(info.no, step, info.size)
+    preview_panel(info.no, step, info.size, fields)
 
 st.divider()
 TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse", "Review & log"]

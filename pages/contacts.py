@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from segcore._browse import BROWSE_COLUMNS, contact_detail, search_contacts
-from segcore.fields import CONTACT_FIELDS
+from segcore.fields import FieldRegistry, FieldSpec, fields_of
 from ui import frame, state
 from ui.format import money, n, plural, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height
@@ -19,6 +19,7 @@ TYPES = {"": "All", "company": "Companies", "person": "Persons"}
 
 frame.page_guard()
 db = state.get_db()
+fields = fields_of(db)
 frame.header("Contacts", "Every contact in the database: search, then pick one to see its segments and interactions.")
 
 
@@ -50,7 +51,8 @@ def _browse() -> None:
     key = f"ct.table.{page_no}.{query}.{ctype}"
     st.dataframe(
         frame_, hide_index=True, key=key, on_select=lambda: _pick_row(nos, key), selection_mode="single-row",
-        height=table_height(len(frame_)), column_config=contact_columns(BROWSE_COLUMNS), placeholder=PLACEHOLDER,
+        height=table_height(len(frame_)), column_config=contact_columns(BROWSE_COLUMNS, fields=fields),
+        placeholder=PLACEHOLDER,
     )
     with st.container(horizontal=True, vertical_alignment="center"):
         total = f"{n(page.total)}+" if page.capped else n(page.total)
@@ -60,20 +62,42 @@ def _browse() -> None:
             st.pagination(page.pages, key="ct.page", default=min(page_no, page.pages))
 
 
-def _fields_table(fields: dict[str, Any], age: int | None) -> pd.DataFrame:
+def _shown(spec: FieldSpec, value: Any) -> str:
+    if spec.name == "total_spent":
+        return money(value)
+    if isinstance(value, bool) or (spec.type == "boolean" and value in (0, 1)):
+        return "yes" if value else "no"
+    if hasattr(value, "isoformat"):
+        return when(value)
+    if spec.type == "number" and isinstance(value, int | float):
+        return f"{value:,.0f}" if spec.integer or float(value).is_integer() else f"{value:,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _fields_table(values: dict[str, Any], age: int | None, registry: FieldRegistry) -> pd.DataFrame:
+    """The contact's fields with a value, built-in ones first, then its custom fields (label and value)."""
     rows = []
-    for name, value in fields.items():
-        spec = CONTACT_FIELDS.get(name)
-        if spec is None or value in (None, ""):
+    for name, value in values.items():
+        spec = registry.get(name)
+        if spec is None or spec.custom or value in (None, ""):
             continue
-        if name == "total_spent":
-            value = money(value)
-        elif isinstance(value, bool):
-            value = "yes" if value else "no"
-        rows.append((spec.label, str(value) if not hasattr(value, "isoformat") else when(value)))
+        rows.append((spec.label, _shown(spec, value)))
         if name == "birth_date" and age is not None:
             rows.append(("Age", str(age)))
+    # Custom values, when the core returns them with the contact's fields (under the field's name).
+    for spec in sorted(registry.custom, key=lambda s: s.label.lower()):
+        value = values.get(spec.name)
+        if spec.type != "list" and value not in (None, ""):
+            rows.append((spec.label, _shown(spec, value)))
     return pd.DataFrame(rows, columns=["Field", "Value"])
+
+
+def _list_label(name: str, registry: FieldRegistry) -> str:
+    """The label of a list field the core returns by its name."""
+    spec = registry.get(name)
+    return spec.label if spec is not None else name
 
 
 def _detail(contact_no: str) -> None:
@@ -85,13 +109,13 @@ def _detail(contact_no: str) -> None:
         st.caption(" · ".join(x for x in (kind, f.get("email") or "", f.get("city") or "", f.get("country") or "") if x))
         left, right = st.columns([2, 3], gap="large")
         with left:
-            fields = _fields_table(f, d.age)
-            st.dataframe(fields, hide_index=True, height=table_height(len(fields), max_rows=30),
+            table = _fields_table(f, d.age, fields)
+            st.dataframe(table, hide_index=True, height=table_height(len(table), max_rows=30),
                          column_config={"Field": st.column_config.TextColumn(width=130),
                                         "Value": st.column_config.TextColumn(width="large")})
             for kind_name, codes in d.lists.items():
                 if codes:
-                    st.markdown(f"**{CONTACT_FIELDS[kind_name].label}:** " + ", ".join(codes))
+                    st.markdown(f"**{_list_label(kind_name, fields)}:** " + ", ".join(codes))
             if d.profile:
                 st.markdown("**Profile:** " + ", ".join(f"{p['questionnaire']}={p['answer']}" for p in d.profile))
             if d.extra:

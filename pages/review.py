@@ -7,6 +7,7 @@ page draws it and passes the version it showed with every decision, so a segment
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -26,9 +27,12 @@ from segcore._lifecycle import (
     reject_segment,
     update_campaign,
 )
-from segcore._review import Drift, drift, overlap, segment_composition
-from segcore._stats import DIMENSIONS
+from segcore._preview import all_distributions, segment_distributions
+from segcore._review import Drift, drift, overlap
+from segcore._stats import composition, dimension_of
+from segcore.fields import fields_of
 from ui import frame, state
+from ui.charts import breakdown_picker
 from ui.filter_builder import data_token
 from ui.format import n, plural, when
 from ui.lifecycle import history_table, log_form, logged_box
@@ -38,10 +42,12 @@ from ui.tables import table_height
 ALL, NONE = "__all__", "__none__"
 K_PICK = "rv.pick"
 K_TABLE = "rv.table"
+K_DIMS = "sx.dims.review"
 MAX_OVERLAP = 12
 
 frame.page_guard()
 db = state.get_db()
+fields = fields_of(db)
 frame.header("Review", "Campaign targets: check size, overlap and composition, then approve, reject or log.")
 
 
@@ -103,20 +109,43 @@ def _picked_from_table(nos: list[str]) -> None:
         st.session_state[K_PICK] = nos[rows[0]]
 
 
+def composition_of(no: str, dimensions: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per dimension picked: bucket, segment count and share, share in all contacts, index (100 = as in all).
+
+    segcore's segment_composition does the seven fixed dimensions only; this is the same computation for any
+    dimension (custom fields included): the segment's distributions (small buckets of a small segment hidden) against
+    all contacts', with a hidden bucket's count, share and index left out."""
+    seg = segment_distributions(db, no, dimensions=tuple(dimensions))
+    everyone = all_distributions(db, dimensions=tuple(dimensions))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for dim in dimensions:
+        rows = composition(seg[dim], everyone[dim])
+        if seg[dim].hidden:
+            for r in rows:
+                if r["bucket"] not in seg[dim].counts:
+                    r.update(segment_count=None, segment_share=None, index=None)
+        out[dim] = rows
+    return out
+
+
 def _composition(info: SegmentInfo) -> None:
     st.markdown("**Composition against all contacts**")
     st.caption("Bars: share of the segment (colour) beside share of all contacts (grey). The number is the index: "
                "share in segment ÷ share in all × 100; above 100 the segment over-represents the bucket.")
+    names = breakdown_picker("rv.dims", K_DIMS, fields)
+    if not names:
+        st.caption("Pick what the charts break down by above.")
+        return
     try:
-        comp = segment_composition(db, info.no)
+        comp = composition_of(info.no, names)
     except SegcoreError as e:
         st.error(str(e))
         return
-    names = [d for d in DIMENSIONS if d in comp]
     for i in range(0, len(names), 2):
         cols = st.columns(2)
         for col, name in zip(cols, names[i : i + 2], strict=False):
-            col.plotly_chart(composition_figure(DIMENSIONS[name].title, comp[name], segment_name=info.no),
+            dim = dimension_of(name, fields)
+            col.plotly_chart(composition_figure(dim.title, comp[name], segment_name=info.no, dimension=dim),
                              config={"displayModeBar": False}, key=f"rv.comp.{name}")
     if is_small(info.size, minimum_segment_size(db)):
         st.caption("Small segment: buckets with fewer contacts than the minimum are hidden.")

@@ -150,7 +150,9 @@ from ._stats import (
     UNKNOWN,
     Dimension,
     Distribution,
+    chart_dimensions,
     composition,
+    dimension_of,
     mask_small,
 )
 
@@ -167,13 +169,16 @@ from .fields.custom import (
 
 # the import pipeline: read -> map -> check -> write
 from .imports import (
+    CONTACT_TARGETS,
     DATE_ORDERS,
+    INTERACTION_TARGETS,
     ColumnChoice,
     ColumnReport,
     ImportPlan,
     ImportReport,
     Mapping,
     RowError,
+    custom_field_name,
     delete_mapping,
     import_contacts,
     import_interactions,
@@ -187,6 +192,11 @@ from .imports import (
 
 __all__ = [
     "ACTION_KINDS",
+    "CONTACT_TARGETS",
+    "INTERACTION_TARGETS",
+    "custom_field_name",
+    "chart_dimensions",
+    "dimension_of",
     "BUILTIN",
     "CUSTOM_TYPES",
     "ColumnChoice",

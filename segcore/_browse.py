@@ -226,11 +226,30 @@ def contact_detail(db: Database, contact_no: str, *, today: dt.date | None = Non
             raise NotFoundError(f"no contact {contact_no!r}")
         cid = row["id"]
         fields = {k: v for k, v in row.items() if k not in ("id", "org_id", "attributes")}
+        registry = load_fields(conn)
+        # Custom fields by their name, like the built-in ones: values as typed, lists under the field name.
+        by_kind = {s.code_kind: s.name for s in registry.custom if s.type == "list"}
+        by_id = {s.custom_id: s for s in registry.custom if s.type != "list"}
+        cv = custom_values
+        for fid, num, txt, day in conn.execute(
+            select(cv.c.field_id, cv.c.num, cv.c.txt, cv.c.day).where(cv.c.contact_id == cid)
+        ).all():
+            spec = by_id.get(fid)
+            if spec is None:
+                continue
+            if spec.type == "date":
+                fields[spec.name] = _as_date(day) if day is not None else None
+            elif spec.type == "boolean":
+                fields[spec.name] = None if num is None else num == 1
+            elif spec.type == "number":
+                fields[spec.name] = int(num) if spec.integer and num is not None else num
+            else:
+                fields[spec.name] = txt
         lists: dict[str, list[str]] = {k: [] for k in LIST_FIELDS}
         for kind, code in conn.execute(
             select(codes.c.kind, codes.c.code).where(codes.c.contact_id == cid).order_by(codes.c.kind, codes.c.code)
         ).all():
-            lists.setdefault(kind, []).append(code)
+            lists.setdefault(by_kind.get(kind, kind), []).append(code)
         profile = _rows(
             conn,
             select(answers.c.questionnaire, answers.c.answer)

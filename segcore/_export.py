@@ -8,8 +8,10 @@ spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or car
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -20,8 +22,8 @@ from sqlalchemy import Connection, select
 from ._browse import minimum_segment_size
 from ._db import Database
 from ._errors import NotFoundError, RefusedError, UsageError
-from ._models import Contact, ContactCode, ProfileAnswer, Segment, SegmentMember
-from .fields import LIST_FIELDS
+from ._models import Contact, ContactCode, CustomValue, ProfileAnswer, Segment, SegmentMember
+from .fields import LIST_FIELDS, FieldRegistry, fields_of, load_fields
 from .imports.check import CONTACT_COLUMNS
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "check_exportable", "export_frames", "export_members", "export_rows", "neutralise"]
@@ -31,6 +33,7 @@ members = SegmentMember.__table__
 codes = ContactCode.__table__
 answers = ProfileAnswer.__table__
 segments = Segment.__table__
+custom_values = CustomValue.__table__
 
 EXPORT_COLUMNS: tuple[str, ...] = tuple(CONTACT_COLUMNS)
 FORMATS = ("csv", "xlsx")
@@ -81,14 +84,39 @@ def check_exportable(db: Database, no: str) -> int:
         return _checked_segment(conn, no, minimum)[1]
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The export's columns: the import columns, then every custom field by its name (so the file imports back)."""
+
+    columns: tuple[str, ...]
+    dates: frozenset[str]
+    money: frozenset[str]
+    integers: frozenset[str]
+    booleans: frozenset[str]
+    numbers: frozenset[str]
+
+    @classmethod
+    def of(cls, fields: FieldRegistry) -> _Layout:
+        custom = fields.custom
+        return cls(
+            columns=EXPORT_COLUMNS + tuple(s.name for s in custom),
+            dates=_DATES | {s.name for s in custom if s.type == "date"},
+            money=_MONEY,
+            integers=_INTEGERS | {s.name for s in custom if s.type == "number" and s.integer},
+            booleans=_BOOLEANS | {s.name for s in custom if s.type == "boolean"},
+            numbers=frozenset(s.name for s in custom if s.type == "number" and not s.integer),
+        )
+
+
 def export_frames(db: Database, no: str, *, progress: Progress | None = None) -> Iterator[pd.DataFrame]:
-    """The members in chunks of rows, as typed frames with the export columns, in contact row order.
+    """The members in chunks of rows, as typed frames with the export columns and custom fields, in contact order.
 
     Refuses (RefusedError) an empty segment or one under the minimum size at once, before any file is begun."""
     minimum = minimum_segment_size(db)
     with db.read() as conn:
         seg_id, size = _checked_segment(conn, no, minimum)
-    return _member_frames(db, seg_id, size, progress)
+        fields = load_fields(conn)
+    return _member_frames(db, seg_id, size, progress, fields)
 
 
 def export_rows(db: Database, no: str, *, progress: Progress | None = None) -> Iterator[dict[str, Any]]:
@@ -102,7 +130,11 @@ def export_rows(db: Database, no: str, *, progress: Progress | None = None) -> I
     return rows()
 
 
-def _member_frames(db: Database, seg_id: int, size: int, progress: Progress | None) -> Iterator[pd.DataFrame]:
+def _member_frames(
+    db: Database, seg_id: int, size: int, progress: Progress | None, fields: FieldRegistry
+) -> Iterator[pd.DataFrame]:
+    layout = _Layout.of(fields)
+    by_id = {s.custom_id: s for s in fields.custom}
     with db.read() as conn:
         last, done = -1, 0
         while True:
@@ -138,11 +170,43 @@ def _member_frames(db: Database, seg_id: int, size: int, progress: Progress | No
             for name, source in [(k, lists) for k in LIST_FIELDS] + [("profile", profile)]:
                 joined = source.get(name, {})
                 frame[name] = [joined.get(i, "") for i in ids]
-            yield frame[list(EXPORT_COLUMNS)]
+            if by_id:
+                _custom_columns(conn, frame, ids, in_range, by_id, lists)
+            yield frame[list(layout.columns)]
             last = hi
             done += len(frame)
             if progress:
                 progress(done, size, "exporting")
+
+
+def _custom_columns(
+    conn: Connection, frame: pd.DataFrame, ids: list[int], in_range: Any, by_id: dict[Any, Any], lists: Any
+) -> None:
+    """Each custom field's value per member of the chunk (lists joined by ';', as the import reads them)."""
+    values: dict[int, dict[int, Any]] = {}
+    cv = custom_values
+    rows = conn.execute(
+        select(cv.c.contact_id, cv.c.field_id, cv.c.num, cv.c.txt, cv.c.day)
+        .join(members, members.c.contact_id == cv.c.contact_id)
+        .where(*in_range)
+    ).all()
+    for cid, fid, num, txt, day in rows:
+        spec = by_id.get(fid)
+        if spec is None:
+            continue
+        value = day if spec.type == "date" else (num if spec.type in ("number", "boolean") else txt)
+        if spec.type == "date" and isinstance(value, str):
+            value = dt.date.fromisoformat(value)
+        if spec.type == "boolean" and value is not None:
+            value = bool(value)
+        values.setdefault(fid, {})[cid] = value
+    for fid, spec in by_id.items():
+        if spec.type == "list":
+            joined = lists.get(spec.code_kind, {})
+            frame[spec.name] = [joined.get(i, "") for i in ids]
+        else:
+            got = values.get(fid, {})
+            frame[spec.name] = [got.get(i) for i in ids]
 
 
 def _neutralised(column: pd.Series) -> pd.Series:
@@ -152,52 +216,55 @@ def _neutralised(column: pd.Series) -> pd.Series:
     return text.where(~risky, "'" + text)
 
 
-def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _csv_frame(frame: pd.DataFrame, layout: _Layout) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
-    for name in EXPORT_COLUMNS:
+    for name in layout.columns:
         col = frame[name]
-        if name in _DATES:
+        if name in layout.dates:
             out[name] = col.map(lambda d: d.isoformat() if d is not None and d == d else "")
-        elif name in _MONEY:
+        elif name in layout.money:
             out[name] = col.map(lambda v: "" if v is None or v != v else f"{v:.2f}")
-        elif name in _INTEGERS:
-            out[name] = col.astype("Int64").astype(str).replace("<NA>", "")
-        elif name in _BOOLEANS:
-            out[name] = col.map(lambda v: "" if v is None else ("true" if v else "false"))
+        elif name in layout.integers:
+            out[name] = pd.to_numeric(col, errors="coerce").astype("Int64").astype(str).replace("<NA>", "")
+        elif name in layout.booleans:
+            out[name] = col.map(lambda v: "" if v is None or v != v else ("true" if v else "false"))
+        elif name in layout.numbers:
+            out[name] = col.map(lambda v: "" if v is None or v != v else repr(float(v)))
         else:
             out[name] = _neutralised(col)
     return out
 
 
-def _to_csv(frames: Iterator[pd.DataFrame]) -> bytes:
+def _to_csv(frames: Iterator[pd.DataFrame], layout: _Layout) -> bytes:
     buf = io.StringIO()
-    buf.write(",".join(EXPORT_COLUMNS) + "\r\n")
+    buf.write(",".join(layout.columns) + "\r\n")
     for frame in frames:
-        _csv_frame(frame).to_csv(buf, header=False, index=False, lineterminator="\r\n")
+        _csv_frame(frame, layout).to_csv(buf, header=False, index=False, lineterminator="\r\n")
     # UTF-8 with a BOM: Excel then shows accented names right, and the importer reads the BOM.
     return buf.getvalue().encode("utf-8-sig")
 
 
-def _xlsx_rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+def _xlsx_rows(frame: pd.DataFrame, layout: _Layout) -> Iterator[tuple[Any, ...]]:
     # Numbers, dates and booleans stay typed; only text can carry a formula. Empty text is an empty cell.
     typed = frame.astype(object).where(frame.notna(), None)
-    for name in _INTEGERS:
+    for name in layout.integers:
         # A column with an empty cell comes back as floats: write 4, not 4.0.
-        whole = frame[name].astype("Int64")
+        whole = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         typed[name] = whole.astype(object).where(whole.notna(), None)
-    for name in EXPORT_COLUMNS:
-        if name not in _DATES | _MONEY | _INTEGERS | _BOOLEANS:
+    typed_kinds = layout.dates | layout.money | layout.integers | layout.booleans | layout.numbers
+    for name in layout.columns:
+        if name not in typed_kinds:
             text = _neutralised(frame[name])
             typed[name] = text.where(text != "", None)
     return typed.itertuples(index=False, name=None)
 
 
-def _to_xlsx(frames: Iterator[pd.DataFrame], title: str) -> bytes:
+def _to_xlsx(frames: Iterator[pd.DataFrame], title: str, layout: _Layout) -> bytes:
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=title[:31] or "Members")
-    ws.append(list(EXPORT_COLUMNS))
+    ws.append(list(layout.columns))
     for frame in frames:
-        for row in _xlsx_rows(frame):
+        for row in _xlsx_rows(frame, layout):
             ws.append(row)
     buf = io.BytesIO()
     wb.save(buf)
@@ -210,7 +277,8 @@ def export_members(db: Database, no: str, fmt: str = "csv", *, progress: Progres
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; use csv or xlsx")
     frames = export_frames(db, no, progress=progress)
+    layout = _Layout.of(fields_of(db))
     if fmt == "csv":
-        return _to_csv(frames)
+        return _to_csv(frames, layout)
     # Sheet titles cannot hold []:*?/\ ; segment numbers never do (letters, digits, - _ .).
-    return _to_xlsx(frames, f"Segment {no}")
+    return _to_xlsx(frames, f"Segment {no}", layout)

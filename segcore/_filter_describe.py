@@ -78,7 +78,10 @@ def _past_span(value: str) -> str | None:
 
 
 def _label(spec: FieldSpec) -> str:
-    # Mid-sentence labels start lower-case; the first letter of the whole line is raised at the end.
+    # Mid-sentence built-in labels start lower-case ("country is FR and age ..."); a custom field's label is the
+    # user's own header ("Loyalty Tier", "VIP") and stays as written. The line's first letter is raised at the end.
+    if spec.custom:
+        return spec.label
     return spec.label[0].lower() + spec.label[1:]
 
 

@@ -88,15 +88,18 @@ def overlap(db: Database, nos: Sequence[str]) -> Overlap:
 # --------------------------------------------------------------------------------------------------- composition
 
 
-def segment_composition(db: Database, no: str, *, today: dt.date | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Per chart dimension: bucket, segment count and share, share in all contacts, index (100 = as in all).
+def segment_composition(
+    db: Database, no: str, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
+) -> dict[str, list[dict[str, Any]]]:
+    """Per chart dimension (the seven by default, or any of `chart_dimensions`): bucket, segment count and share,
+    share in all contacts, index (100 = as in all).
 
     For a small segment the buckets under the minimum are hidden: their segment count, share and index are None,
     so nothing tells how many of a tiny group are in it."""
-    seg = segment_distributions(db, no, today=today)
-    everyone = all_distributions(db, today=today)
+    seg = segment_distributions(db, no, today=today, dimensions=dimensions)
+    everyone = all_distributions(db, today=today, dimensions=dimensions)
     out: dict[str, list[dict[str, Any]]] = {}
-    for dim in DIMENSIONS:
+    for dim in dimensions:
         rows = composition(seg[dim], everyone[dim])
         if seg[dim].hidden:
             for r in rows:

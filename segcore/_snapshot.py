@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import pickle
 import threading
@@ -256,8 +257,52 @@ def _fetch(conn: Connection) -> dict[str, pa.Table]:
     return tables
 
 
-def _build(conn: Connection, version: str) -> Snapshot:
-    return _assemble(_fetch(conn), version)
+def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
+    """The snapshot's tables straight into Arrow through the ADBC SQLite driver (no Python object per value), or
+    None when the driver is not installed or the data changed while reading (the caller then reads as usual).
+
+    A fresh connection every time, closed after: a kept one would hold an old read view of the file. The reads are
+    separate statements, so the data version is read before and after: equal tokens (random, never reused) mean no
+    write committed in between."""
+    try:
+        import adbc_driver_sqlite.dbapi as adbc
+    except ImportError:
+        return None
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    version_sql = str(
+        select(Setting.value).where(Setting.key == _DATA_VERSION_KEY).compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True}
+        )
+    )
+    tables: dict[str, pa.Table] = {}
+    try:
+        with adbc.connect(path) as conn:
+            cur = conn.cursor()
+            # One batch per result: the driver infers each column's type from the rows of a batch, and a first
+            # batch of NULLs followed by numbers would otherwise be an error.
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "1000000000"})
+            seen = []
+            for name, stmt in [("v0", None), *_statements().items(), ("v1", None)]:
+                if stmt is None:
+                    cur.execute(version_sql)
+                    row = cur.fetchone()
+                    seen.append(json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None))
+                    continue
+                cur.execute(str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+                tables[name] = cur.fetch_arrow_table()
+            cur.close()
+    except Exception:  # noqa: BLE001 - any driver trouble: read the usual way
+        return None
+    if any(str(v or "0") != version for v in seen):
+        return None
+    return tables
+
+
+def _build(conn: Connection, version: str, path: str | None = None) -> Snapshot:
+    tables = _fetch_arrow(path, version) if path else None
+    return _assemble(tables if tables is not None else _fetch(conn), version)
 
 
 def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
@@ -354,6 +399,14 @@ def _custom_columns(
 
 
 # ----------------------------------------------------------------------------------------------- persistence
+
+
+def _file_of(db: Database) -> str | None:
+    """The file of an SQLite file database (None for other databases)."""
+    url = make_url(db.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
 
 
 def snapshot_path(db: Database) -> Path | None:
@@ -464,7 +517,7 @@ def _load_or_build(db: Database) -> Snapshot:
             path = snapshot_path(db)
             snap = _load(path, version) if path is not None else None
             if snap is None:
-                snap = _build(conn, version)
+                snap = _build(conn, version, _file_of(db))
                 if path is not None:
                     try:
                         _save(snap, path)

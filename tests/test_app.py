@@ -535,9 +535,12 @@ def test_import_with_validation_report(app_db: Database, choice: str, inserted: 
     run(at)
     at.file_uploader(key="dt.up.contacts.0").upload("contacts.csv", CSV_OK, "text/csv")
     run(at)
+    # The file is mapped and previewed first; the check is asked for.
+    button(at, "Check the file").click()
+    run(at)
     shown = metrics(at)
     assert (shown["Rows read"], shown["Valid"], shown["Rejected"]) == ("3", "2", "1")
-    report = at.dataframe[0].value
+    report = table_with(at, "reason")
     assert set(report["line"]) == {4} and "type" in set(report["column"])
     at.radio(key="dt.choice.contacts").set_value(choice)
     button(at, "Go").click()
@@ -558,6 +561,8 @@ def test_import_interactions(app_db: Database) -> None:
     run(at)
     data = f"contact_no,date,template\nCT000001,{dt.date.today().isoformat()},EMAIL\nNOPE,2024-01-01,CALL\n".encode()
     at.file_uploader(key="dt.up.interactions.0").upload("interactions.csv", data, "text/csv")
+    run(at)
+    button(at, "Check the file").click()
     run(at)
     assert metrics(at)["Rejected"] == "1"
     button(at, "Go").click()

@@ -215,6 +215,8 @@ def test_pages_and_an_add_step(page: Any, server: dict[str, Any]) -> None:
         files=[{"name": "contacts.csv", "mimeType": "text/csv", "buffer": BAD_CSV}]
     )
     settle(pg, 2.5)
+    pg.get_by_role("button", name="Check the file").click()
+    settle(pg, 2.5)
     expect(pg.get_by_text("Rejected rows")).to_be_visible()
     # Table cells are drawn on a canvas; their accessible copies are in the page but not "visible".
     expect(pg.get_by_text("is not one of company, person")).to_be_attached()

@@ -80,3 +80,50 @@ def test_newer_schema_is_refused(sqlite_db: Database) -> None:
         conn.execute(SchemaInfo.__table__.update().values(version=SCHEMA_VERSION + 1))
     with pytest.raises(ConfigError, match="newer"):
         sqlite_db.ensure_schema()
+
+
+def _back_to_v1(db: Database) -> None:
+    """Make a fresh database look like one written by schema version 1 (before custom fields and NULL spends)."""
+    from sqlalchemy import text
+
+    with db.write() as conn:
+        for table in ("custom_values", "import_mappings", "custom_fields"):
+            conn.execute(text(f"DROP TABLE {table}"))  # our own table names
+        if db.dialect == "postgresql":
+            conn.execute(text("ALTER TABLE contacts ALTER COLUMN total_spent SET NOT NULL"))
+            conn.execute(text("ALTER TABLE contacts ALTER COLUMN purchase_count SET NOT NULL"))
+        else:
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'contacts'").scalar_one()
+            old = sql.replace("total_spent NUMERIC(14, 2),", "total_spent NUMERIC(14, 2) NOT NULL,").replace(
+                "purchase_count INTEGER,", "purchase_count INTEGER NOT NULL,"
+            )
+            assert old != sql
+            version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+            conn.exec_driver_sql("PRAGMA writable_schema = ON")
+            conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE name = 'contacts'", (old,))
+            conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+            conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+        conn.execute(text("UPDATE schema_info SET version = 1"))
+        conn.execute(
+            Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept", total_spent=5,
+                                              purchase_count=1)
+        )
+
+
+def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
+    from segcore import fields_of, import_contacts
+
+    _back_to_v1(db)
+    with pytest.raises(Exception):  # noqa: B017 - the v1 shape refuses a NULL spend, whatever the driver says
+        with db.write() as conn:
+            conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 2
+    report = import_contacts(again, b"contact_no,name,Tier\nNEW,Ann,GOLD\n")
+    assert report.inserted == 1 and report.new_fields == ("tier",)
+    with again.read() as conn:
+        rows = dict(conn.execute(select(Contact.contact_no, Contact.total_spent)).all())
+    assert rows == {"OLD": 5.0, "NEW": None}
+    assert "tier" in fields_of(again).contact
+    again.dispose()

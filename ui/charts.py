@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 from segcore._db import Database
 from segcore._engine import ActionRequest
 from segcore._preview import StepPreview, preview_step, segment_distributions
-from segcore._stats import DIMENSIONS, UNKNOWN, Distribution
+from segcore._stats import DIMENSIONS, UNKNOWN, Dimension, Distribution, chart_dimensions, dimension_of
+from segcore.fields import FieldRegistry
 
 ACCENT = "#0E7C86"  # the one accent colour (also .streamlit/config.toml primaryColor)
 BEFORE_COLOR = "#B4BCC8"  # "now" is quiet grey, "after" is the accent: the eye goes to what changes
@@ -19,25 +20,59 @@ AFTER_COLOR = ACCENT
 BEFORE_NAME = "Now"
 AFTER_NAME = "After this step"
 MAX_BARS = 10
+# A chart whose buckets keep their order (years, number bands) draws them all, thinner past this many.
+MAX_ROWS_FULL_HEIGHT = 16
+MAX_HEIGHT = 620
 OTHER = "Other"
+DEFAULT_DIMENSIONS: tuple[str, ...] = tuple(DIMENSIONS)
 # Bucket labels as a reader expects them; codes not listed are shown as stored.
 _PRETTY = {
     "female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown", "low": "Low", "medium": "Medium",
     "high": "High", UNKNOWN: "Not set", "organic": "Organic", "ads": "Ads", "referral": "Referral",
-    "store": "Store", "event": "Event", "partner": "Partner",
+    "store": "Store", "event": "Event", "partner": "Partner", "yes": "Yes", "no": "No",
 }  # fmt: skip
 _VALUE_AXIS = {"count": "Contacts", "share": "Share of segment"}
 
 
-def _labels(dimension: str, dists: list[Distribution]) -> list[str]:
-    """The buckets to draw, in the dimension's fixed order, or largest first with the tail folded into Other."""
-    order = DIMENSIONS[dimension].order
+def ordered_rule(dim: Dimension) -> bool:
+    """True when a dimension's buckets have an order of their own (fixed, years, number bands, yes/no)."""
+    return bool(dim.order) or dim.rule in ("year", "magnitude", "boolean")
+
+
+def _bucket_key(dim: Dimension, label: str) -> tuple[int, float, str]:
+    """Sort key of a bucket of an ordered dimension: years and number bands low to high, "(none)" last."""
+    if label == UNKNOWN:
+        return (2, 0.0, label)
+    if dim.rule == "year":
+        return (0, float(label), label) if label.isdigit() else (1, 0.0, label)
+    if dim.rule == "magnitude":
+        if label == "< 0":
+            return (0, -1.0, label)
+        head = label.split("–")[0].replace(",", "")
+        try:
+            return (0, float(head) + (0.5 if label == "0–1" else 0.0), label)
+        except ValueError:
+            return (1, 0.0, label)
+    return (1, 0.0, label)
+
+
+def in_order(dim: Dimension, buckets: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """The buckets of an ordered dimension in its order: the fixed order first, else years and number bands low to
+    high, "(none)" last. (Each distribution comes in order already, but "Now" and "After" may each miss buckets.)"""
+    if dim.order:
+        return [k for k in dim.order if k in buckets] + [k for k in buckets if k not in dim.order]
+    return sorted(buckets, key=lambda k: _bucket_key(dim, k))
+
+
+def _labels(dim: Dimension, dists: list[Distribution]) -> list[str]:
+    """The buckets to draw: in the dimension's own order when it has one (fixed order, years, number bands), else
+    largest first with the tail folded into Other."""
     seen: dict[str, int] = {}
     for d in dists:
         for k, v in d.counts.items():
             seen[k] = max(seen.get(k, 0), v)
-    if order:
-        return [k for k in order if k in seen] + [k for k in seen if k not in order]
+    if ordered_rule(dim):
+        return in_order(dim, seen)
     ranked = sorted(seen, key=lambda k: (k == UNKNOWN, -seen[k], k))
     if len(ranked) > MAX_BARS:
         return ranked[: MAX_BARS - 1] + [OTHER]
@@ -60,23 +95,75 @@ def pretty(label: str) -> str:
     return _PRETTY.get(label, label)
 
 
+def _short_number(text: str) -> str:
+    """1,000 -> 1k, 10,000,000 -> 10M: the ends of a power-of-ten band, short enough for an axis."""
+    try:
+        value = int(text.replace(",", ""))
+    except ValueError:
+        return text
+    for size, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "k")):
+        if value >= size:
+            return f"{value // size:,}{suffix}"
+    return str(value)
+
+
+def bucket_label(dim: Dimension | None, label: str) -> str:
+    """A bucket as a chart shows it: codes as a reader expects them, number bands short ("10k–100k")."""
+    if dim is not None and dim.rule == "magnitude" and "–" in label:
+        low, high = label.split("–", 1)
+        return f"{_short_number(low)}–{_short_number(high)}"
+    return pretty(label)
+
+
+def dimension_choices(fields: FieldRegistry | None = None) -> dict[str, str]:
+    """Every dimension a chart can break down by, name -> title: the seven defaults first, then the others."""
+    return {d.name: d.title for d in chart_dimensions(fields)}
+
+
+def breakdown_picker(key: str, remembered: str, fields: FieldRegistry | None = None) -> list[str]:
+    """The "Break down by" multiselect: which dimensions the charts show (the seven defaults at first; custom fields
+    among the options). The choice is kept under `remembered` in the session, so it outlives a page switch."""
+    import streamlit as st
+
+    choices = dimension_choices(fields)
+    if key in st.session_state:
+        current = list(st.session_state[key] or [])
+        if any(d not in choices for d in current):
+            # A custom field deleted or renamed since it was picked.
+            st.session_state[key] = [d for d in current if d in choices]
+    else:
+        saved = st.session_state.get(remembered, list(DEFAULT_DIMENSIONS))
+        st.session_state[key] = [d for d in saved if d in choices]
+    picked = st.multiselect(
+        "Break down by", list(choices), key=key, format_func=lambda d: choices.get(d, d),
+        placeholder="Choose what the charts break down by…",
+        help="The charts to draw: any code, list, number (in powers of ten), date (by year) or yes/no field, "
+        "custom fields included.",
+    )
+    st.session_state[remembered] = list(picked)
+    return list(picked)
+
+
 def distribution_figure(
     dimension: str,
     series: Mapping[str, Distribution],
     *,
     mode: str = "count",
     height: int | None = None,
+    fields: FieldRegistry | None = None,
 ) -> go.Figure:
     """Grouped horizontal bars, one series per entry of `series` ("Now", "After this step"), for one dimension.
 
     Horizontal, because bucket names (industries, spend bands) stay readable without rotating them. The figure is
-    described as one dict and validated once: Plotly's update_* helpers each validate again, four times slower."""
+    described as one dict and validated once: Plotly's update_* helpers each validate again, four times slower.
+    `fields` is the database's registry, for custom dimensions (their title is the field's label)."""
     dists = list(series.values())
-    labels = _labels(dimension, dists)
-    title = DIMENSIONS[dimension].title
+    dim = dimension_of(dimension, fields)
+    labels = _labels(dim, dists)
+    title = dim.title
     colors = {BEFORE_NAME: BEFORE_COLOR, AFTER_NAME: AFTER_COLOR}
     hover = "%{y}: %{x:.1%}" if mode == "share" else "%{y}: %{x:,.0f} contacts"
-    shown = [pretty(k) for k in labels]
+    shown = [bucket_label(dim, k) for k in labels]
     data = [
         {
             "type": "bar",
@@ -90,12 +177,16 @@ def distribution_figure(
         for name, dist in series.items()
     ]
     rows = max(1, len(labels))
+    per_row = 13 * len(series) + 6
+    if rows > MAX_ROWS_FULL_HEIGHT:
+        # Many ordered buckets (e.g. birth years): thinner bars rather than a chart taller than the screen.
+        per_row = max(4, min(per_row, (MAX_HEIGHT - 96) // rows))
     layout = {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
         "barmode": "group",
         "bargap": 0.22,
         "bargroupgap": 0.04,
-        "height": height or 96 + rows * (13 * len(series) + 6),
+        "height": height or 96 + rows * per_row,
         "margin": {"l": 4, "r": 12, "t": 34, "b": 4},
         # One legend for all charts (legend_html) instead of one squeezed into each chart.
         "showlegend": False,
@@ -121,19 +212,31 @@ def legend_html(names: tuple[str, ...] = (BEFORE_NAME, AFTER_NAME)) -> str:
     return '<div style="font-size:0.9rem;color:#4B5563">' + "&nbsp;&nbsp;&nbsp;&nbsp;".join(items) + "</div>"
 
 
-def current_distributions(db: Database, no: str, *, today: dt.date | None = None) -> dict[str, Distribution]:
+def current_distributions(
+    db: Database, no: str, *, today: dt.date | None = None, dimensions: Sequence[str] = DEFAULT_DIMENSIONS
+) -> dict[str, Distribution]:
     """The segment's chart distributions now (the core answers from the in-memory snapshot when it fits)."""
-    return segment_distributions(db, no, today=today)
+    return segment_distributions(db, no, today=today, dimensions=tuple(dimensions))
 
 
 def preview_with_figures(
-    db: Database, no: str, request: ActionRequest, *, mode: str = "count", today: dt.date | None = None
+    db: Database,
+    no: str,
+    request: ActionRequest,
+    *,
+    mode: str = "count",
+    today: dt.date | None = None,
+    dimensions: Sequence[str] = DEFAULT_DIMENSIONS,
+    fields: FieldRegistry | None = None,
 ) -> tuple[StepPreview, dict[str, go.Figure]]:
     """What the Builder's preview fragment computes: the step preview and one before/after figure per dimension.
 
-    One function for the page and for the timing in ui/bench_preview.py, so the measured work is the shown work."""
-    p = preview_step(db, no, request, today=today)
+    One function for the page and for the timing in ui/bench_preview.py, so the measured work is the shown work.
+    `dimensions` are the charts to draw (any name of `chart_dimensions(fields)`), in that order."""
+    dims = tuple(dimensions)
+    p = preview_step(db, no, request, today=today, dimensions=dims)
     figures: dict[str, Any] = {
-        d: distribution_figure(d, {BEFORE_NAME: p.before[d], AFTER_NAME: p.after[d]}, mode=mode) for d in DIMENSIONS
+        d: distribution_figure(d, {BEFORE_NAME: p.before[d], AFTER_NAME: p.after[d]}, mode=mode, fields=fields)
+        for d in dims
     }
     return p, figures

@@ -14,18 +14,23 @@ Model:
           | {"id", "relation": "profile", "questionnaire", "answer", "min_count"}
 Two levels of AND/OR: the groups are combined ALL/ANY, each group is ALL/ANY of its conditions, and a group can be
 negated (NOT). Related conditions add a third level (one record meeting all their parts).
+
+Custom fields (made by imports) are offered after the built-in ones, with the widgets of their type. The database's
+`FieldRegistry` is read once per run (`filter_builder(fields)`) and handed to every function that looks a field up,
+parses, converts or describes a filter: without it the language knows the built-in fields only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
 from segcore import FilterError, FilterSyntaxError, SegcoreError
-from segcore.fields import CONTACT_FIELDS, EVALUATIONS, FieldSpec
+from segcore.fields import BUILTIN, CONTACT_FIELDS, EVALUATIONS, FieldRegistry, FieldSpec, fields_of
 from ui import state
 from ui.format import n, with_count
 
@@ -68,6 +73,27 @@ FIELD_CHOICES: tuple[str, ...] = (
     *(f for f in CONTACT_FIELDS if f not in _FIRST),
     *(f"@{r}" for r in RELATED),
 )
+CUSTOM_SUFFIX = " (custom)"
+# How many custom field names the text form lists under its box.
+MAX_NAMES_SHOWN = 12
+
+
+def field_choices(fields: FieldRegistry = BUILTIN) -> tuple[str, ...]:
+    """What "Add a condition" offers: the built-in fields, then the database's custom fields (by label), then the
+    related-record conditions."""
+    custom = tuple(s.name for s in sorted(fields.custom, key=lambda s: s.label.lower()))
+    builtin = tuple(c for c in FIELD_CHOICES if not c.startswith("@"))
+    return (*builtin, *custom, *(c for c in FIELD_CHOICES if c.startswith("@")))
+
+
+def field_label(choice: str, fields: FieldRegistry = BUILTIN) -> str:
+    """A field as the picker shows it: its label, with "(custom)" after a custom field's."""
+    if choice.startswith("@"):
+        return RELATED[choice[1:]]
+    spec = fields.get(choice)
+    if spec is None:
+        return choice
+    return spec.label + (CUSTOM_SUFFIX if spec.custom else "")
 
 
 @dataclass(frozen=True)
@@ -109,7 +135,7 @@ def clear() -> None:
     st.session_state.pop("fb.text", None)
 
 
-def default_item(choice: str) -> dict[str, Any]:
+def default_item(choice: str, fields: FieldRegistry = BUILTIN) -> dict[str, Any]:
     """A new condition for a field (or a related-record condition for `@interactions` / `@profile`)."""
     iid = _next_id("c")
     if choice == "@interactions":
@@ -117,7 +143,9 @@ def default_item(choice: str) -> dict[str, Any]:
                 "campaign_no": [], "evaluation": [], "min_count": 1}  # fmt: skip
     if choice == "@profile":
         return {"id": iid, "relation": "profile", "questionnaire": None, "answer": [], "min_count": 1}
-    spec = CONTACT_FIELDS[choice]
+    spec = fields.get(choice)
+    if spec is None:
+        raise KeyError(choice)
     op = _ops_for(spec)[0][0]
     return {"id": iid, "field": choice, "op": op, "value": None}
 
@@ -148,11 +176,13 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
-def item_json(item: dict[str, Any]) -> dict[str, Any] | None:
-    """One condition in the filter language, or None while it is incomplete."""
+def item_json(item: dict[str, Any], fields: FieldRegistry = BUILTIN) -> dict[str, Any] | None:
+    """One condition in the filter language, or None while it is incomplete (or its field no longer exists)."""
     if "relation" in item:
         return _related_json(item)
-    spec = CONTACT_FIELDS[item["field"]]
+    spec = fields.get(item["field"])
+    if spec is None:
+        return None
     op, value, field = item["op"], item.get("value"), item["field"]
     if spec.type == "date":
         return _date_json(field, op, value)
@@ -196,13 +226,13 @@ def _related_json(item: dict[str, Any]) -> dict[str, Any] | None:
     return {"related": item["relation"], "where": {"all": where}, "min_count": int(item.get("min_count") or 1)}
 
 
-def model_json(m: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+def model_json(m: dict[str, Any], fields: FieldRegistry = BUILTIN) -> tuple[dict[str, Any] | None, int]:
     """The whole filter in the language's JSON (None when empty) and how many conditions are incomplete."""
     groups, incomplete = [], 0
     for g in m["groups"]:
         parts = []
         for item in g["items"]:
-            j = item_json(item)
+            j = item_json(item, fields)
             if j is None:
                 incomplete += 1
             else:
@@ -299,31 +329,53 @@ def _value_widget(item: dict[str, Any], spec: FieldSpec) -> Any:
     return st.text_input(spec.label, key=key, label_visibility="collapsed", placeholder=hint or "Text…", help=hint)
 
 
+def slider_scale(spec: FieldSpec, lo: float, hi: float) -> tuple[int | float, int | float, int | float, str]:
+    """Slider ends, step and format for a number field whose values run from lo to hi: whole numbers step by 1;
+    money (built-in amounts) by 10 between whole ends; a custom decimal field by a round step near 1/100 of its
+    range, with ends on that step, so every stored value is inside."""
+    if spec.integer:
+        return int(math.floor(lo)), int(max(math.ceil(hi), math.floor(lo) + 1)), 1, "%d"
+    if not spec.custom:
+        # Money: whole units are precise enough for a slider, and the ends must cover every value.
+        return float(int(lo)), float(int(hi) + 1), 10.0, "%.0f"
+    span = hi - lo
+    # A power of ten giving some 30 to 300 steps over the range.
+    power = math.floor(math.log10(span / 100) + 0.5) if span > 0 else 0
+    step = 10.0**power
+    decimals = max(0, -power)
+    low = round(math.floor(lo / step) * step, decimals)
+    high = round(math.ceil(hi / step) * step, decimals)
+    if high <= low:
+        high = round(low + step, decimals)
+    return float(low), float(high), round(step, decimals), f"%.{decimals}f"
+
+
 def _number_widget(item: dict[str, Any], spec: FieldSpec, key: str, current: Any) -> Any:
     bounds = _bounds(state.db_url(), data_token(state.db_url()), item["field"], dt.date.today()) or (0.0, 100.0)
-    lo, hi = bounds
-    if spec.integer:
-        lo, hi = int(lo), int(max(hi, lo + 1))
-    else:
-        # Money: whole units are precise enough for a slider, and the ends must cover every value.
-        lo, hi = float(int(lo)), float(int(hi) + 1)
+    lo, hi, step, fmt = slider_scale(spec, *bounds)
     if item["op"] == "between":
         default = tuple(current) if isinstance(current, list | tuple) and len(current) == 2 else (lo, hi)
         default = (min(max(default[0], lo), hi), min(max(default[1], lo), hi))
         state.seed_widget(key, tuple(type(lo)(v) for v in default))
         value = st.slider(spec.label, min_value=lo, max_value=hi, key=key, label_visibility="collapsed",
-                          step=1 if spec.integer else 10.0, format="%d" if spec.integer else "%.0f")
+                          step=step, format=fmt)
         return list(value)
     state.seed_widget(key, type(lo)(current) if isinstance(current, int | float) else lo)
     return st.number_input(spec.label, min_value=lo if lo >= 0 else None, key=key, label_visibility="collapsed",
-                           step=1 if spec.integer else 10.0)
+                           step=step, format=fmt if spec.custom else None)
 
 
-def _field_item(item: dict[str, Any], group: dict[str, Any]) -> None:
-    spec = CONTACT_FIELDS[item["field"]]
+def _field_item(item: dict[str, Any], group: dict[str, Any], fields: FieldRegistry) -> None:
+    spec = fields.get(item["field"])
+    if spec is None:
+        # A custom field deleted or renamed since this condition was made.
+        top = st.columns([9, 1], vertical_alignment="center")
+        top[0].warning(f"**{item['field']}** is no longer a field: remove this condition.", icon=":material/warning:")
+        _remove_button(top[1], group, item)
+        return
     ops = dict(_ops_for(spec))
     top = st.columns([4, 5, 1], vertical_alignment="center")
-    top[0].markdown(f"**{spec.label}**")
+    top[0].markdown(f"**{spec.label}**", help=f"Custom field `{spec.name}`" if spec.custom else None)
     op_key = f"fb.{item['id']}.op"
     state.seed_widget(op_key, item["op"] if item["op"] in ops else next(iter(ops)))
     op = top[1].selectbox("Operator", list(ops), key=op_key, format_func=ops.get, label_visibility="collapsed")
@@ -409,11 +461,11 @@ def _remove_item(gid: str, iid: str) -> None:
         g["items"] = [i for i in g["items"] if i["id"] != iid]
 
 
-def _add_item(gid: str, key: str) -> None:
+def _add_item(gid: str, key: str, fields: FieldRegistry) -> None:
     choice = st.session_state.get(key)
     g = _group(gid)
-    if choice and g is not None:
-        g["items"].append(default_item(choice))
+    if choice and g is not None and (choice.startswith("@") or fields.get(choice) is not None):
+        g["items"].append(default_item(choice, fields))
     st.session_state[key] = None
 
 
@@ -441,13 +493,7 @@ def set_text(text: str) -> None:
 # ------------------------------------------------------------------------------------------------- rendering
 
 
-def _field_label(choice: str) -> str:
-    if choice.startswith("@"):
-        return RELATED[choice[1:]]
-    return CONTACT_FIELDS[choice].label
-
-
-def _render_group(m: dict[str, Any], g: dict[str, Any], index: int) -> None:
+def _render_group(m: dict[str, Any], g: dict[str, Any], index: int, fields: FieldRegistry) -> None:
     gid = g["id"]
     with st.container(border=True):
         with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
@@ -470,16 +516,16 @@ def _render_group(m: dict[str, Any], g: dict[str, Any], index: int) -> None:
                 if "relation" in item:
                     _related_item(item, g)
                 else:
-                    _field_item(item, g)
+                    _field_item(item, g, fields)
         add_key = f"fb.{gid}.add"
         st.selectbox(
-            "Add a condition", FIELD_CHOICES, index=None, key=add_key, format_func=_field_label,
-            placeholder="+ Add a condition…", label_visibility="collapsed",
-            on_change=_add_item, args=(gid, add_key),
+            "Add a condition", field_choices(fields), index=None, key=add_key,
+            format_func=lambda c: field_label(c, fields), placeholder="+ Add a condition…",
+            label_visibility="collapsed", on_change=_add_item, args=(gid, add_key, fields),
         )
 
 
-def _render_widgets() -> tuple[dict[str, Any] | None, int]:
+def _render_widgets(fields: FieldRegistry) -> tuple[dict[str, Any] | None, int]:
     m = model()
     if len(m["groups"]) > 1:
         key = "fb.combine"
@@ -489,13 +535,24 @@ def _render_widgets() -> tuple[dict[str, Any] | None, int]:
             format_func={"all": "every group (AND)", "any": "at least one group (OR)"}.get,
         ) or "all"
     for index, g in enumerate(m["groups"]):
-        _render_group(m, g, index)
+        _render_group(m, g, index, fields)
     st.button(":material/add: Add group", on_click=_add_group, type="tertiary",
               help="Groups are combined with AND or OR; each group holds its own conditions")
-    return model_json(m)
+    return model_json(m, fields)
 
 
-def _render_text() -> tuple[Any, str | None]:
+def _custom_names_caption(fields: FieldRegistry) -> None:
+    """The text form names fields by name, not label: list the custom ones, which a user cannot guess."""
+    if not fields.custom:
+        return
+    specs = sorted(fields.custom, key=lambda s: s.label.lower())
+    shown = ", ".join(f"`{s.name}` ({s.label}, {s.type})" if s.label != s.name else f"`{s.name}` ({s.type})"
+                      for s in specs[:MAX_NAMES_SHOWN])
+    more = f" and {n(len(specs) - MAX_NAMES_SHOWN)} more" if len(specs) > MAX_NAMES_SHOWN else ""
+    st.caption(f"Custom fields: {shown}{more}.")
+
+
+def _render_text(fields: FieldRegistry) -> tuple[Any, str | None]:
     state.seed_widget("fb.text", state.session(K_TEXT, ""))
     text = st.text_area(
         "One condition a line, Business Central style",
@@ -506,12 +563,13 @@ def _render_text() -> tuple[Any, str | None]:
         "Lines are combined with AND; `interactions.…` lines form one related-record condition.",
     ) or ""
     st.session_state[K_TEXT] = text
+    _custom_names_caption(fields)
     if not text.strip():
         return None, None
     from segcore._filter_text import parse_text
 
     try:
-        return parse_text(text), None
+        return parse_text(text, fields), None
     except FilterSyntaxError as e:
         return None, syntax_error_markdown(e, text)
     except SegcoreError as e:
@@ -527,32 +585,36 @@ def syntax_error_markdown(e: FilterSyntaxError, text: str = "") -> str:
     return f"{where} {e.position}: {e.reason}\n\n```\n{line}\n{caret}\n```"
 
 
-def filter_builder() -> BuiltFilter:
-    """Render the builder (widgets or text form) and return the filter it holds."""
+def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
+    """Render the builder (widgets or text form) and return the filter it holds.
+
+    `fields` is the database's registry, read once per run by the page (`fields_of(db)`); read here when None."""
     from segcore._filter_describe import describe
     from segcore._filter_tree import from_json, to_json
 
+    if fields is None:
+        fields = fields_of(state.get_db())
     state.seed_widget("fb.mode", state.session(K_MODE, "widgets"))
     mode = st.segmented_control("Build with", list(MODES), key="fb.mode", format_func=MODES.get, required=True,
                                 label_visibility="collapsed") or "widgets"
     st.session_state[K_MODE] = mode
     incomplete = 0
     if mode == "text":
-        node, error = _render_text()
+        node, error = _render_text(fields)
         j = to_json(node) if node is not None else None
     else:
-        j, incomplete = _render_widgets()
+        j, incomplete = _render_widgets(fields)
         node, error = None, None
         if j is not None:
             try:
-                node = from_json(j)
+                node = from_json(j, fields)
             except FilterError as e:
                 error = str(e)
-    desc = describe(node) if node is not None else ""
+    desc = describe(node, fields) if node is not None else ""
     if mode == "widgets" and node is not None:
         from segcore._filter_text import to_text
 
-        lines = to_text(node)
+        lines = to_text(node, fields)
         if lines is not None:
             st.button(":material/edit_note: Edit as text", type="tertiary", on_click=_to_text, args=(lines,),
                       help="Copy this filter into the text form")

@@ -7,13 +7,15 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ui.charts import ACCENT, BEFORE_COLOR, pretty
+from segcore._stats import UNKNOWN, Dimension
+from ui.charts import ACCENT, BEFORE_COLOR, bucket_label, in_order, ordered_rule
 
 __all__ = ["composition_figure", "overlap_figure"]
 
 _FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
 _TEAL_SCALE = [[0.0, "#F4F7F8"], [0.5, "#7FC4C9"], [1.0, ACCENT]]
 MAX_BARS = 10
+MAX_ORDERED_BARS = 60
 
 
 def overlap_figure(nos: Sequence[str], matrix: Sequence[Sequence[float]], *, mode: str) -> go.Figure:
@@ -35,11 +37,25 @@ def overlap_figure(nos: Sequence[str], matrix: Sequence[Sequence[float]], *, mod
     return fig
 
 
-def composition_figure(dimension_label: str, rows: Sequence[dict[str, Any]], *, segment_name: str) -> go.Figure:
-    """Share in the segment beside share in all contacts per bucket, with the index (100 = same as all) on top."""
+def composition_figure(
+    dimension_label: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    segment_name: str,
+    dimension: Dimension | None = None,
+) -> go.Figure:
+    """Share in the segment beside share in all contacts per bucket, with the index (100 = same as all) on top.
+
+    Buckets of a `dimension` with an order of its own (age bands, years, number bands, yes/no) keep that order, all
+    of them; others show the largest ones (by share of all contacts), "Not set" last."""
     shown = [r for r in rows if r.get("index") is not None or r.get("segment_share") is not None]
-    shown = sorted(shown, key=lambda r: -(r.get("all_share") or 0))[:MAX_BARS]
-    labels = [pretty(str(r["bucket"])) for r in shown]
+    if dimension is not None and ordered_rule(dimension):
+        by_bucket = {str(r["bucket"]): r for r in shown}
+        shown = [by_bucket[b] for b in in_order(dimension, by_bucket)][:MAX_ORDERED_BARS]
+    else:
+        # "Not set" last, as in the Builder's charts.
+        shown = sorted(shown, key=lambda r: (r["bucket"] == UNKNOWN, -(r.get("all_share") or 0)))[:MAX_BARS]
+    labels = [bucket_label(dimension, str(r["bucket"])) for r in shown]
     seg = [r.get("segment_share") or 0.0 for r in shown]
     everyone = [r.get("all_share") or 0.0 for r in shown]
     index_text = [f"{r['index']:.0f}" if r.get("index") is not None else "hidden" for r in shown]
@@ -55,5 +71,7 @@ def composition_figure(dimension_label: str, rows: Sequence[dict[str, Any]], *, 
         barmode="group", height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=_FONT,
         showlegend=False, plot_bgcolor="white", bargap=0.25, uniformtext={"minsize": 9, "mode": "hide"},
         yaxis={"tickformat": ".0%", "range": [0, top * 1.25], "gridcolor": "#EEF1F4"},
+        # Buckets are categories even when they look like numbers (years): else Plotly draws a number line.
+        xaxis={"type": "category"},
     )
     return fig

@@ -7,18 +7,22 @@ from typing import Any
 
 import streamlit as st
 
-from segcore.fields import CONTACT_FIELDS
+from segcore.fields import BUILTIN, FieldRegistry
 
 # Empty cells show as nothing, not as a grey "None".
 PLACEHOLDER = ""
 _SHORT = {"company_no": "Company", "acquisition_source": "Source", "contact_no": "Contact no."}
 
 
-def contact_columns(columns: Sequence[str], **extra: Any) -> dict[str, Any]:
-    """st.dataframe column_config for contact columns: field labels from the whitelist, numbers formatted."""
+def contact_columns(
+    columns: Sequence[str], *, fields: FieldRegistry | None = None, **extra: Any
+) -> dict[str, Any]:
+    """st.dataframe column_config for contact columns: field labels from the registry (`fields`, the database's, for
+    custom fields; the built-in fields when None), numbers and dates formatted."""
+    registry = fields or BUILTIN
     config: dict[str, Any] = {}
     for name in columns:
-        spec = CONTACT_FIELDS.get(name)
+        spec = registry.get(name)
         label = _SHORT.get(name) or (spec.label if spec else name.replace("_", " ").capitalize())
         if spec is not None and spec.type == "number":
             fmt = "%,d" if spec.integer else "%,.2f"

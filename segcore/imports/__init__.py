@@ -4,7 +4,15 @@ them) → check (the data contract, with line and column) → write (one transac
 from __future__ import annotations
 
 from .check import CONTACT_COLUMNS, CONTACT_FRAME_COLUMNS, EMAIL_RE, INTERACTION_COLUMNS
-from .mapping import ColumnChoice, Mapping, header_signature, suggest_mapping
+from .mapping import (
+    CONTACT_TARGETS,
+    INTERACTION_TARGETS,
+    ColumnChoice,
+    Mapping,
+    custom_field_name,
+    header_signature,
+    suggest_mapping,
+)
 from .pipeline import (
     DATE_ORDERS,
     ColumnReport,
@@ -24,6 +32,9 @@ from .report import MAX_ERRORS_KEPT, ImportReport, RowError
 from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions
 
 __all__ = [
+    "CONTACT_TARGETS",
+    "INTERACTION_TARGETS",
+    "custom_field_name",
     "CONTACT_COLUMNS",
     "CONTACT_FRAME_COLUMNS",
     "DATE_ORDERS",

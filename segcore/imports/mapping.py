@@ -127,10 +127,11 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
             "dernierecommande", "datedernierecommande", "letzterkauf", "letztebestellung",
         ),
         "acquisition_source": ("acquisitionsource", "source", "leadsource", "canal", "channel", "origine", "quelle"),
-        "rating": ("rating", "score", "note", "bewertung"),
+        # Not "score" or "note": a lead score (0-100) or a remark column would fail every row of a 1-5 rating.
+        "rating": ("rating", "stars", "etoiles", "bewertung"),
         "churn_risk": ("churnrisk", "churn", "risquedechurn", "abwanderungsrisiko"),
         "total_spent": (
-            "totalspent", "totalspend", "revenue", "totalrevenue", "lifetimevalue", "ltv", "montanttotal",
+            "totalspent", "totalspend", "spend", "spent", "amountspent", "revenue", "totalrevenue", "lifetimevalue", "ltv", "montanttotal",
             "chiffredaffaires", "ca", "umsatz", "gesamtumsatz",
         ),
         "purchase_count": (

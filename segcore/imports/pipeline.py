@@ -35,7 +35,7 @@ from .check import (
     check_interaction_fields,
     check_interactions_db,
 )
-from .mapping import Mapping, header_signature, suggest_mapping
+from .mapping import Mapping, custom_field_name, header_signature, match_header, suggest_mapping
 from .read import RawTable, read_table
 from .report import ErrorLog, ImportReport, row_errors
 from .values import (
@@ -114,6 +114,7 @@ class ImportPlan:
     custom: tuple[CustomColumn, ...] = ()
     blank: pd.DataFrame | None = field(default=None, repr=False)
     rules: tuple[str, ...] = ()
+    problem: str = ""  # why this mapping cannot be imported ('' when it can): no key column, a required column
 
     @property
     def new_fields(self) -> tuple[str, ...]:
@@ -270,8 +271,10 @@ def plan_import(
         custom = {s.name: s.type for s in fields.custom} if kind == "contacts" else {}
         types = {}
         if kind == "contacts" and new_fields == "auto":
+            # Only a column that becomes a new field needs its values looked at for a type.
             for i, h in enumerate(raw.header):
-                types[i] = infer_type(_column(raw, i), name=h).type
+                if match_header(h, kind) is None and h not in all_overrides and custom_field_name(h) not in custom:
+                    types[i] = infer_type(_column(raw, i), name=h).type
         chosen = suggest_mapping(
             raw.header,
             kind,
@@ -377,20 +380,18 @@ def _map(
     out.pop("first_name", None)
     out.pop("last_name", None)
     present = frozenset(out)
+    # A mapping that cannot work is said on the plan (so a page can show the table to fix it); running it refuses.
+    problem = ""
     if kind == "contacts":
         if "contact_no" not in present and "email" not in present:
-            raise ImportRejected(
+            problem = (
                 "the file has no column for the contact number or the e-mail address, so nothing can tell which "
-                "contact a row is: map one of its columns to contact_no (or --key COLUMN)",
-                ImportReport(kind=kind, encoding=raw.encoding, rows_total=n, rows_valid=0, rows_rejected=n),
+                "contact a row is: map one of its columns to contact_no (or --key COLUMN)"
             )
     else:
         missing = [c for c in INTERACTION_REQUIRED if c not in present]
         if missing:
-            raise ImportRejected(
-                f"the interactions file maps no column to {', '.join(missing)}",
-                ImportReport(kind=kind, encoding=raw.encoding, rows_total=n, rows_valid=0, rows_rejected=n),
-            )
+            problem = f"the interactions file maps no column to {', '.join(missing)}"
     frame = pd.DataFrame(
         {name: out.get(name, pd.Series("", index=raw.frame.index, dtype="str")) for name in known}
     )
@@ -419,6 +420,7 @@ def _map(
         custom=tuple(custom),
         blank=pd.DataFrame(blank) if blank else None,
         rules=tuple(rules),
+        problem=problem,
     )
 
 
@@ -537,9 +539,9 @@ def _email_key(conn: Connection, frame: pd.DataFrame, present: frozenset[str], k
         columns=["email", "contact_no"],
     ).drop_duplicates("email")
     found = (
-        emails.map(stored.set_index("email")["contact_no"])
+        emails.map(stored.set_index("email")["contact_no"]).astype(object)
         if len(stored)
-        else pd.Series(np.nan, index=frame.index)
+        else pd.Series(None, index=frame.index, dtype=object)
     )
     own = frame["contact_no"] if "contact_no" in present else pd.Series("", index=frame.index, dtype="str")
     made = emails.map(lambda e: "E" + hashlib.sha1(e.encode()).hexdigest()[:11].upper() if e else "")
@@ -630,6 +632,13 @@ def run_import(
     lists the others with line, column and reason."""
     parsed = plan.parsed
     assert parsed is not None
+    if plan.problem:
+        n = len(parsed.frame) + parsed.ragged
+        raise ImportRejected(
+            plan.problem,
+            ImportReport(kind=parsed.kind, encoding=plan.raw.encoding, rows_total=n, rows_valid=0, rows_rejected=n,
+                         source=plan.raw.describe(), mapping=tuple(plan.mapping.describe())),
+        )
     if plan.ambiguous:
         raise UsageError(
             f"column {plan.ambiguous[0]!r}: its dates can be read day-first or month-first; "
@@ -640,7 +649,9 @@ def run_import(
     with db.read() if dry_run else db.write() as conn:
         frame = parsed.frame.copy()
         _email_key(conn, frame, parsed.present, plan.mapping.key)
-        checked = check_contact_fields(replace(parsed, frame=frame))
+        # The checks add to the log: each run starts from the map stage's own errors.
+        parsed = replace(parsed, frame=frame, log=parsed.log.copy())
+        checked = check_contact_fields(parsed)
         if progress:
             progress(len(frame), len(frame), "checking")
         valid, db_errors, existing = check_contacts_against_db(
@@ -688,8 +699,8 @@ def _batch(checked: Any, valid: np.ndarray, plan: ImportPlan, empty_clears: bool
 def _run_interactions(
     db: Database, plan: ImportPlan, *, strict: bool, dry_run: bool, progress: Progress | None
 ) -> ImportReport:
-    parsed = plan.parsed
-    assert parsed is not None
+    assert plan.parsed is not None
+    parsed = replace(plan.parsed, log=plan.parsed.log.copy())
     checked = check_interaction_fields(parsed)
     if progress:
         progress(len(checked.frame), len(checked.frame), "checking")

@@ -143,6 +143,12 @@ class ErrorLog:
         out = pd.concat(self._parts, ignore_index=True)
         return out.sort_values("line", kind="stable", ignore_index=True)
 
+    def copy(self) -> ErrorLog:
+        """A log with the same errors so far, to add to without touching this one (a plan runs more than once)."""
+        out = ErrorLog()
+        out._parts = list(self._parts)
+        return out
+
     def __bool__(self) -> bool:
         return bool(self._parts)
 

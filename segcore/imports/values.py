@@ -1008,8 +1008,10 @@ def infer_type(s: pd.Series, *, name: str = "") -> Inferred:
         return Inferred("text", False, "every value is empty")
     series = _str_series(sample, pd.RangeIndex(rows))
 
-    yes_no = parse_booleans(series)
-    if not yes_no.bad.any():
+    # A yes/no column has a handful of distinct words: only those are worth reading one by one.
+    few_words = int(pc.count_distinct(sample).as_py()) <= 12
+    yes_no = parse_booleans(series) if few_words else None
+    if yes_no is not None and not yes_no.bad.any():
         if all(_fold_word(value) in _MARKS for value in pc.unique(sample).to_pylist()):
             return Inferred("boolean", False, "every value is a tick (x) or empty")
         flags = yes_no.values.to_numpy(dtype=bool, na_value=False)
