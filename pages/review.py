@@ -7,7 +7,6 @@ page draws it and passes the version it showed with every decision, so a segment
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -27,9 +26,8 @@ from segcore._lifecycle import (
     reject_segment,
     update_campaign,
 )
-from segcore._preview import all_distributions, segment_distributions
-from segcore._review import Drift, drift, overlap
-from segcore._stats import composition, dimension_of
+from segcore._review import Drift, drift, overlap, segment_composition
+from segcore._stats import dimension_of
 from segcore.fields import fields_of
 from ui import frame, state
 from ui.charts import breakdown_picker
@@ -109,25 +107,6 @@ def _picked_from_table(nos: list[str]) -> None:
         st.session_state[K_PICK] = nos[rows[0]]
 
 
-def composition_of(no: str, dimensions: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per dimension picked: bucket, segment count and share, share in all contacts, index (100 = as in all).
-
-    segcore's segment_composition does the seven fixed dimensions only; this is the same computation for any
-    dimension (custom fields included): the segment's distributions (small buckets of a small segment hidden) against
-    all contacts', with a hidden bucket's count, share and index left out."""
-    seg = segment_distributions(db, no, dimensions=tuple(dimensions))
-    everyone = all_distributions(db, dimensions=tuple(dimensions))
-    out: dict[str, list[dict[str, Any]]] = {}
-    for dim in dimensions:
-        rows = composition(seg[dim], everyone[dim])
-        if seg[dim].hidden:
-            for r in rows:
-                if r["bucket"] not in seg[dim].counts:
-                    r.update(segment_count=None, segment_share=None, index=None)
-        out[dim] = rows
-    return out
-
-
 def _composition(info: SegmentInfo) -> None:
     st.markdown("**Composition against all contacts**")
     st.caption("Bars: share of the segment (colour) beside share of all contacts (grey). The number is the index: "
@@ -137,7 +116,7 @@ def _composition(info: SegmentInfo) -> None:
         st.caption("Pick what the charts break down by above.")
         return
     try:
-        comp = composition_of(info.no, names)
+        comp = segment_composition(db, info.no, dimensions=tuple(names))
     except SegcoreError as e:
         st.error(str(e))
         return
