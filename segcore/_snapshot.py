@@ -18,6 +18,7 @@ import pickle
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,26 @@ class StrColumn:
         # Dictionary-encode in C, lower the distinct values only (Python's str.lower: the same folding SQLite
         # uses here), then merge distinct values that fold together and treat '' as empty.
         encoded = pc.dictionary_encode(arr).combine_chunks() if isinstance(arr, pa.ChunkedArray) else pc.dictionary_encode(arr)
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        indices = np.where(np.isnan(indices), -1, indices) if indices.dtype.kind == "f" else indices
-        lowered = [None if not v else v.lower() for v in encoded.dictionary.to_pylist()]
-        codes2, uniques2 = pd.factorize(pd.Series(lowered, dtype=object), use_na_sentinel=True)
+        indices = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        dictionary = encoded.dictionary
+        # ASCII folds the same in Arrow as in Python: a million distinct e-mails are lowered in C; only the values
+        # with other letters go through Python's str.lower (the folding SQLite's lower() uses here).
+        lowered = pc.ascii_lower(dictionary)
+        ascii_mask = np.asarray(pc.fill_null(pc.string_is_ascii(dictionary), True).to_numpy(zero_copy_only=False))
+        if not ascii_mask.all():
+            others = np.flatnonzero(~ascii_mask)
+            values = np.asarray(lowered.to_numpy(zero_copy_only=False), dtype=object)
+            values[others] = [v.lower() for v in dictionary.take(pa.array(others)).to_pylist()]
+            lowered = pa.array(values, type=pa.string())
+        lowered = pc.if_else(pc.equal(lowered, ""), pa.scalar(None, pa.string()), lowered)
+        merged = pc.dictionary_encode(lowered)
+        codes2 = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        uniques: pa.Array = merged.dictionary
         remap = np.append(codes2, -1).astype(np.int32)
-        final = remap[indices.astype(np.int64)] if len(indices) else np.zeros(0, dtype=np.int32)
+        final = remap[indices] if len(indices) else np.zeros(0, dtype=np.int32)
         # int16 codes where the distinct values allow: most code columns have a handful.
-        dtype = np.int16 if len(uniques2) < np.iinfo(np.int16).max else np.int32
-        return cls(final.astype(dtype), pa.array(list(uniques2), type=pa.string()))
+        dtype = np.int16 if len(uniques) < np.iinfo(np.int16).max else np.int32
+        return cls(final.astype(dtype), uniques)
 
     def value_mask(self, predicate_mask: np.ndarray) -> np.ndarray:
         """Rows whose distinct value satisfies predicate_mask (one bool per distinct value); empty rows never."""
@@ -276,25 +288,41 @@ def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
             dialect=dialect, compile_kwargs={"literal_binds": True}
         )
     )
-    tables: dict[str, pa.Table] = {}
-    try:
-        with adbc.connect(path) as conn:
-            cur = conn.cursor()
+    statements = {
+        name: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        for name, stmt in _statements().items()
+    }
+
+    def version_now() -> Any:
+        with adbc.connect(path) as conn, conn.cursor() as cur:
+            cur.execute(version_sql)
+            row = cur.fetchone()
+        value = row[0] if row else None
+        return json.loads(value) if isinstance(value, str) else value
+
+    def read(names: list[str]) -> dict[str, pa.Table]:
+        out = {}
+        with adbc.connect(path) as conn, conn.cursor() as cur:
             # One batch per result: the driver infers each column's type from the rows of a batch, and a first
             # batch of NULLs followed by numbers would otherwise be an error.
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "1000000000"})
-            seen = []
-            for name, stmt in [("v0", None), *_statements().items(), ("v1", None)]:
-                if stmt is None:
-                    cur.execute(version_sql)
-                    row = cur.fetchone()
-                    seen.append(json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None))
-                    continue
-                cur.execute(str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
-                tables[name] = cur.fetch_arrow_table()
-            cur.close()
+            for name in names:
+                cur.execute(statements[name])
+                out[name] = cur.fetch_arrow_table()
+        return out
+
+    # The two largest reads (custom values, list codes) beside the rest, on two connections: the driver releases
+    # the GIL while it reads, so the two cores share the work.
+    heavy = ["custom_values", "codes"]
+    rest = [n for n in statements if n not in heavy]
+    try:
+        seen = [version_now()]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            parts = list(pool.map(read, [heavy, rest]))
+        seen.append(version_now())
     except Exception:  # noqa: BLE001 - any driver trouble: read the usual way
         return None
+    tables = {name: table for part in parts for name, table in part.items()}
     if any(str(v or "0") != version for v in seen):
         return None
     return tables
@@ -309,7 +337,10 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
     cols = tables["contacts"]
     ids = np.asarray(cols.column("id").to_numpy(), dtype=np.int64)
     n = len(ids)
-    text = {name: StrColumn.encode(cols.column(name)) for name in TEXT_COLUMNS}
+    # Arrow's kernels release the GIL: the columns are encoded on both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        text = dict(zip(TEXT_COLUMNS, pool.map(lambda name: StrColumn.encode(cols.column(name)), TEXT_COLUMNS),
+                        strict=True))
     dates = {name: _days(cols.column(name)) for name in DATE_COLUMNS}
     numbers = {name: _numbers(cols.column(name), _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
     excluded = _numbers(cols.column("exclude_from_segments"), np.float64) == 1

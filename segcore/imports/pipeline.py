@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Connection, delete, select
 
 from .._db import Database
@@ -204,7 +206,8 @@ def _column(raw: RawTable, position: int) -> pd.Series:
 
 
 def _samples(col: pd.Series, k: int = 3) -> tuple[str, ...]:
-    filled = col[col != ""]
+    head = col.head(10_000)  # the first rows hold samples enough; a million need not be scanned
+    filled = head[head != ""]
     return tuple(filled.drop_duplicates().head(k).tolist())
 
 
@@ -457,8 +460,16 @@ def _builtin(target: str, col: pd.Series, order: str) -> tuple[pd.Series, Column
 
 
 def _number_text(values: ColumnValues) -> pd.Series:
+    """Amounts as the check reads them ("1234.5"), cast by Arrow; the rare huge one formatted without an exponent."""
     nums = values.values.astype("float64")
-    text = nums.map(lambda v: "" if pd.isna(v) else f"{v:.2f}").astype("str")
+    arr = pa.array(nums.to_numpy(), from_pandas=True)
+    text = pd.Series(
+        pc.fill_null(pc.cast(pc.round(arr, 2), pa.string()), "").to_numpy(zero_copy_only=False),
+        index=nums.index, dtype="str",
+    )
+    huge = (nums.abs() >= 1e6).to_numpy()  # Arrow writes large numbers with an exponent
+    if huge.any():
+        text[huge] = nums[huge].map(lambda v: f"{v:.2f}")
     return text.where(~values.bad, "")
 
 

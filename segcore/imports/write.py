@@ -51,6 +51,8 @@ _BULK_INDEX_ROWS = 50_000
 _NULLABLE_INT_COLUMNS = frozenset({"rating", "duration_min", "purchase_count"})
 _FLOAT_COLUMNS = frozenset({"total_spent", "cost"})
 _NOT_NULL_TEXT = frozenset({"contact_no", "type", "name", "gender", "template"})
+# Columns every new contact gets from the frame, mapped or not (NOT NULL, with a default in the frame).
+_ALWAYS_WRITTEN = frozenset({"contact_no", "type", "name", "gender", "exclude_from_segments"})
 
 _CONTACTS: Table = Base.metadata.tables["contacts"]
 _CODES: Table = Base.metadata.tables["contact_codes"]
@@ -399,8 +401,13 @@ def write_contacts(
         new = ~known
         if new.any():
             fresh = contacts.loc[new]
-            names = ["id", *CONTACT_FRAME_COLUMNS, "org_id", "updated_at"]
-            columns = [ids[new].tolist(), *(_db_values(fresh, n) for n in CONTACT_FRAME_COLUMNS),
+            # A column the file does not map is NULL for a new contact: left out of the INSERT rather than bound
+            # a million times (the NOT NULL ones carry their defaults in the frame).
+            written = [n for n in CONTACT_FRAME_COLUMNS if n in mapped or n in _ALWAYS_WRITTEN]
+            if "email" in mapped and "email_domain" not in written:
+                written.append("email_domain")
+            names = ["id", *written, "org_id", "updated_at"]
+            columns = [ids[new].tolist(), *(_db_values(fresh, n) for n in written),
                        org[new].tolist(), [now_value] * int(new.sum())]  # fmt: skip
             _insert_rows(conn, c, names, columns, progress, "writing contacts")
         if existing:
