@@ -519,6 +519,9 @@ def _preview(
 ) -> pd.DataFrame:
     head = frame.head(_PREVIEW_ROWS)
     out = {name: head[name] for name in known if name in present}
+    for name in _MONEY_TARGETS & set(out):
+        # Amounts as they will be stored: two decimals.
+        out[name] = out[name].map(lambda v: f"{float(v):.2f}" if v else "")
     for c in custom:
         if c.type == "list":
             assert c.codes is not None
