@@ -295,6 +295,7 @@ def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
 
     def version_now() -> Any:
         with adbc.connect(path) as conn, conn.cursor() as cur:
+            cur.execute("PRAGMA busy_timeout = 30000")  # wait out a writer's checkpoint instead of failing
             cur.execute(version_sql)
             row = cur.fetchone()
         value = row[0] if row else None
@@ -303,6 +304,7 @@ def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
     def read(names: list[str]) -> dict[str, pa.Table]:
         out = {}
         with adbc.connect(path) as conn, conn.cursor() as cur:
+            cur.execute("PRAGMA busy_timeout = 30000")
             # One batch per result: the driver infers each column's type from the rows of a batch, and a first
             # batch of NULLs followed by numbers would otherwise be an error.
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "1000000000"})
@@ -320,12 +322,18 @@ def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
         with ThreadPoolExecutor(max_workers=2) as pool:
             parts = list(pool.map(read, [heavy, rest]))
         seen.append(version_now())
-    except Exception:  # noqa: BLE001 - any driver trouble: read the usual way
+    except Exception as exc:  # noqa: BLE001 - any driver trouble: read the usual way
+        _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
         return None
     tables = {name: table for part in parts for name, table in part.items()}
     if any(str(v or "0") != version for v in seen):
+        _last_arrow_failure[:] = [f"the data version changed while reading ({seen} against {version})"]
         return None
     return tables
+
+
+# Why the last Arrow read fell back to the driver (for tests and debugging; the fallback itself is silent).
+_last_arrow_failure: list[str] = []
 
 
 def _build(conn: Connection, version: str, path: str | None = None) -> Snapshot:
