@@ -80,6 +80,8 @@ OPTION_KEYS = ("dt.imp.sheet", "dt.imp.key", "dt.imp.dates", "dt.imp.new", "dt.i
 
 frame.page_guard()
 db = state.get_db()
+# The field registry, read once per run (an import or a rename reruns the page).
+registry = fields_of(db)
 frame.header("Data", "Bring contacts and interactions in from CSV or Excel files; take a segment's members out.")
 
 
@@ -163,7 +165,7 @@ def _plan_key(kind: str, s: dict[str, Any], registry_key: Any) -> tuple[Any, ...
 
 def _plan(kind: str, s: dict[str, Any]) -> tuple[tuple[Any, ...], ImportPlan]:
     """The plan for these choices (cached): the file read and mapped, nothing written. Raises SegcoreError."""
-    key = _plan_key(kind, s, fields_of(db).key)
+    key = _plan_key(kind, s, registry.key)
     plans: dict[tuple[Any, ...], ImportPlan] = st.session_state.setdefault(K_PLANS, {})
     if key in plans:
         return key, plans[key]
@@ -220,7 +222,7 @@ def _targets(kind: str) -> tuple[dict[str, str], dict[str, str]]:
     """(built-in import targets, existing custom fields): field name -> label, in the order the dropdown shows."""
     if kind == "interactions":
         return dict(INTERACTION_TARGETS), {}
-    custom = {spec.name: spec.label for spec in fields_of(db).custom}
+    custom = {spec.name: spec.label for spec in registry.custom}
     return dict(CONTACT_TARGETS), custom
 
 

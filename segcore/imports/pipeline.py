@@ -116,14 +116,13 @@ class ImportPlan:
     custom: tuple[CustomColumn, ...] = ()
     blank: pd.DataFrame | None = field(default=None, repr=False)
     rules: tuple[str, ...] = ()
-    problem: str = ""  # why this mapping cannot be imported ('' when it can): no key column, a required column
+    problem: str = (
+        ""  # why this mapping cannot be imported ('' when it can): no key column, a required column
+    )
 
     @property
     def new_fields(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.custom if c.new)
-
-    def mapping_lines(self) -> list[str]:
-        return self.mapping.describe()
 
 
 # --------------------------------------------------------------------------------------------------- mapping
@@ -276,7 +275,11 @@ def plan_import(
         if kind == "contacts" and new_fields == "auto":
             # Only a column that becomes a new field needs its values looked at for a type.
             for i, h in enumerate(raw.header):
-                if match_header(h, kind) is None and h not in all_overrides and custom_field_name(h) not in custom:
+                if (
+                    match_header(h, kind) is None
+                    and h not in all_overrides
+                    and custom_field_name(h) not in custom
+                ):
                     types[i] = infer_type(_column(raw, i), name=h).type
         chosen = suggest_mapping(
             raw.header,
@@ -293,10 +296,6 @@ def plan_import(
         if key_field:
             chosen = replace(chosen, key=key_field)
     return _map(raw, chosen, kind, fields, order, saved_name)
-
-
-def _report_rule(source: str, values: ColumnValues) -> str:
-    return f"{source}: {values.rule}" if values.rule else ""
 
 
 def _map(
@@ -357,7 +356,7 @@ def _map(
         else:
             spec = fields.custom_named(target)
             type_ = spec.type if spec is not None else (choice.new_type or "text")
-            column, values, problems = _custom(choice, col, type_, spec is None, order)
+            column, values = _custom(choice, col, type_, spec is None, order)
             if values is not None:
                 problems = fail(values, choice.source)
                 rule = values.rule
@@ -465,7 +464,8 @@ def _number_text(values: ColumnValues) -> pd.Series:
     arr = pa.array(nums.to_numpy(), from_pandas=True)
     text = pd.Series(
         pc.fill_null(pc.cast(pc.round(arr, 2), pa.string()), "").to_numpy(zero_copy_only=False),
-        index=nums.index, dtype="str",
+        index=nums.index,
+        dtype="str",
     )
     huge = (nums.abs() >= 1e6).to_numpy()  # Arrow writes large numbers with an exponent
     if huge.any():
@@ -475,7 +475,7 @@ def _number_text(values: ColumnValues) -> pd.Series:
 
 def _custom(
     choice: Any, col: pd.Series, type_: str, new: bool, order: str
-) -> tuple[CustomColumn, ColumnValues | None, int]:
+) -> tuple[CustomColumn, ColumnValues | None]:
     """A custom column typed: numbers as floats, booleans as 1/0, dates ISO, text as written, lists as codes."""
     label = choice.label or choice.source
     name = choice.field
@@ -485,22 +485,21 @@ def _custom(
         filled = np.zeros(len(col), dtype=bool)
         filled[pos] = True
         codes = pd.DataFrame({"pos": pos.astype(np.int64), "code": items.to_numpy(dtype=object)})
-        return CustomColumn(name, label, type_, new=new, codes=codes, filled=filled), None, 0
+        return CustomColumn(name, label, type_, new=new, codes=codes, filled=filled), None
     if type_ == "number":
         values = parse_decimals(col)
         nums = values.values.astype("float64").where(~values.bad)
         whole = bool(nums.dropna().map(float.is_integer).all()) if nums.notna().any() else False
-        return CustomColumn(name, label, type_, integer=whole, new=new, values=nums), values, 0
+        return CustomColumn(name, label, type_, integer=whole, new=new, values=nums), values
     if type_ == "boolean":
         values = parse_booleans(col)
         nums = values.values.map({True: 1.0, False: 0.0}).astype("float64").where(~values.bad)
-        return CustomColumn(name, label, type_, new=new, values=nums), values, 0
+        return CustomColumn(name, label, type_, new=new, values=nums), values
     if type_ == "date":
         values = parse_dates(col, order)
         return (
             CustomColumn(name, label, type_, new=new, values=values.values.where(~values.bad, "")),
             values,
-            0,
         )
     too_long = (col.str.len() > _MAX_TEXT).to_numpy()
     # Codes are stored upper-cased, like the built-in codes: GOLD and gold are one loyalty tier.
@@ -511,7 +510,7 @@ def _custom(
         reasons=np.where(too_long, f"is longer than {_MAX_TEXT} characters", ""),
         rule="",
     )
-    return CustomColumn(name, label, type_, new=new, values=text), values, 0
+    return CustomColumn(name, label, type_, new=new, values=text), values
 
 
 def _preview(
@@ -650,8 +649,15 @@ def run_import(
         n = len(parsed.frame) + parsed.ragged
         raise ImportRejected(
             plan.problem,
-            ImportReport(kind=parsed.kind, encoding=plan.raw.encoding, rows_total=n, rows_valid=0, rows_rejected=n,
-                         source=plan.raw.describe(), mapping=tuple(plan.mapping.describe())),
+            ImportReport(
+                kind=parsed.kind,
+                encoding=plan.raw.encoding,
+                rows_total=n,
+                rows_valid=0,
+                rows_rejected=n,
+                source=plan.raw.describe(),
+                mapping=tuple(plan.mapping.describe()),
+            ),
         )
     if plan.ambiguous:
         raise UsageError(

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import REGCLASS
 
-from .._errors import ImportRejected, UsageError
+from .._errors import ImportRejected
 from .._models import Base, CustomValue, table_of
 from .._snapshot import bump_data_version
 from ..fields import LIST_FIELDS
@@ -241,18 +241,6 @@ def _temp_table(conn: Connection, name: str, columns: Sequence[Column[Any]]) -> 
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.create(conn)
     return table
-
-
-def _insert_dialect(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert
-    raise UsageError(f"importing into a {conn.dialect.name} database is not supported yet")
 
 
 def _now() -> dt.datetime:
