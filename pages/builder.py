@@ -12,24 +12,29 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segcore import SegcoreError
-from segcore._browse import contacts_by_ids, segment_members_page, split_values
-from segcore._engine import (
+from segcore import (
     ActionOptions,
     ActionRequest,
+    FieldRegistry,
+    SegcoreError,
     SegmentInfo,
     apply_action,
+    contacts_by_ids,
     criteria_log,
+    fields_of,
+    from_json,
     list_criteria,
     list_segments,
     provenance,
     redo,
     reuse_criteria,
     save_criteria,
+    segment_members_page,
     split_emails,
+    split_values,
+    to_text,
     undo,
 )
-from segcore.fields import FieldRegistry, fields_of
 from ui import filter_builder as fb
 from ui import frame, state
 from ui.charts import (
@@ -128,8 +133,6 @@ def _reuse_criteria(no: str, version: int, code: str) -> None:
 
 def _load_step(filter_json: dict[str, Any], kind: str) -> None:
     """Put a logged step's filter back into the builder as text, to adjust it and apply again."""
-    from segcore._filter_text import to_text
-    from segcore._filter_tree import from_json
 
     try:
         lines = to_text(from_json(filter_json, fields), fields)

@@ -7,8 +7,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segcore._browse import BROWSE_COLUMNS, contact_detail, search_contacts
-from segcore.fields import FieldRegistry, FieldSpec, fields_of
+from segcore import (
+    BROWSE_COLUMNS,
+    FieldRegistry,
+    FieldSpec,
+    contact_detail,
+    fields_of,
+    search_contacts,
+)
 from ui import frame, state
 from ui.format import money, n, plural, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height

@@ -13,21 +13,23 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from segcore import SegcoreError
-from segcore._dynamic import (
+from segcore import (
     DynamicInfo,
+    Node,
+    SegcoreError,
     count_filter,
     count_history,
     create_dynamic,
     delete_dynamic,
     freeze_dynamic,
+    from_json,
+    list_campaigns,
     list_dynamic,
     refresh_dynamic,
+    to_json,
+    to_text,
     update_dynamic,
 )
-from segcore._filter_text import to_text
-from segcore._filter_tree import Node, from_json, to_json
-from segcore._lifecycle import list_campaigns
 from ui import filter_builder as fb
 from ui import frame, state
 from ui.charts import ACCENT

@@ -8,11 +8,10 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from segcore import SegcoreError
-from segcore._engine import list_segments
-from segcore._groups import (
+from segcore import (
     GroupChange,
     GroupInfo,
+    SegcoreError,
     add_emails,
     create_group,
     delete_group,
@@ -20,6 +19,7 @@ from segcore._groups import (
     group_addresses,
     group_to_segment,
     list_groups,
+    list_segments,
     parse_email_csv,
     parse_emails,
     remove_emails,

@@ -11,24 +11,28 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from segcore import SegcoreError
-from segcore._browse import minimum_segment_size
-from segcore._engine import SegmentInfo, list_segments
-from segcore._lifecycle import (
+from segcore import (
     CAMPAIGN_STATUSES,
     CampaignInfo,
+    Drift,
+    SegcoreError,
+    SegmentInfo,
     approve_segment,
     create_campaign,
     delete_campaign,
+    dimension_of,
+    drift,
+    fields_of,
     is_small,
     list_campaigns,
     list_logged,
+    list_segments,
+    minimum_segment_size,
+    overlap,
     reject_segment,
+    segment_composition,
     update_campaign,
 )
-from segcore._review import Drift, drift, overlap, segment_composition
-from segcore._stats import dimension_of
-from segcore.fields import fields_of
 from ui import frame, state
 from ui.charts import breakdown_picker
 from ui.filter_builder import data_token

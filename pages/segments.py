@@ -5,17 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from segcore._browse import contact_count, minimum_segment_size
-from segcore._engine import (
+from segcore import (
     REVIEWED_STATUSES,
+    CampaignInfo,
     SegmentInfo,
+    contact_count,
     copy_segment,
     create_segment,
     delete_segment,
+    is_small,
+    list_campaigns,
     list_segments,
+    minimum_segment_size,
     update_segment,
 )
-from segcore._lifecycle import CampaignInfo, is_small, list_campaigns
 from ui import frame, state
 from ui.format import n, plural
 

@@ -5,7 +5,22 @@ No Streamlit here, ever: the pages call this package, and so do the command line
 
 from __future__ import annotations
 
+# contact browsing, value counts and look-ups for pages
+from ._browse import (
+    BROWSE_COLUMNS,
+    contact_count,
+    contact_detail,
+    contacts_by_ids,
+    data_token,
+    minimum_segment_size,
+    number_bounds,
+    search_contacts,
+    segment_members_page,
+    split_values,
+    value_counts,
+)
 from ._db import Database, default_url, resolve_url
+from ._demo import load_demo
 
 # dynamic segments
 from ._dynamic import (
@@ -26,6 +41,7 @@ from ._dynamic import (
 # the segment engine: segments, steps, undo/redo, criteria, provenance
 from ._engine import (
     ACTION_KINDS,
+    REVIEWED_STATUSES,
     ActionOptions,
     ActionRequest,
     ActionResult,
@@ -37,6 +53,7 @@ from ._engine import (
     copy_segment,
     create_segment,
     criteria_log,
+    current_user,
     delete_segment,
     get_segment,
     list_criteria,
@@ -48,6 +65,7 @@ from ._engine import (
     redo,
     reuse_criteria,
     save_criteria,
+    split_emails,
     undo,
     update_segment,
 )
@@ -111,6 +129,7 @@ from ._lifecycle import (
     is_small,
     list_campaigns,
     list_logged,
+    log_refusal,
     log_segment,
     logged_interactions,
     logged_members,
@@ -157,7 +176,7 @@ from ._stats import (
 )
 
 # fields: the registry of built-in and custom fields
-from .fields import BUILTIN, FieldRegistry, FieldSpec, fields_of
+from .fields import BUILTIN, CONTACT_FIELDS, EVALUATIONS, FieldRegistry, FieldSpec, fields_of
 from .fields.custom import (
     CUSTOM_TYPES,
     CustomFieldInfo,
@@ -191,6 +210,24 @@ from .imports import (
 )
 
 __all__ = [
+    "BROWSE_COLUMNS",
+    "contact_count",
+    "contact_detail",
+    "contacts_by_ids",
+    "data_token",
+    "minimum_segment_size",
+    "number_bounds",
+    "search_contacts",
+    "segment_members_page",
+    "split_values",
+    "value_counts",
+    "load_demo",
+    "REVIEWED_STATUSES",
+    "current_user",
+    "split_emails",
+    "log_refusal",
+    "CONTACT_FIELDS",
+    "EVALUATIONS",
     "ACTION_KINDS",
     "CONTACT_TARGETS",
     "INTERACTION_TARGETS",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ._db import Database
 from ._errors import UsageError
@@ -26,7 +27,10 @@ from .imports import (
 )
 from .imports.pipeline import plan_import, run_import
 
-__all__ = ["add_import_commands", "import_text"]
+__all__ = ["add_import_commands", "import_text", "progress_printer"]
+
+# Imports of fewer rows finish before a progress line would help.
+PROGRESS_MIN_ROWS = 50_000
 
 Output = tuple[str, Any]
 TEXT_ERROR_LINES = 20
@@ -118,7 +122,6 @@ def _sheet(value: str | None) -> str | int | None:
 
 
 def _import(db: Database, args: argparse.Namespace) -> Output:
-    from .cli import _progress_printer  # the shared progress printer
 
     overrides = dict(args.map)
     plan = plan_import(
@@ -126,7 +129,7 @@ def _import(db: Database, args: argparse.Namespace) -> Output:
         new_fields=getattr(args, "new_fields", "skip"), date_format=args.date_format,
         key=getattr(args, "key", None), sheet=_sheet(args.sheet),
     )
-    progress: Progress = _progress_printer(args.what)
+    progress: Progress = progress_printer(args.what)
     report = run_import(db, plan, strict=args.strict, empty_clears=getattr(args, "empty", "keep") == "clears",
                         dry_run=args.dry_run, progress=progress)
     if args.save_mapping and not args.dry_run:
@@ -206,3 +209,20 @@ def _mappings_list(db: Database, args: argparse.Namespace) -> Output:
 def _mappings_delete(db: Database, args: argparse.Namespace) -> Output:
     delete_mapping(db, args.name)
     return f"mapping {args.name} deleted", {"deleted": args.name}
+
+
+def progress_printer(label: str, stream: TextIO | None = None) -> Progress:
+    """A progress callback printing one line per stage and tenth on standard error, for long jobs only."""
+    shown: dict[str, int] = {}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if total < PROGRESS_MIN_ROWS:
+            return
+        tenth = min(10, done * 10 // total) if total else 10
+        if shown.get(stage, -1) >= tenth:
+            return
+        shown[stage] = tenth
+        out = stream or sys.stderr
+        print(f"{label}: {stage} {tenth * 10}% ({done:,} of {total:,})", file=out, flush=True)
+
+    return progress

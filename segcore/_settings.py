@@ -8,8 +8,9 @@ and `set_setting(db, key, value)`, which validates against the registry below be
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, select, update
 
@@ -26,8 +27,15 @@ __all__ = [
     "settings_of",
 ]
 
-if TYPE_CHECKING:
-    from ._db import Database
+
+
+class Store(Protocol):
+    """What the settings need of a database: a read and a write transaction (`Database` is one)."""
+
+    # A protocol rather than `_db.Database`: _db seeds these defaults, so importing it back would make a circle.
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def write(self) -> AbstractContextManager[Connection]: ...
 
 settings_t = table_of(Setting)
 
@@ -106,13 +114,13 @@ def read_setting(conn: Connection, key: str) -> int:
         return spec.default  # a value stored by hand out of bounds must not break every page
 
 
-def settings_of(db: Database) -> dict[str, int]:
+def settings_of(db: Store) -> dict[str, int]:
     """Every setting's current value, by key."""
     with db.read() as conn:
         return {key: read_setting(conn, key) for key in SETTINGS}
 
 
-def set_settings(db: Database, values: Mapping[str, Any]) -> dict[str, int]:
+def set_settings(db: Store, values: Mapping[str, Any]) -> dict[str, int]:
     """Validate every value first, then store them all in one transaction; returns the stored values."""
     checked = {key: _spec(key).check(value) for key, value in values.items()}
     with db.write() as conn:
@@ -123,6 +131,6 @@ def set_settings(db: Database, values: Mapping[str, Any]) -> dict[str, int]:
     return checked
 
 
-def set_setting(db: Database, key: str, value: Any) -> int:
+def set_setting(db: Store, key: str, value: Any) -> int:
     """Validate and store one setting; returns the stored value."""
     return set_settings(db, {key: value})[key]

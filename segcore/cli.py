@@ -20,12 +20,14 @@ from typing import Any, NoReturn, TextIO
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from ._cli_import import add_import_commands as _add_import_commands
+from ._cli_import import progress_printer
 from ._db import ENV_VAR, Database
 from ._demo import DEMO_MAX_CONTACTS, load_demo
 from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
 from ._models import Contact
 from ._settings import SETTINGS, set_setting, settings_of
-from .imports import ImportReport, Progress
+from .imports import ImportReport
 
 __all__ = ["build_parser", "main"]
 
@@ -34,8 +36,6 @@ Handler = Callable[[Database, argparse.Namespace], Output]
 
 # Rejected rows listed in plain text; --json carries the report's first 1,000.
 TEXT_ERROR_LINES = 20
-# Imports of fewer rows finish before a progress line would help.
-PROGRESS_MIN_ROWS = 50_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,7 +166,7 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
                 f"the database already holds {stored:,} contacts: add --force to load demo contacts anyway"
             )
         summary = load_demo(
-            db, args.demo, seed=args.seed, today=args.today, progress=_progress_printer("demo")
+            db, args.demo, seed=args.seed, today=args.today, progress=progress_printer("demo")
         )
         data["demo"] = summary.as_dict()
         lines.append(
@@ -182,9 +182,7 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
 
 def add_import_commands(sub: Any) -> None:
     """Register `import contacts|interactions`, `fields` and `mappings` (in _cli_import)."""
-    from ._cli_import import add_import_commands as add
-
-    add(sub, _Parser, _existing_file)
+    _add_import_commands(sub, _Parser, _existing_file)
 
 
 def report_text(report: ImportReport, *, limit: int = TEXT_ERROR_LINES) -> str:
@@ -197,23 +195,6 @@ def report_text(report: ImportReport, *, limit: int = TEXT_ERROR_LINES) -> str:
             f"  ... and {more:,} more problems (the JSON report lists the first {len(report.errors):,})"
         )
     return "\n".join(lines)
-
-
-def _progress_printer(label: str, stream: TextIO | None = None) -> Progress:
-    """A progress callback printing one line per stage and tenth on standard error, for long jobs only."""
-    shown: dict[str, int] = {}
-
-    def progress(done: int, total: int, stage: str) -> None:
-        if total < PROGRESS_MIN_ROWS:
-            return
-        tenth = min(10, done * 10 // total) if total else 10
-        if shown.get(stage, -1) >= tenth:
-            return
-        shown[stage] = tenth
-        out = stream or sys.stderr
-        print(f"{label}: {stage} {tenth * 10}% ({done:,} of {total:,})", file=out, flush=True)
-
-    return progress
 
 
 # ---------------------------------------------------------------------------------------------------------- main

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+import segcore._cli_import as _cli_import
 import segcore.cli as cli
 from segcore import Database
 from segcore._models import Contact, Interaction
@@ -181,7 +182,7 @@ def test_long_text_reports_are_capped(capsys: pytest.CaptureFixture[str], url: s
 def test_progress_goes_to_stderr_not_to_json(
     capsys: pytest.CaptureFixture[str], url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "PROGRESS_MIN_ROWS", 1)
+    monkeypatch.setattr(_cli_import, "PROGRESS_MIN_ROWS", 1)
     code, out, err = run(capsys, "--db", url, "--json", "import", "contacts", str(DATA / "contacts_good.csv"))
     assert code == 0 and json.loads(out)["inserted"] == 6
     assert "contacts: writing contacts 100%" in err and "Traceback" not in err

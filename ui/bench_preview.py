@@ -16,10 +16,14 @@ from pathlib import Path
 
 import plotly.io as pio
 
-from segcore._db import Database
-from segcore._demo import load_demo
-from segcore._engine import ActionRequest, apply_action, create_segment
-from segcore._filter_tree import from_json
+from segcore import (
+    ActionRequest,
+    Database,
+    apply_action,
+    create_segment,
+    from_json,
+    load_demo,
+)
 from ui.charts import preview_with_figures
 
 ADD = {"field": "country", "op": "in", "value": ["FR", "DE", "BE", "NL"]}

@@ -8,11 +8,20 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from segcore._db import Database
-from segcore._engine import ActionRequest
-from segcore._preview import StepPreview, preview_step, segment_distributions
-from segcore._stats import DIMENSIONS, UNKNOWN, Dimension, Distribution, chart_dimensions, dimension_of
-from segcore.fields import FieldRegistry
+from segcore import (
+    DIMENSIONS,
+    UNKNOWN,
+    ActionRequest,
+    Database,
+    Dimension,
+    Distribution,
+    FieldRegistry,
+    StepPreview,
+    chart_dimensions,
+    dimension_of,
+    preview_step,
+    segment_distributions,
+)
 
 ACCENT = "#0E7C86"  # the one accent colour (also .streamlit/config.toml primaryColor)
 BEFORE_COLOR = "#B4BCC8"  # "now" is quiet grey, "after" is the accent: the eye goes to what changes

@@ -29,8 +29,27 @@ from typing import Any
 
 import streamlit as st
 
-from segcore import FilterError, FilterSyntaxError, SegcoreError
-from segcore.fields import BUILTIN, CONTACT_FIELDS, EVALUATIONS, FieldRegistry, FieldSpec, fields_of
+from segcore import (
+    BUILTIN,
+    CONTACT_FIELDS,
+    EVALUATIONS,
+    FieldRegistry,
+    FieldSpec,
+    FilterError,
+    FilterSyntaxError,
+    SegcoreError,
+    describe,
+    fields_of,
+    from_json,
+    number_bounds,
+    parse_text,
+    to_json,
+    to_text,
+    value_counts,
+)
+from segcore import (
+    data_token as _core_data_token,
+)
 from ui import state
 from ui.format import n, with_count
 
@@ -251,7 +270,6 @@ def model_json(m: dict[str, Any], fields: FieldRegistry = BUILTIN) -> tuple[dict
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _value_counts(url: str, token: str, field: str, relation: str | None, questionnaire: str | None) -> list[tuple[str, int]]:
-    from segcore._browse import value_counts
 
     del token  # part of the cache key only: new data, new counts
     return value_counts(state._open(url), field, relation, questionnaire=questionnaire)
@@ -259,7 +277,6 @@ def _value_counts(url: str, token: str, field: str, relation: str | None, questi
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def _bounds(url: str, token: str, field: str, today: dt.date) -> tuple[float, float] | None:
-    from segcore._browse import number_bounds
 
     del token
     return number_bounds(state._open(url), field, today=today)
@@ -268,9 +285,8 @@ def _bounds(url: str, token: str, field: str, today: dt.date) -> tuple[float, fl
 @st.cache_data(show_spinner=False, ttl=5)
 def data_token(url: str) -> str:
     # A few seconds of staleness is fine for value counts; it saves a query on every widget change.
-    from segcore._browse import data_token as token
 
-    return token(state._open(url))
+    return _core_data_token(state._open(url))
 
 
 def counts_for(field: str, relation: str | None = None, questionnaire: str | None = None) -> list[tuple[str, int]]:
@@ -566,7 +582,6 @@ def _render_text(fields: FieldRegistry) -> tuple[Any, str | None]:
     _custom_names_caption(fields)
     if not text.strip():
         return None, None
-    from segcore._filter_text import parse_text
 
     try:
         return parse_text(text, fields), None
@@ -589,8 +604,6 @@ def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
     """Render the builder (widgets or text form) and return the filter it holds.
 
     `fields` is the database's registry, read once per run by the page (`fields_of(db)`); read here when None."""
-    from segcore._filter_describe import describe
-    from segcore._filter_tree import from_json, to_json
 
     if fields is None:
         fields = fields_of(state.get_db())
@@ -612,7 +625,6 @@ def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
                 error = str(e)
     desc = describe(node, fields) if node is not None else ""
     if mode == "widgets" and node is not None:
-        from segcore._filter_text import to_text
 
         lines = to_text(node, fields)
         if lines is not None:

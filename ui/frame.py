@@ -9,8 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from segcore import NotFoundError, SegcoreError
-from segcore._engine import SegmentInfo, get_segment
+from segcore import (
+    NotFoundError,
+    SegcoreError,
+    SegmentInfo,
+    get_segment,
+)
 from ui import state
 from ui.format import STATUS_COLORS, n
 

@@ -12,12 +12,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segcore import SegcoreError
-from segcore._browse import minimum_segment_size
-from segcore._db import Database
-from segcore._engine import SegmentInfo
-from segcore._lifecycle import (
+from segcore import (
+    Database,
     LoggedInfo,
+    SegcoreError,
+    SegmentInfo,
     cancel_logged,
     get_logged,
     is_small,
@@ -25,6 +24,7 @@ from segcore._lifecycle import (
     log_segment,
     logged_interactions,
     logged_members,
+    minimum_segment_size,
     status_history,
     submit_segment,
     withdraw_segment,

@@ -7,7 +7,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from segcore._stats import UNKNOWN, Dimension
+from segcore import (
+    UNKNOWN,
+    Dimension,
+)
 from ui.charts import ACCENT, BEFORE_COLOR, bucket_label, in_order, ordered_rule
 
 __all__ = ["composition_figure", "overlap_figure"]

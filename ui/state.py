@@ -17,8 +17,15 @@ from typing import Any
 
 import streamlit as st
 
-from segcore import ConflictError, Database, SegcoreError, resolve_url
-from segcore._engine import current_user
+from segcore import (
+    ConflictError,
+    Database,
+    SegcoreError,
+    contact_count,
+    current_user,
+    load_demo,
+    resolve_url,
+)
 
 PAGES = {
     "segments": "pages/segments.py",
@@ -66,7 +73,6 @@ def demo_size() -> int:
 
 def ensure_demo_data(db: Database) -> None:
     """On the first start of an empty database, create demo contacts with a visible progress bar, then go on."""
-    from segcore._browse import contact_count
 
     flag = f"sx.has_data::{db.url}"
     if st.session_state.get(flag):
@@ -78,7 +84,6 @@ def ensure_demo_data(db: Database) -> None:
 
 
 def _load_demo(db: Database, n: int) -> None:
-    from segcore._demo import load_demo
 
     box = st.container(border=True)
     box.markdown(f"**First start: creating {n:,} demo contacts** so there is something to segment.")

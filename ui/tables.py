@@ -7,7 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from segcore.fields import BUILTIN, FieldRegistry
+from segcore import (
+    BUILTIN,
+    FieldRegistry,
+)
 
 # Empty cells show as nothing, not as a grey "None".
 PLACEHOLDER = ""
