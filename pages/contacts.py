@@ -16,7 +16,7 @@ from segcore import (
     search_contacts,
 )
 from ui import frame, state
-from ui.format import money, n, plural, when
+from ui.format import money, n, plural, shown_range, when
 from ui.tables import PLACEHOLDER, contact_columns, table_height
 
 PAGE_SIZE = 50
@@ -61,9 +61,8 @@ def _browse() -> None:
         placeholder=PLACEHOLDER,
     )
     with st.container(horizontal=True, vertical_alignment="center"):
-        total = f"{n(page.total)}+" if page.capped else n(page.total)
         hint = "type more to narrow the search" if page.capped else "click a row to see the contact"
-        st.caption(f"{n(page.offset + 1)}–{n(page.offset + len(page.rows))} of {total} contacts · {hint}")
+        st.caption(f"{shown_range(page.offset, len(page.rows), page.total, 'contact', capped=page.capped)} · {hint}")
         if page.pages > 1:
             st.pagination(page.pages, key="ct.page", default=min(page_no, page.pages))
 

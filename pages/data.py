@@ -441,15 +441,19 @@ def _save_mapping_row(plan: ImportPlan) -> None:
 
 
 def _report_view(report: ImportReport, *, applied: bool) -> None:
-    cols = st.columns(4)
-    cols[0].metric("Rows read", n(report.rows_total), border=True)
-    cols[1].metric("Valid", n(report.rows_valid), border=True)
-    cols[2].metric("Rejected", n(report.rows_rejected), border=True)
-    if report.kind == "contacts":
-        cols[3].metric("New / updated" if not applied else "Inserted / updated",
-                       f"{n(report.inserted)} / {n(report.updated)}", border=True)
-    else:
-        cols[3].metric("To add" if not applied else "Added", n(report.inserted), border=True)
+    # One card a number, each as wide as its number, in a row that wraps: four equal columns cut "12,345 / 7,655"
+    # (new / updated in one card) to "12,345 / 7,…".
+    with st.container(horizontal=True, gap="small"):
+        st.metric("Rows read", n(report.rows_total), border=True, width="content")
+        st.metric("Valid", n(report.rows_valid), border=True, width="content")
+        st.metric("Rejected", n(report.rows_rejected), border=True, width="content")
+        if report.kind == "contacts":
+            st.metric("New" if not applied else "Inserted", n(report.inserted), border=True, width="content",
+                      help="Contacts not in the database yet" if not applied else None)
+            st.metric("To update" if not applied else "Updated", n(report.updated), border=True, width="content",
+                      help="Contacts already in the database, found by their key" if not applied else None)
+        else:
+            st.metric("To add" if not applied else "Added", n(report.inserted), border=True, width="content")
     notes = [f"Read: {report.source or report.encoding}"]
     if report.new_fields:
         verb = "created" if applied else "to create"
@@ -467,7 +471,8 @@ def _report_view(report: ImportReport, *, applied: bool) -> None:
                                     "value": st.column_config.TextColumn("Value", width="medium"),
                                     "reason": st.column_config.TextColumn("Reason", width="large")})
         if report.errors_truncated:
-            st.caption(f"The first {n(len(report.errors))} problems are listed.")
+            st.caption(f"The first {plural(len(report.errors), 'problem')} "
+                       f"{'is' if len(report.errors) == 1 else 'are'} listed.")
 
 
 # --------------------------------------------------------------------------------------------- import section
@@ -730,7 +735,7 @@ def _export_section() -> None:
     current = state.current_segment_no()
     state.seed_widget("dt.exp.seg", current if current in by_no else nos[0])
     no = st.selectbox("Segment", nos, key="dt.exp.seg",
-                      format_func=lambda v: f"{v} · {by_no[v].description} ({n(by_no[v].size)} members)")
+                      format_func=lambda v: f"{v} · {by_no[v].description} ({plural(by_no[v].size, 'member')})")
     info = by_no[no]
     with state.core_errors():
         check_exportable(db, no)

@@ -100,7 +100,8 @@ def _delete(no: str) -> None:
 def _history_figure(points: list) -> go.Figure:
     fig = go.Figure(go.Scatter(
         x=[p.at for p in points], y=[p.count for p in points], mode="lines+markers", line={"color": ACCENT},
-        hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y:,} contacts<extra></extra>",
+        customdata=[plural(p.count, "contact") for p in points],
+        hovertemplate="%{x|%Y-%m-%d %H:%M}: %{customdata}<extra></extra>",
     ))
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
                       yaxis={"rangemode": "tozero", "gridcolor": "#EEF1F4", "tickformat": ",d"})
@@ -120,12 +121,16 @@ def _detail(info: DynamicInfo) -> None:
         except SegcoreError as e:
             st.error(str(e))
             return
-        cols = st.columns(3)
-        cols[0].metric("Contacts in segment", n(count), border=True,
-                       delta=f"{count - info.last_count:+,} since last refresh"
-                       if info.last_count is not None and count != info.last_count else None)
-        cols[1].metric("All contacts", n(total), border=True)
-        cols[2].metric("Share", pct(count / total if total else None), border=True)
+        # Cards as wide as their numbers, in a row that wraps: equal columns cut "+4,123 since…" and "10,…".
+        with st.container(horizontal=True, gap="small"):
+            last = info.last_count
+            changed = last is not None and count != last
+            st.metric("Contacts in segment", n(count), border=True, width="content",
+                      delta=f"{count - last:+,} since last refresh" if last is not None and changed else None,
+                      help=f"{plural(last, 'contact')} at the last refresh, {when(info.last_refreshed_at)} UTC"
+                      if last is not None and changed else None)
+            st.metric("All contacts", n(total), border=True, width="content")
+            st.metric("Share", pct(count / total if total else None), border=True, width="content")
         st.caption(f"Counted now in {ms:,.0f} ms. Contacts flagged “exclude from segments” are left out, as a "
                    "static segment's Add leaves them out.")
         with st.container(horizontal=True):
@@ -159,7 +164,7 @@ def _detail(info: DynamicInfo) -> None:
             campaigns = [c.no for c in list_campaigns(db)]
             st.selectbox("Campaign", ["", *campaigns], key=f"dy.fz.campaign.{info.no}",
                          format_func=lambda v: v or "(none)")
-            st.button(f"Freeze {n(count)} contacts", type="primary", icon=":material/ac_unit:", key="dy.freeze",
+            st.button(f"Freeze {plural(count, 'contact')}", type="primary", icon=":material/ac_unit:", key="dy.freeze",
                       on_click=_freeze, args=(info.no,), disabled=count == 0)
             frozen = st.session_state.get("dy.frozen")
             if frozen:
@@ -177,7 +182,8 @@ def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
             st.info(f"**Filter:** {built.description}", icon=":material/filter_alt:")
             try:
                 count, total = count_filter(db, node)
-                st.caption(f"**{n(count)}** of {n(total)} contacts match today.")
+                st.caption(f"**{n(count)}** of {plural(total, 'contact')} {'matches' if count == 1 else 'match'} "
+                           "today.")
             except SegcoreError as e:
                 st.error(str(e))
                 node = None

@@ -25,7 +25,7 @@ from segcore import (
     remove_emails,
 )
 from ui import frame, state
-from ui.format import n, plural
+from ui.format import n, plural, shown_range
 from ui.tables import PLACEHOLDER, table_height
 
 K_PICK = "gr.pick"
@@ -96,7 +96,7 @@ def _create() -> None:
         info, change = create_group(db, ss.get("gr.new.name") or "", description=ss.get("gr.new.desc") or "",
                                     emails=_entries("gr.new"))
         state.flash("success", f"Group {info.name} created: {_change_text(change)} "
-                               f"{n(info.matched_count)} match a contact.")
+                               f"{n(info.matched_count)} {'matches' if info.matched_count == 1 else 'match'} a contact.")
         ss[K_PICK] = info.name
         ss.pop("gr.new.name", None)
         ss.pop("gr.new.desc", None)
@@ -124,7 +124,7 @@ def _to_segment(name: str) -> None:
         r = group_to_segment(db, name, no, user=state.user())
         state.flash("success", f"Added group {name} to {no} as step {r.seq}: {n(r.added)} added, "
                                f"{plural(len(r.unmatched), 'address', 'addresses')} without a contact → "
-                               f"{n(r.size_after)} members.")
+                               f"{plural(r.size_after, 'member')}.")
 
 
 def _delete(name: str) -> None:
@@ -161,8 +161,8 @@ def _addresses(info: GroupInfo) -> None:
                                 "contact_no": "Contact no.", "name": "Name"})
     with st.container(horizontal=True, vertical_alignment="center"):
         first = (page_no - 1) * PAGE_SIZE + 1
-        st.caption(f"{n(first)}–{n(first + len(rows) - 1)} of {n(total)} {STATUS[status].lower()} addresses"
-                   if status != "all" else f"{n(first)}–{n(first + len(rows) - 1)} of {n(total)} addresses")
+        kind = "" if status == "all" else f"{STATUS[status].lower()} "
+        st.caption(shown_range(first - 1, len(rows), total, f"{kind}address", f"{kind}addresses"))
         pages = -(-total // PAGE_SIZE)
         if pages > 1:
             st.pagination(pages, key=page_key, default=min(page_no, pages))
@@ -173,11 +173,12 @@ def _detail(info: GroupInfo) -> None:
         st.subheader(info.name, anchor=False)
         if info.description:
             st.caption(info.description)
-        cols = st.columns(3)
-        cols[0].metric("Addresses", n(info.address_count), border=True)
-        cols[1].metric("Matched", n(info.matched_count), border=True,
-                       help="Addresses equal to a contact's e-mail (case does not matter)")
-        cols[2].metric("Unmatched", n(info.unmatched_count), border=True)
+        # Cards as wide as their numbers, in a row that wraps (equal columns cut long numbers short).
+        with st.container(horizontal=True, gap="small"):
+            st.metric("Addresses", n(info.address_count), border=True, width="content")
+            st.metric("Matched", n(info.matched_count), border=True, width="content",
+                      help="Addresses equal to a contact's e-mail (case does not matter)")
+            st.metric("Unmatched", n(info.unmatched_count), border=True, width="content")
         left, right = st.columns([3, 2], gap="large")
         with left:
             _addresses(info)

@@ -160,7 +160,7 @@ if not segments:
     )
     st.stop()
 
-st.caption(f"{plural(len(segments), 'segment')} · {n(contact_count(db))} contacts in the database")
+st.caption(f"{plural(len(segments), 'segment')} · {plural(contact_count(db), 'contact')} in the database")
 nos = [s.no for s in segments]
 minimum = minimum_segment_size(db)
 st.dataframe(
@@ -171,7 +171,7 @@ st.dataframe(
     selection_mode="single-row",
     column_config={
         "Members": st.column_config.NumberColumn(format="%,d"),
-        "Small": st.column_config.TextColumn(help=f"Under the minimum of {minimum:,} members: cannot be exported or "
+        "Small": st.column_config.TextColumn(help=f"Under the minimum of {plural(minimum, 'member')}: cannot be exported or "
                                              "logged, and small chart buckets are hidden"),
         "Steps": st.column_config.NumberColumn(format="%d", help="Applied steps in the criteria log"),
         "Last change": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,10 @@ SPEND_BANDS: tuple[tuple[str, float, float | None], ...] = (
 
 @dataclass(frozen=True)
 class Dimension:
-    """One chart axis: its name, title, and the order of its buckets when that order is fixed."""
+    """One chart axis: its name, title, and the order of its buckets when that order is fixed.
+
+    `ordered` says whether the buckets have an order of their own (a fixed order, years, number bands, yes/no);
+    `arrange` puts buckets in the order every chart draws them. Charts ask these rather than sorting themselves."""
 
     name: str
     title: str
@@ -64,6 +67,40 @@ class Dimension:
     # How a field that is not one of the seven fixed charts buckets its contacts: "value" (its code), "year" (of a
     # date), "magnitude" (a number's power of ten), "boolean" (yes / no).
     rule: str = ""
+
+    @property
+    def ordered(self) -> bool:
+        """True when the buckets have an order of their own: a fixed order (age bands, spend bands, churn risk,
+        yes/no), years, or number bands. False for codes (countries, industries): those are drawn largest first."""
+        return bool(self.order) or self.rule in ("year", "magnitude", "boolean")
+
+    def bucket_key(self, bucket: str) -> tuple[int, float, str]:
+        """Sort key of a bucket of an ordered dimension: the fixed order, else years and number bands low to high;
+        a bucket the order does not know after the known ones, "(none)" always last."""
+        if bucket == UNKNOWN:
+            return (3, 0.0, bucket)
+        if self.order:
+            return (0, float(self.order.index(bucket)), bucket) if bucket in self.order else (2, 0.0, bucket)
+        if self.rule == "year":
+            try:
+                return (0, float(int(bucket)), bucket)
+            except ValueError:
+                return (2, 0.0, bucket)
+        if self.rule == "magnitude":
+            key = _magnitude_key(bucket)
+            return (0, key, bucket) if key != math.inf else (2, 0.0, bucket)
+        return (2, 0.0, bucket)
+
+    def arrange(self, buckets: Mapping[str, int] | Iterable[str]) -> list[str]:
+        """The buckets in the order a chart draws them: an ordered dimension in its own order; any other largest
+        first (by the counts of a mapping; as given for a plain list), ties by name. "(none)" is always last."""
+        if self.ordered:
+            return sorted(buckets, key=self.bucket_key)
+        if isinstance(buckets, Mapping):
+            counts = buckets
+            return sorted(counts, key=lambda k: (k == UNKNOWN, -counts[k], k))
+        given = list(dict.fromkeys(buckets))
+        return [k for k in given if k != UNKNOWN] + [k for k in given if k == UNKNOWN]
 
 
 DIMENSIONS: dict[str, Dimension] = {
@@ -247,7 +284,7 @@ def distribution_sql(
         bucket = _bucket_expr(dimension, today, fields).label("bucket")
         stmt = select(bucket, func.count()).where(contacts.c.id.in_(ids)).group_by(bucket)
         counts = {str(k): int(v) for k, v in conn.execute(stmt)}
-    return Distribution(dimension, _ordered(dimension, counts), total)
+    return Distribution(dimension, _ordered(dimension, counts, fields), total)
 
 
 def flagged_distributions(
@@ -313,7 +350,7 @@ def flagged_distributions(
             if totals[k] - with_any[k]:
                 counts[k][d][UNKNOWN] = totals[k] - with_any[k]
     return [
-        (totals[k], {d: Distribution(d, _ordered(d, counts[k][d]), totals[k]) for d in dimensions})
+        (totals[k], {d: Distribution(d, _ordered(d, counts[k][d], fields), totals[k]) for d in dimensions})
         for k in range(len(flags))
     ]
 
@@ -323,24 +360,26 @@ def _code_kind(dimension: str, fields: FieldRegistry) -> str:
     return spec.code_kind if spec is not None else dimension
 
 
-def _ordered(dimension: str, counts: dict[str, int]) -> dict[str, int]:
-    fixed = DIMENSIONS.get(dimension)
-    order = fixed.order if fixed is not None else ()
-    if not order and counts and set(counts) <= {YES, NO, UNKNOWN}:
-        order = (YES, NO, UNKNOWN)
-    if order:
-        return {k: counts[k] for k in order if counts.get(k)} | {k: v for k, v in counts.items() if k not in order}
+def _ordered(dimension: str, counts: dict[str, int], fields: FieldRegistry | None = None) -> dict[str, int]:
+    """Counts in their dimension's chart order (`Dimension.arrange`). Without the registry a custom dimension is
+    recognised by its buckets: yes/no, years, number bands; else largest first."""
+    try:
+        dim = dimension_of(dimension, fields)
+    except KeyError:
+        dim = _sniffed(dimension, counts)
+    return {k: counts[k] for k in dim.arrange(counts)}
+
+
+def _sniffed(dimension: str, counts: dict[str, int]) -> Dimension:
+    """A dimension the registry was not asked about, told from its buckets."""
     labels = [k for k in counts if k != UNKNOWN]
+    if labels and set(labels) <= {YES, NO}:
+        return Dimension(dimension, dimension, (YES, NO, UNKNOWN), rule="boolean")
     if labels and all(k.isdigit() and len(k) == 4 for k in labels):
-        # Years, in time order.
-        return {k: counts[k] for k in sorted(labels)} | ({UNKNOWN: counts[UNKNOWN]} if UNKNOWN in counts else {})
+        return Dimension(dimension, dimension, rule="year")
     if labels and all(_MAGNITUDE.fullmatch(k) for k in labels):
-        # Power-of-ten bands, low to high.
-        ordered = sorted(labels, key=_magnitude_key)
-        return {k: counts[k] for k in ordered} | ({UNKNOWN: counts[UNKNOWN]} if UNKNOWN in counts else {})
-    # Free dimensions: largest first, "(none)" last.
-    items = sorted(counts.items(), key=lambda kv: (kv[0] == UNKNOWN, -kv[1], kv[0]))
-    return dict(items)
+        return Dimension(dimension, dimension, rule="magnitude")
+    return Dimension(dimension, dimension, rule="value")
 
 
 def composition(segment: Distribution, everyone: Distribution) -> list[dict[str, Any]]:

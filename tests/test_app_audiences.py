@@ -108,3 +108,56 @@ def test_group_add_more_and_delete(app_db: Database) -> None:
     at.button(key="gr.delete").click()
     run(at)
     assert list_groups(app_db) == []
+
+
+# ------------------------------------------------------------------------------------------------- plurals
+
+
+def first_contact(db: Database) -> tuple[str, str]:
+    from sqlalchemy import select
+
+    from segcore._models import Contact
+
+    with db.read() as conn:
+        row = conn.execute(
+            select(Contact.contact_no, Contact.email)
+            .where(Contact.email.is_not(None), Contact.exclude_from_segments.is_(False))
+            .order_by(Contact.id)
+            .limit(1)
+        ).one()
+    return str(row[0]), str(row[1])
+
+
+def test_one_contact_reads_in_the_singular_on_the_dynamic_page(app_db: Database) -> None:
+    no, _ = first_contact(app_db)
+    create_dynamic(app_db, "ONE", parse_text([f"contact_no={no}"]))
+    at = open_page(DYNAMIC)
+    assert at.button(key="dy.freeze").label == "Freeze 1 contact"
+    at.segmented_control(key="fb.mode").set_value("text")
+    run(at)
+    at.text_area(key="fb.text").input(f"contact_no={no}")
+    run(at)
+    _, total = count_filter(app_db, parse_text([f"contact_no={no}"]))
+    assert f"**1** of {n(total)} contacts matches today." in texts(at.caption)
+
+
+def test_one_address_and_one_member_read_in_the_singular_on_the_groups_page(app_db: Database) -> None:
+    _, email = first_contact(app_db)
+    at = open_page(GROUPS)
+    at.text_input(key="gr.new.name").input("Solo")
+    at.text_area(key="gr.new.text").input(email)
+    run(at)
+    at.button(key="gr.create").click()
+    run(at)
+    assert any(s.endswith("1 matches a contact.") for s in texts(at.success))
+    assert "1 of 1 address" in texts(at.caption)
+    at.segmented_control(key="gr.status").set_value("matched")
+    run(at)
+    assert "1 of 1 matched address" in texts(at.caption)
+    create_segment(app_db, "SOLO", description="One visitor")
+    at = open_page(GROUPS)
+    at.selectbox(key="gr.seg").set_value("SOLO")
+    assert at.button(key="gr.toseg").label == "Add 1 matched contact"
+    at.button(key="gr.toseg").click()
+    run(at)
+    assert any(s.endswith("→ 1 member.") for s in texts(at.success)), texts(at.success)

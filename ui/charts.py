@@ -22,6 +22,7 @@ from segcore import (
     preview_step,
     segment_distributions,
 )
+from ui.format import plural
 
 ACCENT = "#0E7C86"  # the one accent colour (also .streamlit/config.toml primaryColor)
 BEFORE_COLOR = "#B4BCC8"  # "now" is quiet grey, "after" is the accent: the eye goes to what changes
@@ -32,7 +33,8 @@ MAX_BARS = 10
 # A chart whose buckets keep their order (years, number bands) draws them all, thinner past this many.
 MAX_ROWS_FULL_HEIGHT = 16
 MAX_HEIGHT = 620
-OTHER = "Other"
+# The bucket the tail of a long unordered dimension folds into: a key no stored code can be; drawn as "12 others".
+OTHER = "\x00other"
 DEFAULT_DIMENSIONS: tuple[str, ...] = tuple(DIMENSIONS)
 # Bucket labels as a reader expects them; codes not listed are shown as stored.
 _PRETTY = {
@@ -43,56 +45,28 @@ _PRETTY = {
 _VALUE_AXIS = {"count": "Contacts", "share": "Share of segment"}
 
 
-def ordered_rule(dim: Dimension) -> bool:
-    """True when a dimension's buckets have an order of their own (fixed, years, number bands, yes/no)."""
-    return bool(dim.order) or dim.rule in ("year", "magnitude", "boolean")
-
-
-def _bucket_key(dim: Dimension, label: str) -> tuple[int, float, str]:
-    """Sort key of a bucket of an ordered dimension: years and number bands low to high, "(none)" last."""
-    if label == UNKNOWN:
-        return (2, 0.0, label)
-    if dim.rule == "year":
-        return (0, float(label), label) if label.isdigit() else (1, 0.0, label)
-    if dim.rule == "magnitude":
-        if label == "< 0":
-            return (0, -1.0, label)
-        head = label.split("–")[0].replace(",", "")
-        try:
-            return (0, float(head) + (0.5 if label == "0–1" else 0.0), label)
-        except ValueError:
-            return (1, 0.0, label)
-    return (1, 0.0, label)
-
-
-def in_order(dim: Dimension, buckets: Sequence[str] | Mapping[str, Any]) -> list[str]:
-    """The buckets of an ordered dimension in its order: the fixed order first, else years and number bands low to
-    high, "(none)" last. (Each distribution comes in order already, but "Now" and "After" may each miss buckets.)"""
-    if dim.order:
-        return [k for k in dim.order if k in buckets] + [k for k in buckets if k not in dim.order]
-    return sorted(buckets, key=lambda k: _bucket_key(dim, k))
-
-
-def _labels(dim: Dimension, dists: list[Distribution]) -> list[str]:
-    """The buckets to draw: in the dimension's own order when it has one (fixed order, years, number bands), else
-    largest first with the tail folded into Other."""
+def _labels(dim: Dimension, dists: list[Distribution]) -> tuple[list[str], int]:
+    """The buckets to draw, in the order the core gives (`Dimension.arrange`): an ordered dimension's own order (age
+    bands, spend bands, years, number bands; all of them), else largest first with the tail folded into OTHER; and
+    how many buckets were folded. "Not set" is never folded away: it stays, last."""
     seen: dict[str, int] = {}
     for d in dists:
         for k, v in d.counts.items():
             seen[k] = max(seen.get(k, 0), v)
-    if ordered_rule(dim):
-        return in_order(dim, seen)
-    ranked = sorted(seen, key=lambda k: (k == UNKNOWN, -seen[k], k))
-    if len(ranked) > MAX_BARS:
-        return ranked[: MAX_BARS - 1] + [OTHER]
-    return ranked
+    ranked = dim.arrange(seen)
+    if dim.ordered or len(ranked) <= MAX_BARS:
+        return ranked, 0
+    unknown = [UNKNOWN] if UNKNOWN in seen else []
+    named = [k for k in ranked if k != UNKNOWN]
+    keep = MAX_BARS - 1 - len(unknown)
+    return named[:keep] + [OTHER] + unknown, len(named) - keep
 
 
 def _values(d: Distribution, labels: list[str], mode: str) -> list[float]:
-    shown = set(labels)
+    shown = set(labels) - {OTHER}
     out = []
     for k in labels:
-        if k == OTHER and OTHER not in d.counts:
+        if k == OTHER:
             v = sum(c for b, c in d.counts.items() if b not in shown)
         else:
             v = d.counts.get(k, 0)
@@ -168,22 +142,25 @@ def distribution_figure(
     `fields` is the database's registry, for custom dimensions (their title is the field's label)."""
     dists = list(series.values())
     dim = dimension_of(dimension, fields)
-    labels = _labels(dim, dists)
+    labels, folded = _labels(dim, dists)
     title = dim.title
     colors = {BEFORE_NAME: BEFORE_COLOR, AFTER_NAME: AFTER_COLOR}
-    hover = "%{y}: %{x:.1%}" if mode == "share" else "%{y}: %{x:,.0f} contacts"
-    shown = [bucket_label(dim, k) for k in labels]
+    # "1 contact", "2 contacts": the count's words are written here, a hover template cannot choose the noun.
+    hover = "%{y}: %{x:.1%}" if mode == "share" else "%{y}: %{customdata}"
+    shown = [plural(folded, "other") if k == OTHER else bucket_label(dim, k) for k in labels]
     data = [
         {
             "type": "bar",
             "orientation": "h",
             "y": shown,
-            "x": _values(dist, labels, mode),
+            "x": values,
+            **({"customdata": [plural(round(v), "contact") for v in values]} if mode == "count" else {}),
             "name": name,
             "marker": {"color": colors.get(name, ACCENT)},
             "hovertemplate": hover + f"<extra>{name}</extra>",
         }
         for name, dist in series.items()
+        for values in [_values(dist, labels, mode)]
     ]
     rows = max(1, len(labels))
     per_row = 13 * len(series) + 6
@@ -199,7 +176,11 @@ def distribution_figure(
         "margin": {"l": 4, "r": 12, "t": 34, "b": 4},
         # One legend for all charts (legend_html) instead of one squeezed into each chart.
         "showlegend": False,
-        "yaxis": {"title": {"text": title}, "type": "category", "autorange": "reversed", "automargin": True},
+        # The order is the core's, told to Plotly outright (first bucket on top), not left to its own rules.
+        "yaxis": {
+            "title": {"text": title}, "type": "category", "categoryorder": "array", "categoryarray": shown,
+            "autorange": "reversed", "automargin": True,
+        },
         "xaxis": {
             "title": {"text": _VALUE_AXIS[mode]},
             "tickformat": ".0%" if mode == "share" else ",d",

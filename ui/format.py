@@ -58,7 +58,19 @@ def with_count(value: str, count: int) -> str:
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
+    """A count with its noun, singular for exactly one: 1 contact, 2 contacts, 0 contacts, 1 address, 3 addresses."""
     return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
+def shown_range(offset: int, shown: int, total: int, word: str, words: str | None = None, *,
+                capped: bool = False) -> str:
+    """Which rows of a paged table are on screen: "1–25 of 1,234 contacts", "1 of 1 contact", "26–50 of 1,000+
+    contacts" (`capped`: the count stopped at `total`)."""
+    first, last = offset + 1, offset + shown
+    where = f"{first:,}" if last <= first else f"{first:,}–{last:,}"
+    if capped:
+        return f"{where} of {total:,}+ {words or word + 's'}"
+    return f"{where} of {plural(total, word, words)}"
 
 
 def cell(value: Any) -> Any:
