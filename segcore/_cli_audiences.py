@@ -29,6 +29,7 @@ from ._groups import (
     list_groups,
     parse_email_csv,
 )
+from ._words import plural
 
 __all__ = ["add_audience_commands"]
 
@@ -119,7 +120,7 @@ def _dyn_show(db: Database, args: argparse.Namespace) -> Output:
     count, total = dynamic_count(db, args.no)
     history = count_history(db, args.no)
     lines = [f"{info.no}: {info.description or 'no description'}", *("  " + x for x in info.expression.splitlines()),
-             f"contacts in segment: {count:,} of {total:,} contacts"]
+             f"contacts in segment: {count:,} of {plural(total, 'contact')}"]
     lines += [f"  {p.at:%Y-%m-%d %H:%M}  {p.count:>10,} of {p.total:,}" for p in history]
     data = {**_dyn_data(info), "count": count, "total": total,
             "history": [{"at": p.at, "count": p.count, "total": p.total} for p in history]}
@@ -137,7 +138,7 @@ def _dyn_refresh(db: Database, args: argparse.Namespace) -> Output:
 
 def _dyn_freeze(db: Database, args: argparse.Namespace) -> Output:
     info = freeze_dynamic(db, args.no, args.new_segment_no, description=args.description, campaign_no=args.campaign)
-    return (f"froze {args.no} into static segment {info.no}: {info.size:,} members",
+    return (f"froze {args.no} into static segment {info.no}: {plural(info.size, 'member')}",
             {"segment_no": info.no, "size": info.size, "status": info.status})
 
 
@@ -177,7 +178,7 @@ def _group_add(db: Database, args: argparse.Namespace) -> Output:
 def _group_show(db: Database, args: argparse.Namespace) -> Output:
     info = get_group(db, args.name)
     rows, total = group_addresses(db, args.name, status="unmatched" if args.unmatched else "all", limit=args.limit)
-    lines = [f"{info.name}: {info.address_count:,} addresses, {info.matched_count:,} matched, "
+    lines = [f"{info.name}: {plural(info.address_count, 'address', 'addresses')}, {info.matched_count:,} matched, "
              f"{info.unmatched_count:,} unmatched"]
     lines += [f"  {r['email']:<50} {r['contact_no'] or '-'}" for r in rows]
     if total > len(rows):

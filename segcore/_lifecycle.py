@@ -51,6 +51,7 @@ from ._models import (
 )
 from ._settings import read_setting
 from ._snapshot import bump_data_version
+from ._words import plural
 
 __all__ = [
     "CAMPAIGN_STATUSES",
@@ -321,8 +322,8 @@ def delete_campaign(db: Database, no: str) -> None:
         info = _campaign(conn, no)
         if info.segment_count or info.logged_count:
             raise RefusedError(
-                f"campaign {no} is used by {info.segment_count} segment(s) and {info.logged_count} logged "
-                "segment(s): it cannot be deleted"
+                f"campaign {no} is used by {plural(info.segment_count, 'segment')} and "
+                f"{plural(info.logged_count, 'logged segment')}: it cannot be deleted"
             )
         conn.execute(delete(campaigns).where(campaigns.c.no == no))
 
@@ -572,7 +573,7 @@ def _log_refusal(conn: Connection, row: sa.Row[Any]) -> str | None:
         return f"segment {no} has no members to log"
     minimum = _minimum_size(conn)
     if is_small(row.size, minimum):
-        return f"segment {no} has {row.size:,} members, fewer than the minimum of {minimum:,}: it cannot be logged"
+        return f"segment {no} has {plural(row.size, 'member')}, fewer than the minimum of {minimum:,}: it cannot be logged"
     return None
 
 
@@ -671,7 +672,7 @@ def log_segment(
         held = f", {n_holdout:,} held out" if n_holdout else ""
         _add_event(
             conn, row.id, row.status, "logged", user=user,
-            comment=f"logged as {code} on {day.isoformat()}: {contacted:,} interaction(s){held}",
+            comment=f"logged as {code} on {day.isoformat()}: {plural(contacted, 'interaction')}{held}",
         )
         bump_data_version(conn)
 
@@ -700,7 +701,7 @@ def cancel_logged(db: Database, no: str, *, user: str | None = None) -> LoggedIn
         _set_header(conn, row)
         _add_event(
             conn, row.id, row.status, row.status, user=user,
-            comment=f"log cancelled: {n:,} interaction(s) marked cancelled",
+            comment=f"log cancelled: {plural(n, 'interaction')} marked cancelled",
         )
         bump_data_version(conn)
         return _logged(conn, no)

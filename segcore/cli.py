@@ -27,6 +27,7 @@ from ._demo import DEMO_MAX_CONTACTS, load_demo
 from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
 from ._models import Contact
 from ._settings import SETTINGS, set_setting, settings_of
+from ._words import plural
 from .imports import ImportReport
 
 __all__ = ["build_parser", "main"]
@@ -163,15 +164,15 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
             stored = conn.execute(select(func.count()).select_from(Contact)).scalar_one()
         if stored and not args.force:
             raise RefusedError(
-                f"the database already holds {stored:,} contacts: add --force to load demo contacts anyway"
+                f"the database already holds {plural(stored, 'contact')}: add --force to load demo contacts anyway"
             )
         summary = load_demo(
             db, args.demo, seed=args.seed, today=args.today, progress=progress_printer("demo")
         )
         data["demo"] = summary.as_dict()
         lines.append(
-            f"demo data loaded: {summary.contacts:,} contacts ({summary.companies:,} companies, "
-            f"{summary.inserted:,} new, {summary.updated:,} updated), {summary.interactions:,} interactions "
+            f"demo data loaded: {plural(summary.contacts, 'contact')} ({plural(summary.companies, 'company', 'companies')}, "
+            f"{summary.inserted:,} new, {summary.updated:,} updated), {plural(summary.interactions, 'interaction')} "
             f"(seed {summary.seed}, reference date {summary.today.isoformat()})"
         )
     return "\n".join(lines), data

@@ -26,6 +26,7 @@ from .._models import (
     SegmentAction,
     table_of,
 )
+from .._words import plural
 from .builtin import CONTACT_FIELDS, OPS_BY_TYPE, RELATIONS
 
 if TYPE_CHECKING:
@@ -303,7 +304,7 @@ def retype_custom_field(db: Database, name: str, new_type: str, *, date_order: s
                     shown = ", ".join(repr(v) for v in text[result.bad].drop_duplicates().head(3))
                     why = (
                         result.ambiguous
-                        or f"{int(result.bad.sum()):,} value(s) do not read as {new_type}: {shown}"
+                        or f"{plural(int(result.bad.sum()), 'value does', 'values do')} not read as {new_type}: {shown}"
                     )
                     raise RefusedError(f"custom field {name!r} cannot become {new_type}: {why}")
                 if new_type == "date":
