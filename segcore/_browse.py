@@ -18,6 +18,9 @@ from sqlalchemy import Connection, func, select
 from ._dates import age_on
 from ._db import Database
 from ._errors import FilterError, NotFoundError
+from ._filter_sql import compile_filter
+from ._filter_tree import Node
+from ._fold import fold, folded, in_code_point_order
 from ._models import (
     Contact,
     ContactCode,
@@ -42,11 +45,13 @@ __all__ = [
     "contact_detail",
     "contacts_by_ids",
     "data_token",
+    "excluded_count",
+    "find_contacts",
     "minimum_segment_size",
     "number_bounds",
-    "split_values",
     "search_contacts",
     "segment_members_page",
+    "split_values",
     "value_counts",
 ]
 
@@ -110,11 +115,14 @@ def _limit(limit: int) -> int:
 
 
 def _search_cond(query: str) -> sa.ColumnElement[bool] | None:
-    """Case-insensitive "contains" over the searched columns; `%` and `_` in the query are literal."""
-    q = (query or "").strip().lower()
+    """A match anywhere in the searched columns, ignoring case and accents (e-mails: case); `%`, `_` are literal."""
+    q = (query or "").strip()
     if not q:
         return None
-    return sa.or_(*(func.lower(contacts.c[c]).contains(q, autoescape=True) for c in _SEARCHED))
+    # E-mails are stored lower-case and matched as such (an address is not a name: no accent folding).
+    parts = [contacts.c.email.contains(q.lower(), autoescape=True)]
+    parts += [folded(contacts.c[c]).contains(fold(q), autoescape=True) for c in _SEARCHED if c != "email"]
+    return sa.or_(*parts)
 
 
 def _cols(columns: Sequence[str]) -> list[sa.ColumnElement[Any]]:
@@ -196,7 +204,7 @@ def search_contacts(
         conds.append(contacts.c.type == contact_type)
     cols = _cols(columns)
     with db.read() as conn:
-        if not query.strip():
+        if not (query or "").strip():
             total = int(conn.execute(select(func.count()).select_from(contacts).where(*conds)).scalar_one())
             stmt = select(*cols).where(*conds).order_by(contacts.c.contact_no).offset(offset).limit(limit)
             return Page(_rows(conn, stmt), total, offset, limit)
@@ -215,6 +223,58 @@ def contacts_by_ids(db: Database, ids: Sequence[int], columns: Sequence[str] = B
         rows = conn.execute(select(contacts.c.id, *_cols(columns)).where(contacts.c.id.in_(wanted))).mappings()
         by_id = {r["id"]: {c: r[c] for c in columns} for r in rows}
     return [by_id[i] for i in wanted if i in by_id]
+
+
+FIND_COLUMNS = ("contact_no", "name", "email", "type", "city")
+MAX_FOUND = 200
+
+
+def find_contacts(db: Database, query: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """Contacts a person means by `query`: a contact number (any case), a name or an e-mail, best matches first.
+
+    Matches, in this order: the number itself (case-insensitive), the e-mail itself, then every contact whose name
+    contains the query (case and accents ignored), whose e-mail contains it, or whose number contains it, by name.
+    Each match is a dict of FIND_COLUMNS. For "why is this contact here?", where a user types what they know."""
+    q = (query or "").strip()
+    if not q:
+        return []
+    limit = max(1, min(int(limit), MAX_FOUND))
+    key = fold(q)
+    email = q.lower()
+    number_exact = folded(contacts.c.contact_no) == key
+    email_exact = contacts.c.email == email
+    rank = sa.case((number_exact, 0), (email_exact, 1), else_=2)
+    stmt = (
+        select(*_cols(FIND_COLUMNS))
+        .where(
+            sa.or_(
+                number_exact,
+                email_exact,
+                folded(contacts.c.name).contains(key, autoescape=True),
+                contacts.c.email.contains(email, autoescape=True),
+                folded(contacts.c.contact_no).contains(key, autoescape=True),
+            )
+        )
+        # Code-point order of the folded name: the same order on every database, whatever its collation.
+        .order_by(
+            rank, in_code_point_order(folded(contacts.c.name)), in_code_point_order(contacts.c.contact_no)
+        )
+        .limit(limit)
+    )
+    with db.read() as conn:
+        return _rows(conn, stmt)
+
+
+def excluded_count(db: Database, node: Node, *, today: dt.date | None = None) -> int:
+    """How many contacts the filter matches that are flagged `exclude_from_segments`.
+
+    An Add (without "ignore exclusion") leaves them out, so they are the gap between a value's count in the Builder
+    ("FR (4,339)", every contact) and the preview's match count ("4,265 match")."""
+    with db.read() as conn:
+        where = compile_filter(node, today=today or dt.date.today(), fields=load_fields(conn))
+        flagged = contacts.c.exclude_from_segments.is_(True)
+        stmt = select(func.count()).select_from(contacts).where(flagged, where)
+        return int(conn.execute(stmt).scalar_one())
 
 
 def contact_detail(db: Database, contact_no: str, *, today: dt.date | None = None, max_interactions: int = 200) -> ContactDetail:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ._errors import ConfigError
+from ._fold import SQLITE_FUNCTION, fold_or_none
 from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting, table_of
 from ._settings import DEFAULT_SETTINGS
 
@@ -53,7 +54,12 @@ def _to_v2(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA writable_schema = OFF")
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+def _to_v3(conn: Connection) -> None:
+    """Outcomes (orders, sign-ups...) per contact and date, which campaign results measure."""
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["outcomes"]], checkfirst=True)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 
@@ -88,6 +94,8 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
     # SQLite's built-in lower() folds ASCII only; filters promise case-insensitive matching for every letter.
     dbapi_conn.create_function("lower", 1, _py_lower, deterministic=True)
+    # Free text matches regardless of case and accents: the very Python rule the in-memory path uses (_fold).
+    dbapi_conn.create_function(SQLITE_FUNCTION, 1, fold_or_none, deterministic=True)
 
 
 def _py_lower(value: Any) -> Any:

@@ -2,8 +2,10 @@
 
 The columns are the contacts import format (`CONTACT_COLUMNS`, lists joined with `;`, profile as `Q=A`), so an
 exported file can be imported again. Members are read in key-ordered chunks and formatted column by column
-(pandas), so a 300,000-member segment never sits in memory as Python rows all at once. Any text cell that a
-spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`.
+(pandas), so a 300,000-member segment never sits in memory as Python rows all at once. A text cell that a
+spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) is neutralised: in CSV
+it gets a leading `'` (a CSV cell has no type), in Excel it is written as a text cell, unchanged, so a phone
+`+49 30 1234` reads as written and `=1+1` is never evaluated.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Connection, select
 
 from ._browse import minimum_segment_size
@@ -49,7 +53,7 @@ Progress = Callable[[int, int, str], None]
 
 
 def neutralise(value: str) -> str:
-    """A text cell a spreadsheet would evaluate (=, +, -, @, tab, CR first) gets a leading quote."""
+    """A CSV text cell a spreadsheet would evaluate (=, +, -, @, tab, CR first) gets a leading quote."""
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
@@ -210,7 +214,7 @@ def _custom_columns(
 
 
 def _neutralised(column: pd.Series) -> pd.Series:
-    """Text cells a spreadsheet would evaluate get a leading quote (vectorised neutralise)."""
+    """CSV: text cells a spreadsheet would evaluate get a leading quote (vectorised neutralise)."""
     text = column.astype(object).where(column.notna(), "").astype(str)
     risky = text.str.startswith(_FORMULA_START)
     return text.where(~risky, "'" + text)
@@ -244,7 +248,16 @@ def _to_csv(frames: Iterator[pd.DataFrame], layout: _Layout) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def _xlsx_rows(frame: pd.DataFrame, layout: _Layout) -> Iterator[tuple[Any, ...]]:
+def _text_cell(ws: Any, value: str) -> WriteOnlyCell:
+    """A cell holding `value` as text whatever it starts with: Excel shows it as written and never evaluates it."""
+    cell = WriteOnlyCell(ws, value=value)
+    # openpyxl reads a leading '=' as a formula; the cell type says text, so the value stays as typed (a phone
+    # `+49 30 1234` reads `+49 30 1234`, not `'+49 ...`, and `=1+1` is those four characters).
+    cell.data_type = "s"
+    return cell
+
+
+def _xlsx_rows(frame: pd.DataFrame, layout: _Layout, ws: Any) -> Iterator[tuple[Any, ...]]:
     # Numbers, dates and booleans stay typed; only text can carry a formula. Empty text is an empty cell.
     typed = frame.astype(object).where(frame.notna(), None)
     for name in layout.integers:
@@ -252,11 +265,18 @@ def _xlsx_rows(frame: pd.DataFrame, layout: _Layout) -> Iterator[tuple[Any, ...]
         whole = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
         typed[name] = whole.astype(object).where(whole.notna(), None)
     typed_kinds = layout.dates | layout.money | layout.integers | layout.booleans | layout.numbers
+    risky = np.zeros(len(frame), dtype=bool)
     for name in layout.columns:
         if name not in typed_kinds:
-            text = _neutralised(frame[name])
+            column = frame[name]
+            text = column.astype(object).where(column.notna(), "").astype(str)
+            risky |= text.str.startswith(_FORMULA_START).to_numpy(dtype=bool)
             typed[name] = text.where(text != "", None)
-    return typed.itertuples(index=False, name=None)
+    for i, row in enumerate(typed.itertuples(index=False, name=None)):
+        if risky[i]:
+            # Only text cells are str here (numbers, dates and booleans stay typed).
+            row = tuple(_text_cell(ws, v) if isinstance(v, str) and v.startswith(_FORMULA_START) else v for v in row)
+        yield row
 
 
 def _to_xlsx(frames: Iterator[pd.DataFrame], title: str, layout: _Layout) -> bytes:
@@ -264,7 +284,7 @@ def _to_xlsx(frames: Iterator[pd.DataFrame], title: str, layout: _Layout) -> byt
     ws = wb.create_sheet(title=title[:31] or "Members")
     ws.append(list(layout.columns))
     for frame in frames:
-        for row in _xlsx_rows(frame, layout):
+        for row in _xlsx_rows(frame, layout, ws):
             ws.append(row)
     buf = io.BytesIO()
     wb.save(buf)

@@ -1,7 +1,8 @@
 """Evaluate a filter tree on the in-memory snapshot: one boolean per contact, with the SQL path's semantics.
 
 The rules are those of segcore/_filter_sql.py (see docs/filters.md): two-valued logic, comparisons false on an
-empty value, `ne` / `not_in` / `has_none` true on it, case-insensitive text, derived fields computed at `today`,
+empty value, `ne` / `not_in` / `has_none` true on it, free text folded (case and accents, segcore/_fold.py),
+text ranges on folded values in code-point order, derived fields computed at `today`,
 related records counted per contact with cancelled interactions left out. Property tests hold the two equal.
 """
 
@@ -16,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._dates import shift_years
+from ._filter_sql import TEXT_RANGE_OPS
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date
+from ._fold import fold, fold_array
 from ._snapshot import EPOCH, NULL_DAY, Pairs, Snapshot, StrColumn
 from .fields import AGE_BANDS, RELATIONS, FieldSpec
 
@@ -78,6 +81,13 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_COMPARE = {"lt": pc.less, "le": pc.less_equal, "gt": pc.greater, "ge": pc.greater_equal}
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
 def _text_mask(col: StrColumn, op: str, value: Any) -> np.ndarray:
     if op == "is_empty":
         return col.codes < 0
@@ -86,24 +96,35 @@ def _text_mask(col: StrColumn, op: str, value: Any) -> np.ndarray:
     if op in ("ne", "not_in"):
         return ~_text_mask(col, "eq" if op == "ne" else "in", value)
     vals = col.values
-    if op == "eq":
-        hit = pc.equal(vals, pa.scalar(str(value).lower()))
+    # The value is made like the column's values: folded for free text, lower-cased for codes and e-mails.
+    norm = fold if col.folded else _lower
+    if op in TEXT_RANGE_OPS:
+        # Business Central's text ranges (`A..C`), on text and code fields alike: folded values in code-point order.
+        # Arrow compares strings by their UTF-8 bytes, which is code-point order, as Python and the SQL path do.
+        keys = vals if col.folded else fold_array(vals)
+        if op == "between":
+            lo, hi = (pa.scalar(fold(str(v)), pa.string()) for v in value)
+            hit = pc.and_(pc.greater_equal(keys, lo), pc.less_equal(keys, hi))
+        else:
+            hit = _COMPARE[op](keys, pa.scalar(fold(str(value)), pa.string()))
+    elif op == "eq":
+        hit = pc.equal(vals, pa.scalar(norm(str(value))))
     elif op == "in":
-        hit = pc.is_in(vals, value_set=pa.array([str(v).lower() for v in value], type=pa.string()))
+        hit = pc.is_in(vals, value_set=pa.array([norm(str(v)) for v in value], type=pa.string()))
     elif op == "contains":
-        hit = pc.match_substring(vals, str(value).lower())
+        hit = pc.match_substring(vals, norm(str(value)))
     elif op == "starts_with":
-        hit = pc.starts_with(vals, str(value).lower())
+        hit = pc.starts_with(vals, norm(str(value)))
     elif op == "ends_with":
-        hit = pc.ends_with(vals, str(value).lower())
+        hit = pc.ends_with(vals, norm(str(value)))
     elif op == "matches":
         pattern = "".join(
-            "%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in str(value).lower()
+            "%" if ch == "*" else "_" if ch == "?" else _like_escape(ch) for ch in norm(str(value))
         )
         hit = pc.match_like(vals, pattern)
     else:
         raise ValueError(f"operator {op} on text")
-    return col.value_mask(np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool))
+    return col.value_mask(np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool))
 
 
 def _ordered_mask(arr: np.ndarray, valid: np.ndarray, op: str, value: Any, conv: Any) -> np.ndarray:

@@ -14,8 +14,10 @@ a contact is never silently dropped by SQL's third value. The rule, also in docs
 - `is_empty` is TRUE on an empty value, `is_not_empty` is its complement.
 - `is_true` is TRUE only on true; `is_false` is its complement.
 
-Text is compared case-insensitively: `lower(column)` against the lower-cased value. Code fields (and e-mails) are
-stored normalised, so equality is plain `column = :value` and the index serves it. Derived fields become ranges on
+Free text ignores case and accents: `folded(column)` (segcore/_fold.py, one rule for SQLite, PostgreSQL and the
+in-memory path) against the folded value. Code fields (and e-mails) are stored normalised, so equality is plain
+`column = :value` and the index serves it; their patterns compare lower-cased. Text ranges (`between`, `lt`, `le`,
+`gt`, `ge` on text and code fields) compare folded values in code-point order. Derived fields become ranges on
 stored dates, computed in Python at `today`: `age >= a` is `birth_date <= today - a years` (29 February clamped to
 28 February), so no dialect needs date functions. Related records (`interactions`, `profile`) are an
 `id IN (SELECT contact_id ...)` sub-select; cancelled interactions never count.
@@ -32,10 +34,11 @@ from sqlalchemy import ColumnElement, Select, Table
 
 from ._dates import shift_years
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date, validate
+from ._fold import fold, folded, in_code_point_order
 from ._models import Contact, ContactCode, CustomValue, Interaction, ProfileAnswer
 from .fields import AGE_BANDS, BUILTIN, FieldRegistry, FieldSpec
 
-__all__ = ["LIKE_ESCAPE", "compile_filter", "like_pattern", "matching_ids"]
+__all__ = ["LIKE_ESCAPE", "TEXT_RANGE_OPS", "compile_filter", "like_pattern", "matching_ids"]
 
 contacts: Table = Contact.__table__  # type: ignore[assignment]
 contact_codes: Table = ContactCode.__table__  # type: ignore[assignment]
@@ -127,25 +130,30 @@ class _Compiler:
             return sa.and_(col.is_not(None), col != "")
         if op in ("ne", "not_in"):
             return sa.not_(self.text(spec, col, "eq" if op == "ne" else "in", value))
-        # Code fields and e-mails are stored normalised and the value was normalised the same way: the column is
-        # compared as it is, so its index serves the lookup. Free text goes through lower() on both sides.
-        stored = spec.type == "code" or spec.stored_lower
-        target = col if stored else sa.func.lower(col)
-
-        def fold(v: str) -> str:
-            return v if stored else v.lower()
-
-        if op == "eq":
-            test: Bool = target == fold(value)
-        elif op == "in":
-            test = target.in_([fold(v) for v in value])
+        if op in TEXT_RANGE_OPS:
+            return _text_range(col, op, value)
+        if spec.type == "text" and not spec.stored_lower:
+            # Free text ignores case and accents: the column and the value go through the one folding rule.
+            target = folded(col)
+            if op == "eq":
+                test: Bool = target == fold(value)
+            elif op == "in":
+                test = target.in_([fold(v) for v in value])
+            else:
+                test = target.like(like_pattern(op, fold(value)), escape=LIKE_ESCAPE)
+            # A value of accents alone folds to '', as does an empty column: empty values never match.
+            return sa.and_(col.is_not(None), col != "", test)
+        if op in ("eq", "in"):
+            # Code fields and e-mails are stored normalised and the value was normalised the same way: the column
+            # is compared as it is, so its index serves the lookup.
+            test = col == value if op == "eq" else col.in_(list(value))
         else:
             # LIKE folds both sides: code values are normalised to upper or lower case, patterns are not.
             like_col = col if spec.stored_lower else sa.func.lower(col)
             test = like_col.like(like_pattern(op, value.lower()), escape=LIKE_ESCAPE)
-            if op == "matches":
-                # '*' alone would match '': empty values never match.
-                return sa.and_(col.is_not(None), col != "", test)
+        if op == "matches":
+            # '*' alone would match '': empty values never match.
+            return sa.and_(col.is_not(None), col != "", test)
         return sa.and_(col.is_not(None), test)
 
     def scalar(self, spec: FieldSpec, col: Any, op: str, value: Any) -> Bool:
@@ -274,6 +282,22 @@ def _ordered(col: Any, op: str, value: Any, conv: Callable[[Any], Any]) -> Bool:
         v = conv(value)
         test = {"eq": col == v, "lt": col < v, "le": col <= v, "gt": col > v, "ge": col >= v}[op]
     return sa.and_(col.is_not(None), test)
+
+
+# Business Central's text ranges (`A..C`, `..C`, `A..`): on text and code fields, folded values compared in code-point
+# order (PostgreSQL: COLLATE "C"), so `C` is within A..C and `CA` is not, as with Python's str.
+TEXT_RANGE_OPS = frozenset({"lt", "le", "gt", "ge", "between"})
+
+
+def _text_range(col: Any, op: str, value: Any) -> Bool:
+    key = in_code_point_order(folded(col))
+    if op == "between":
+        test: Bool = sa.and_(key >= fold(value[0]), key <= fold(value[1]))
+    else:
+        v = fold(value)
+        test = {"lt": key < v, "le": key <= v, "gt": key > v, "ge": key >= v}[op]
+    # '' sorts before everything: an empty value must be refused explicitly (two-valued rule).
+    return sa.and_(col.is_not(None), col != "", test)
 
 
 def compile_filter(

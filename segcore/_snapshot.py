@@ -1,8 +1,9 @@
 """A columnar, read-only copy of the contact attributes in memory, for fast previews.
 
 SQL stays the system of record. The snapshot holds what filters and charts read, encoded compactly: strings as
-dictionary codes over lower-cased distinct values, dates as int32 day numbers, codes of list fields and related
-records as (row position, value code) pairs. Row position i is the i-th contact by id.
+dictionary codes over distinct values, folded for free text (case and accents, segcore/_fold.py) and lower-cased for
+codes and e-mails; dates as int32 day numbers; codes of list fields and related records as (row position, value
+code) pairs. Row position i is the i-th contact by id.
 
 It is rebuilt when the data changes (`data_version` in the settings table, bumped by every import); segment
 members are not part of it (the preview reads them per segment version).
@@ -32,6 +33,7 @@ from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.engine import make_url
 
 from ._db import Database
+from ._fold import fold_array
 from ._models import (
     Contact,
     ContactCode,
@@ -42,7 +44,7 @@ from ._models import (
     Setting,
     table_of,
 )
-from .fields import BUILTIN, FieldRegistry, custom_spec
+from .fields import BUILTIN, RELATIONS, FieldRegistry, FieldSpec, custom_spec
 
 __all__ = [
     "NULL_DAY",
@@ -66,37 +68,45 @@ DATE_COLUMNS = ("birth_date", "acquisition_date", "last_purchase_date")
 NUMBER_COLUMNS = ("rating", "total_spent", "purchase_count")
 LIST_KINDS = ("mailing_groups", "industry_groups", "job_responsibilities")
 INTERACTION_TEXT = ("template", "campaign_no", "segment_no", "evaluation", "salesperson")
-FORMAT_VERSION = 2
+# 3: free-text columns are folded (case and accents), codes and e-mails lower-cased (StrColumn.folded).
+FORMAT_VERSION = 3
+
+
+def _folds(spec: FieldSpec | None) -> bool:
+    """Free text is compared folded (case and accents); codes and e-mails (stored normalised) lower-cased only."""
+    return spec is not None and spec.type == "text" and not spec.stored_lower
+
+
+FOLDED_COLUMNS = frozenset(name for name in TEXT_COLUMNS if _folds(BUILTIN.get(name)))
 
 
 @dataclass(frozen=True)
 class StrColumn:
-    """A string column as codes into lower-cased distinct values; code -1 is empty (NULL or '')."""
+    """A string column as codes into its distinct values (lower-cased, or folded); code -1 is empty (NULL or '')."""
 
     codes: np.ndarray  # int32, one per row
-    values: pa.Array  # distinct lower-cased strings (Arrow: compact, and vectorised string kernels)
+    values: pa.Array  # distinct lower-cased or folded strings (Arrow: compact, and vectorised string kernels)
+    # True when the values are folded (case and accents, free text), False when lower-cased only (codes, e-mails).
+    folded: bool = False
 
     @classmethod
-    def encode(cls, raw: Sequence[Any] | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray) -> StrColumn:
+    def encode(
+        cls, raw: Sequence[Any] | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray, *, folded: bool = False
+    ) -> StrColumn:
         arr = _as_arrow(raw)
         if not pa.types.is_string(arr.type):
             # A column that is NULL throughout comes back typed as something else; its values are all empty.
             arr = pa.nulls(len(arr), pa.string()) if arr.null_count == len(arr) else pc.cast(arr, pa.string())
-        # Dictionary-encode in C, lower the distinct values only (Python's str.lower: the same folding SQLite
-        # uses here), then merge distinct values that fold together and treat '' as empty.
+        # Dictionary-encode in C, fold or lower the distinct values only, then merge distinct values that fold
+        # together and treat '' as empty.
         encoded = pc.dictionary_encode(arr).combine_chunks() if isinstance(arr, pa.ChunkedArray) else pc.dictionary_encode(arr)
         indices = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         dictionary = encoded.dictionary
-        # ASCII folds the same in Arrow as in Python: a million distinct e-mails are lowered in C; only the values
-        # with other letters go through Python's str.lower (the folding SQLite's lower() uses here).
-        lowered = pc.ascii_lower(dictionary)
-        ascii_mask = np.asarray(pc.fill_null(pc.string_is_ascii(dictionary), True).to_numpy(zero_copy_only=False))
-        if not ascii_mask.all():
-            others = np.flatnonzero(~ascii_mask)
-            values = np.asarray(lowered.to_numpy(zero_copy_only=False), dtype=object)
-            values[others] = [v.lower() for v in dictionary.take(pa.array(others)).to_pylist()]
-            lowered = pa.array(values, type=pa.string())
-        lowered = pc.if_else(pc.equal(lowered, ""), pa.scalar(None, pa.string()), lowered)
+        # Empty is decided on the stored value: a value of accents alone folds to '' and is still not empty (SQL
+        # tests `col = ''` on the column itself).
+        empty = pc.equal(dictionary, "")
+        lowered = fold_array(dictionary) if folded else _lowered(dictionary)
+        lowered = pc.if_else(empty, pa.scalar(None, pa.string()), lowered)
         merged = pc.dictionary_encode(lowered)
         codes2 = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         uniques: pa.Array = merged.dictionary
@@ -104,7 +114,7 @@ class StrColumn:
         final = remap[indices] if len(indices) else np.zeros(0, dtype=np.int32)
         # int16 codes where the distinct values allow: most code columns have a handful.
         dtype = np.int16 if len(uniques) < np.iinfo(np.int16).max else np.int32
-        return cls(final.astype(dtype), uniques)
+        return cls(final.astype(dtype), uniques, folded)
 
     def value_mask(self, predicate_mask: np.ndarray) -> np.ndarray:
         """Rows whose distinct value satisfies predicate_mask (one bool per distinct value); empty rows never."""
@@ -113,6 +123,20 @@ class StrColumn:
 
     def nbytes(self) -> int:
         return int(self.codes.nbytes + self.values.nbytes)
+
+
+def _lowered(dictionary: pa.Array) -> pa.Array:
+    """Python's str.lower of each value (the folding SQLite's lower() uses here), in C for ASCII values."""
+    # ASCII folds the same in Arrow as in Python: a million distinct e-mails are lowered in C; only the values with
+    # other letters go through Python's str.lower.
+    lowered = pc.ascii_lower(dictionary)
+    ascii_mask = np.asarray(pc.fill_null(pc.string_is_ascii(dictionary), True).to_numpy(zero_copy_only=False))
+    if not ascii_mask.all():
+        others = np.flatnonzero(~ascii_mask)
+        values = np.asarray(lowered.to_numpy(zero_copy_only=False), dtype=object)
+        values[others] = [v.lower() for v in dictionary.take(pa.array(others)).to_pylist()]
+        lowered = pa.array(values, type=pa.string())
+    return lowered
 
 
 @dataclass
@@ -347,8 +371,11 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
     n = len(ids)
     # Arrow's kernels release the GIL: the columns are encoded on both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        text = dict(zip(TEXT_COLUMNS, pool.map(lambda name: StrColumn.encode(cols.column(name)), TEXT_COLUMNS),
-                        strict=True))
+        text = dict(zip(
+            TEXT_COLUMNS,
+            pool.map(lambda name: StrColumn.encode(cols.column(name), folded=name in FOLDED_COLUMNS), TEXT_COLUMNS),
+            strict=True,
+        ))
     dates = {name: _days(cols.column(name)) for name in DATE_COLUMNS}
     numbers = {name: _numbers(cols.column(name), _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
     excluded = _numbers(cols.column("exclude_from_segments"), np.float64) == 1
@@ -382,7 +409,7 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
     inter = tables["interactions"]
     inter_cols: dict[str, Any] = {"date": _days(inter.column("date"))}
     for name in INTERACTION_TEXT:
-        inter_cols[name] = StrColumn.encode(inter.column(name))
+        inter_cols[name] = StrColumn.encode(inter.column(name), folded=_folds(RELATIONS["interactions"][name]))
     interactions = Pairs(positions(inter.column("contact_id")), inter_cols)
 
     fields = _custom_columns(tables, n, positions, text, dates, numbers, lists, kind_arr, pos_all, code_col)
@@ -433,7 +460,7 @@ def _custom_columns(
         else:
             col = np.full(n, None, dtype=object)
             col[pos] = np.asarray(_as_arrow(rows.column("txt")).to_numpy(zero_copy_only=False), dtype=object)
-            text[spec.name] = StrColumn.encode(pa.array(col, type=pa.string()))
+            text[spec.name] = StrColumn.encode(pa.array(col, type=pa.string()), folded=_folds(spec))
     return FieldRegistry.of(tuple(specs))
 
 

@@ -260,3 +260,114 @@ def test_search_counts_up_to_a_cap(world: tuple[Database, dict[str, int]], monke
         second = page_of(offset=1, limit=1)
         assert [r["contact_no"] for r in second.rows] == ["P1"]
         assert page_of(offset=5, limit=1).rows == []
+
+
+# ----------------------------------------------------------------------------------------------- accents, look-ups
+
+
+@pytest.fixture
+def accented(db: Database) -> Database:
+    add_contacts(
+        db,
+        [
+            person("CT-0001", name="Élise Lefèvre", city="Zürich", email="Elise.Lefevre@Example.com"),
+            person("ct-0002", name="François Dupont", city="Paris", email="fd@example.com"),
+            person("CT-0003", name="Jean Lefebvre", city="ZURICH", email="jean@lefebvre.fr"),
+            person("ANN", name="Zed Zulu", email="zed@x.com"),
+            person("C5", name="Ann Ärger", email="ann@x.com"),
+            person("C6", name="Anne Ånström", email="other@x.com"),
+            person("C7", name="Bob Straße", email="bob@ann.org"),
+        ],
+    )
+    return db
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("Lefevre", ["CT-0001"]),  # finds Lefèvre, not Lefebvre
+        ("LEFÈVRE", ["CT-0001"]),
+        ("  lefevre  ", ["CT-0001"]),  # the query is trimmed
+        ("zurich", ["CT-0001", "CT-0003"]),  # Zürich and ZURICH
+        ("Francois", ["ct-0002"]),
+        ("francois dupont", ["ct-0002"]),
+        ("strasse", ["C7"]),
+        ("anstrom", ["C6"]),
+        ("elise.lefevre@", ["CT-0001"]),  # e-mails: case-insensitive
+        ("CT-000", ["CT-0001", "CT-0003", "ct-0002"]),
+    ],
+)  # fmt: skip
+def test_search_ignores_accents_and_case(accented: Database, query: str, expected: list[str]) -> None:
+    assert [r["contact_no"] for r in search_contacts(accented, query).rows] == expected
+
+
+def test_members_search_ignores_accents(accented: Database) -> None:
+    with accented.read() as conn:
+        ids = dict(conn.execute(select(Contact.__table__.c.contact_no, Contact.__table__.c.id)).all())
+    _segment(accented, "S1", [ids["CT-0001"], ids["ct-0002"]])
+    assert [r["contact_no"] for r in segment_members_page(accented, "S1", " LEFEVRE ").rows] == ["CT-0001"]
+    assert [r["contact_no"] for r in segment_members_page(accented, "S1", "françois").rows] == ["ct-0002"]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("ct-0001", ["CT-0001"]),  # a number in any case
+        ("CT-0002", ["ct-0002"]),
+        ("  ct-0003 ", ["CT-0003"]),
+        # The number itself first, then the e-mail itself, then names, e-mails and numbers that contain it, by name.
+        ("ann", ["ANN", "C5", "C6", "C7"]),
+        ("ANN@X.COM", ["C5"]),
+        ("lefevre", ["CT-0001"]),  # name without accents; Lefebvre is another name
+        ("Élise Lefèvre", ["CT-0001"]),
+        ("jean@lefebvre.fr", ["CT-0003"]),
+        ("@example.com", ["CT-0001", "ct-0002"]),  # by name, folded: "elise ..." before "francois ..."
+        ("nobody", []),
+        ("", []),
+        ("   ", []),
+        ("%", []),  # LIKE characters are plain text
+    ],
+)  # fmt: skip
+def test_find_contacts(accented: Database, query: str, expected: list[str]) -> None:
+    from segcore._browse import find_contacts
+
+    found = find_contacts(accented, query)
+    assert [r["contact_no"] for r in found] == expected
+    assert all(set(r) == {"contact_no", "name", "email", "type", "city"} for r in found)
+
+
+def test_find_contacts_returns_the_fields_and_respects_the_limit(accented: Database) -> None:
+    from segcore._browse import find_contacts
+
+    [row] = find_contacts(accented, "CT-0001")
+    assert row == {"contact_no": "CT-0001", "name": "Élise Lefèvre", "email": "elise.lefevre@example.com",
+                   "type": "person", "city": "Zürich"}  # fmt: skip
+    assert [r["contact_no"] for r in find_contacts(accented, "ann", limit=2)] == ["ANN", "C5"]
+
+
+def test_excluded_count_is_the_gap_between_a_value_count_and_an_add_preview(db: Database) -> None:
+    from segcore._browse import excluded_count
+    from segcore._engine import ActionRequest, create_segment
+    from segcore._filter_tree import from_json
+    from segcore._preview import preview_step
+
+    add_contacts(
+        db,
+        [
+            company("K1", country="FR", exclude_from_segments=True),
+            person("P1", "K1", country="FR", name="Éva Lefèvre", exclude_from_segments=True),
+            person("P2", country="FR", name="Eva Lefevre"),
+            person("P3", country="FR"),
+            person("P4", country="DE", exclude_from_segments=True),
+        ],
+    )
+    fr = from_json({"field": "country", "op": "eq", "value": "FR"})
+    assert excluded_count(db, fr) == 2
+    assert excluded_count(db, from_json({"field": "name", "op": "contains", "value": "lefevre"})) == 1
+    assert excluded_count(db, from_json({"field": "country", "op": "eq", "value": "BE"})) == 0
+    assert excluded_count(db, from_json({"all": []})) == 3
+    create_segment(db, "S1")
+    for backend in ("memory", "sql"):
+        preview = preview_step(db, "S1", ActionRequest("add", fr), backend=backend)
+        # "FR (4)" in the Builder, "2 match": the 2 excluded from segments are left out.
+        assert dict(value_counts(db, "country"))["FR"] - excluded_count(db, fr) == preview.counts.matched == 2

@@ -49,6 +49,10 @@ def test_sqlite_pragmas(sqlite_db: Database) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         # lower() folds every letter, not only ASCII.
         assert conn.exec_driver_sql("SELECT lower('ÉLODIE')").scalar_one() == "élodie"
+        # Free text is matched through the folding rule of segcore._fold, registered as a deterministic function.
+        folded = conn.exec_driver_sql("SELECT segcore_fold('ÉLODIE Lefèvre, Straße')").scalar_one()
+        assert folded == "elodie lefevre, strasse"
+        assert conn.exec_driver_sql("SELECT segcore_fold(NULL)").scalar_one() is None
 
 
 @pytest.mark.parametrize(
@@ -83,11 +87,11 @@ def test_newer_schema_is_refused(sqlite_db: Database) -> None:
 
 
 def _back_to_v1(db: Database) -> None:
-    """Make a fresh database look like one written by schema version 1 (before custom fields and NULL spends)."""
+    """Make a fresh database look like one written by schema version 1 (before custom fields, NULL spends, outcomes)."""
     from sqlalchemy import text
 
     with db.write() as conn:
-        for table in ("custom_values", "import_mappings", "custom_fields"):
+        for table in ("outcomes", "custom_values", "import_mappings", "custom_fields"):
             conn.execute(text(f"DROP TABLE {table}"))  # our own table names
         if db.dialect == "postgresql":
             conn.execute(text("ALTER TABLE contacts ALTER COLUMN total_spent SET NOT NULL"))
@@ -119,7 +123,11 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 2
+    assert again.schema_version() == SCHEMA_VERSION == 3
+    from sqlalchemy import inspect
+
+    with again.read() as conn:
+        assert inspect(conn).has_table("outcomes")
     report = import_contacts(again, b"contact_no,name,Tier\nNEW,Ann,GOLD\n")
     assert report.inserted == 1 and report.new_fields == ("tier",)
     with again.read() as conn:
