@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 
-__all__ = ["age_on", "shift_months", "shift_years"]
+__all__ = ["age_on", "month_end", "month_start", "shift_months", "shift_years"]
 
 
 def shift_months(day: dt.date, months: int) -> dt.date:
@@ -24,3 +24,13 @@ def shift_years(day: dt.date, years: int) -> dt.date:
 def age_on(birth: dt.date, today: dt.date) -> int:
     """Whole years lived at `today`."""
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def month_start(day: dt.date) -> dt.date:
+    """The first day of `day`'s month (Business Central's -CM)."""
+    return day.replace(day=1)
+
+
+def month_end(day: dt.date) -> dt.date:
+    """The last day of `day`'s month (Business Central's CM)."""
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])

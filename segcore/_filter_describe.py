@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._filter_tree import Condition, Group, Node, Not, Related
+from ._filter_tree import MONTH_END, MONTH_START, Condition, Group, Node, Not, Related
 from .fields import BUILTIN, FieldRegistry, FieldSpec
 
 __all__ = ["describe"]
@@ -53,7 +53,12 @@ def _listed(spec: FieldSpec, values: tuple[Any, ...], word: str) -> str:
     return ", ".join(shown[:-1]) + f" {word} " + shown[-1]
 
 
+_MONTH_WORDS = {MONTH_START: "the start of this month", MONTH_END: "the end of this month"}
+
+
 def _date(value: str) -> str:
+    if value in _MONTH_WORDS:
+        return _MONTH_WORDS[value]
     m = _RELATIVE.fullmatch(value)
     if m is None:
         return value
@@ -126,6 +131,18 @@ def _condition(cond: Condition, relation: str | None, fields: FieldRegistry) -> 
         return f"{label} {verb[op]} {_quoted(v)}"
     if spec.type == "date":
         return f"{label} {_date_phrase(op, v)}"
+    if spec.type in ("text", "code"):
+        # Business Central's text ranges: both ends included, compared without case or accents.
+        if op == "between":
+            return f"{label} from {_value(spec, v[0])} to {_value(spec, v[1])}"
+        if op == "le":
+            return f"{label} up to {_value(spec, v)}"
+        if op == "ge":
+            return f"{label} from {_value(spec, v)} on"
+        if op == "lt":
+            return f"{label} before {_value(spec, v)}"
+        if op == "gt":
+            return f"{label} after {_value(spec, v)}"
     if op == "between":
         return f"{label} {_value(spec, v[0])}–{_value(spec, v[1])}"
     return f"{label} {_SIGNS[op]} {_value(spec, v)}"
@@ -134,6 +151,8 @@ def _condition(cond: Condition, relation: str | None, fields: FieldRegistry) -> 
 def _date_phrase(op: str, v: Any) -> str:
     if op == "between":
         lo, hi = v
+        if (lo, hi) == (MONTH_START, MONTH_END):
+            return "in this month"
         span = _past_span(lo)
         if span is not None and hi == "today":
             return f"in {span}"

@@ -17,7 +17,12 @@ Grammar of an expression (`&` binds tighter than `|`, as AND binds tighter than 
 A WORD runs up to white space or one of `|&()<>'` or `..`; so `-`, `+`, `.`, `@` inside a value are plain characters
 (`age_band=25-34`, `today-90d`, `*@contoso.com`). `@` at the start of a term is Business Central's case-insensitive
 marker and is ignored (matching is always case-insensitive). Quotes make every character literal, `''` inside quotes
-is one quote. White space inside a value is kept, around it dropped.
+is one quote. A quote inside a word (after a character that is not a wildcard, in a value that did not start with a
+quote) is an apostrophe: `O'Brien`. White space inside a value is kept, around it dropped.
+
+On date fields a value may be Business Central's `t`, `w`, `-30D`, `CM`, `-CM` (kept relative in the tree) or a
+short date `311225` read in the caller's `date_order`. Text and code fields take ranges (`A..C`, `<C`), compared
+folded. Parentheses nest at most MAX_PARENS deep, so hostile text cannot exhaust the stack.
 
 Positions in error messages count the characters before the fault in that condition's text, as in SPEC §2:
 `age=25..x: position 8: 'x' is not a number`.
@@ -25,19 +30,25 @@ Positions in error messages count the characters before the fault in that condit
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import FilterError, FilterSyntaxError
 from ._filter_tree import (
     EMPTY,
+    MAX_DEPTH,
+    MAX_NUMBER_CHARS,
+    MONTH_END,
+    MONTH_START,
     Condition,
     Group,
     Node,
     Not,
     Related,
+    first_surrogate,
     kind_of,
     unknown_field_error,
     validate,
@@ -45,9 +56,19 @@ from ._filter_tree import (
 )
 from .fields import AGE_BANDS, BUILTIN, RELATIONS, FieldRegistry, FieldSpec
 
-__all__ = ["parse_text", "to_text"]
+if TYPE_CHECKING:
+    from ._filter_check import KnownValues
+
+__all__ = ["DATE_ORDERS", "parse_text", "to_text"]
 
 MAX_TEXT = 200_000
+# Parentheses nest at most as deep as a tree may (docs/filters.md, Limits); deeper text would only exhaust the stack.
+MAX_PARENS = MAX_DEPTH
+DATE_ORDERS = ("DMY", "MDY", "YMD")
+# Short dates as Business Central reads them: 6 or 8 digits in the user's date order; a two-digit year 00-29 is
+# 2000-2029 and 30-99 is 1930-1999 (Business Central's rule for two-digit years).
+_SHORT_DATE = re.compile(r"\d{6}|\d{8}")
+_PIVOT = 30
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -77,11 +98,28 @@ _SINGLE = {"|": "OR", "&": "AND", "(": "LPAREN", ")": "RPAREN"}
 _TERM_START = {"OR", "AND", "LPAREN", "DOTDOT", "NE", "LT", "LE", "GT", "GE"}
 
 
+def _unclosed_quote(expr: str, term_begin: int) -> str:
+    """The message for an unclosed quote, showing how the value the user meant is written."""
+    rest = expr[term_begin:].strip()
+    example = "write 'O''Brien' or O'Brien"
+    if rest and len(rest) <= 40 and not re.search(r"[|&()<>*?@]|\.\.|\s", rest):
+        inner = rest[1:] if rest.startswith("'") else rest
+        inner = inner[:-1] if inner.endswith("'") and not inner.endswith("''") else inner
+        plain = inner.replace("''", "'")
+        if plain.strip("'"):
+            example = "write '" + plain.replace("'", "''") + "'"
+            if not plain.startswith("'"):
+                example += f" or {plain}"
+    return f"a quote ' is not closed: {example} (inside quotes, '' is one quote)"
+
+
 def tokenize(expr: str, offset: int, line: str) -> list[Token]:
     """The tokens of one expression; `offset` is where it starts in `line` (for positions)."""
     tokens: list[Token] = []
     i, n = 0, len(expr)
     term_start = True
+    # Where the current term began, and whether it began with a quote: such a value keeps quoting its parts.
+    term_begin, quoted_term = 0, False
     while i < n:
         c = expr[i]
         start = offset + i
@@ -97,11 +135,7 @@ def tokenize(expr: str, offset: int, line: str) -> list[Token]:
             j = i + 1
             while True:
                 if j >= n:
-                    raise FilterSyntaxError(
-                        "a quote ' is not closed (inside quotes, write '' for one quote)",
-                        text=line,
-                        position=start,
-                    )
+                    raise FilterSyntaxError(_unclosed_quote(expr, term_begin), text=line, position=start)
                 if expr[j] == "'":
                     if j + 1 < n and expr[j + 1] == "'":
                         chars.append("'")
@@ -110,8 +144,18 @@ def tokenize(expr: str, offset: int, line: str) -> list[Token]:
                     break
                 chars.append(expr[j])
                 j += 1
+            if chars and j + 1 < n and expr[j + 1].isalnum():
+                # 'O'Brien: the quote meant as an apostrophe closed the quoted text; say how to write it.
+                plain = "".join(chars) + "'" + re.match(r"[^\s|&()<>'*?.]*", expr[j + 1 :]).group()  # type: ignore[union-attr]
+                raise FilterSyntaxError(
+                    f"a quote ' closes quoted text here but the value goes on: write "
+                    f"'{plain.replace(chr(39), chr(39) * 2)}' or {plain} (inside quotes, '' is one quote)",
+                    text=line,
+                    position=offset + j,
+                )
             tokens.append(Token("QUOTED", "".join(chars), start))
             i = j + 1
+            quoted_term = quoted_term or term_start
             term_start = False
             continue
         if c in _SINGLE:
@@ -119,20 +163,34 @@ def tokenize(expr: str, offset: int, line: str) -> list[Token]:
             tokens.append(Token(kind, c, start))
             i += 1
             term_start = kind != "RPAREN"
+            if term_start:
+                term_begin, quoted_term = i, False
             continue
         op = next(((s, k) for s, k in _OPERATORS if expr.startswith(s, i)), None)
         if op is not None:
             tokens.append(Token(op[1], op[0], start))
             i += len(op[0])
             term_start = True
+            term_begin, quoted_term = i, False
             continue
         if c == "@" and term_start:
             i += 1  # Business Central's case-insensitive marker: we always are
             continue
+        word: list[str] = []
         j = i
-        while j < n and not expr[j].isspace() and expr[j] not in _SPECIAL and not expr.startswith("..", j):
+        while j < n:
+            ch = expr[j]
+            if ch == "'" and not quoted_term and word[-1] not in "*?":
+                # O'Brien: a quote inside a word is an apostrophe ('' there is one too: O''Brien). A quote that
+                # starts a value, or follows a wildcard (*'50%'*), still opens quoted text.
+                word.append("'")
+                j += 2 if expr.startswith("''", j) else 1
+                continue
+            if ch.isspace() or ch in _SPECIAL or expr.startswith("..", j):
+                break
+            word.append(ch)
             j += 1
-        tokens.append(Token("WORD", expr[i:j], start))
+        tokens.append(Token("WORD", "".join(word), start))
         i = j
         term_start = False
     tokens.append(Token("EOF", "", offset + n))
@@ -177,8 +235,13 @@ class _Parser:
         field: str,
         relation: str | None,
         fields: FieldRegistry = BUILTIN,
+        date_order: str = "DMY",
+        known: KnownValues | None = None,
     ) -> None:
         self.fields = fields
+        self.date_order = date_order
+        self.known = known
+        self.depth = 0
         self.line = line
         self.tokens = tokens
         self.i = 0
@@ -236,9 +299,13 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "LPAREN":
             self.advance()
+            if self.depth >= MAX_PARENS:
+                raise self.error(f"parentheses nest too deeply: at most {MAX_PARENS} levels", tok.pos)
             if self.peek().kind == "RPAREN":
                 raise self.error("empty parentheses", tok.pos)
+            self.depth += 1
             node = self.parse_or(tok)
+            self.depth -= 1
             close = self.peek()
             if close.kind != "RPAREN":
                 raise self.error("a parenthesis is not closed", tok.pos)
@@ -318,6 +385,29 @@ class _Parser:
             return self.build(Condition(self.field, "between", (lo, self.scalar(high))), value.pos)
         return self.equal(value)
 
+    def short_date(self, value: _Value, text: str) -> str:
+        """`311225` / `31122025` in the user's date order as an ISO date; other text is left as it is."""
+        if not _SHORT_DATE.fullmatch(text):
+            return text
+        wide = len(text) == 8
+        year_len = 4 if wide else 2
+        if self.date_order == "YMD":
+            y, m, d = text[:year_len], text[year_len : year_len + 2], text[year_len + 2 :]
+        elif self.date_order == "MDY":
+            m, d, y = text[:2], text[2:4], text[4:]
+        else:
+            d, m, y = text[:2], text[2:4], text[4:]
+        year = int(y) if wide else (2000 if int(y) < _PIVOT else 1900) + int(y)
+        try:
+            return dt.date(year, int(m), int(d)).isoformat()
+        except ValueError:
+            shape = {"DMY": "DDMMYY", "MDY": "MMDDYY", "YMD": "YYMMDD"}[self.date_order]
+            if wide:
+                shape = shape.replace("YY", "YYYY")
+            raise self.error(
+                f"{value.shown()} is not a date in your date order {self.date_order} ({shape})", value.pos
+            ) from None
+
     # -- building conditions
 
     def build(self, cond: Condition, pos: int) -> Condition:
@@ -328,26 +418,58 @@ class _Parser:
         except FilterError as exc:
             raise self.error(exc.message, pos) from None
 
+    @property
+    def text_ranges(self) -> bool:
+        """True on text and code fields, which take Business Central's text ranges (`A..C`)."""
+        return self.spec.type in ("text", "code") and not self.spec.ops
+
     def require_ordered(self, tok: Token) -> None:
-        if self.spec.type not in ("number", "date"):
-            what = "ranges" if tok.kind == "DOTDOT" else "comparisons"
-            raise self.error(
-                f"{tok.text!r} {what} fit numbers and dates; {self.spec.label} is {kind_of(self.spec)}",
-                tok.pos,
-            )
+        spec = self.spec
+        if spec.type in ("number", "date"):
+            return
+        if self.text_ranges:
+            return
+        what = "ranges" if tok.kind == "DOTDOT" else "comparisons"
+        raise self.error(
+            f"{tok.text!r} {what} fit numbers, dates, text and codes; {spec.label} is {kind_of(spec)}",
+            tok.pos,
+        )
 
     def scalar(self, value: _Value) -> Any:
-        """A number or date value, checked here so that the error points at it."""
+        """A number, date or text-range value, checked here so that the error points at it."""
         if value.is_empty_quote:
             raise self.error("'' (empty) cannot be compared; write '' alone to find empty values", value.pos)
         text = value.text.strip()
         number: Any = text
+        op = "eq"
         if self.spec.type == "number":
             if not _NUMBER.fullmatch(text):
                 raise self.error(f"{value.shown()} is not a number", value.pos)
+            if len(text) > MAX_NUMBER_CHARS:
+                raise self.error(f"{value.shown()} is too large", value.pos)
             number = int(text) if _INTEGER.fullmatch(text) else float(text)
+        elif self.spec.type == "date":
+            number = self.short_date(value, text)
+        else:
+            if value.has_wildcards:
+                raise self.error(
+                    "wildcards do not fit a range: write A..C or a pattern such as A*", value.pos
+                )
+            number, op = value.text, "ge"  # checked as a bound, not as an exact value
         # Checked alone (date format, whole numbers, bounds) so that the error points at this value.
-        return self.build(Condition(self.field, "eq", number), value.pos).value
+        return self.build(Condition(self.field, op, number), value.pos).value
+
+    def check_known(self, value: _Value, stored: Any) -> None:
+        """'did you mean FR?' when an exact code is not in the data but a close one is (never a silent 0)."""
+        if self.known is None:
+            return
+        from ._filter_check import unknown_value  # only with a database at hand: it reads country names
+
+        codes = stored if isinstance(stored, tuple) else (stored,)
+        for code in codes:
+            message = unknown_value(self.spec, self.relation, value.text.strip(), code, self.known)
+            if message is not None:
+                raise self.error(message, value.pos)
 
     def boolean(self, value: _Value) -> bool:
         text = value.text.strip().lower()
@@ -375,12 +497,19 @@ class _Parser:
         if spec.type == "list":
             if value.has_wildcards:
                 raise self.error(f"wildcards do not fit {spec.label}, {kind_of(spec)}", value.pos)
-            return self.build(Condition(self.field, "has_any", (value.text.strip(),)), value.pos)
+            return self.known_ok(
+                value, self.build(Condition(self.field, "has_any", (value.text.strip(),)), value.pos)
+            )
         if spec.type in ("number", "date"):
             return self.build(Condition(self.field, "eq", self.scalar(value)), value.pos)
         if value.has_wildcards:
             return self.build(self.pattern(value), value.pos)
-        return self.build(Condition(self.field, "eq", self.plain(value)), value.pos)
+        return self.known_ok(value, self.build(Condition(self.field, "eq", self.plain(value)), value.pos))
+
+    def known_ok(self, value: _Value, cond: Condition) -> Condition:
+        if cond.value is not None and (self.spec.type == "list" or self.spec.type == "code"):
+            self.check_known(value, cond.value)
+        return cond
 
     def not_equal(self, value: _Value, tok: Token) -> Node:
         spec = self.spec
@@ -393,12 +522,14 @@ class _Parser:
         if spec.type == "list":
             if value.has_wildcards:
                 raise self.error(f"wildcards do not fit {spec.label}, {kind_of(spec)}", value.pos)
-            return self.build(Condition(self.field, "has_none", (value.text.strip(),)), value.pos)
+            return self.known_ok(
+                value, self.build(Condition(self.field, "has_none", (value.text.strip(),)), value.pos)
+            )
         if spec.type in ("number", "date"):
             return self.build(Condition(self.field, "ne", self.scalar(value)), value.pos)
         if value.has_wildcards:
             return Not(self.build(self.pattern(value), value.pos))
-        return self.build(Condition(self.field, "ne", self.plain(value)), value.pos)
+        return self.known_ok(value, self.build(Condition(self.field, "ne", self.plain(value)), value.pos))
 
     @staticmethod
     def plain(value: _Value) -> str:
@@ -507,18 +638,43 @@ def _split_field(line: str, fields: FieldRegistry) -> tuple[str, str | None, Fie
     return name, relation, spec, eq + 1
 
 
-def parse_condition(line: str, fields: FieldRegistry | None = None) -> tuple[str | None, Node]:
+def parse_condition(
+    line: str,
+    fields: FieldRegistry | None = None,
+    *,
+    date_order: str = "DMY",
+    known: KnownValues | None = None,
+) -> tuple[str | None, Node]:
     """One `FIELD=EXPRESSION`: its relation (None for contact fields) and its node."""
     fields = fields or BUILTIN
+    bad = first_surrogate(line)
+    if bad is not None:
+        # Bytes that were not UTF-8 (a command line passes them on as lone surrogates): no value can hold them.
+        shown = line.encode("utf-8", "replace").decode("utf-8")
+        raise FilterSyntaxError(
+            "this character is not valid text (the filter was not UTF-8)", text=shown, position=bad
+        )
     name, relation, spec, start = _split_field(line, fields)
     tokens = tokenize(line[start:], start, line)
-    return relation, _Parser(line, tokens, spec, name, relation, fields).parse()
+    return relation, _Parser(line, tokens, spec, name, relation, fields, date_order, known).parse()
 
 
-def parse_text(text: str | Sequence[str], fields: FieldRegistry | None = None) -> Node:
+def parse_text(
+    text: str | Sequence[str],
+    fields: FieldRegistry | None = None,
+    *,
+    date_order: str = "DMY",
+    known: KnownValues | None = None,
+) -> Node:
     """The tree of a text filter: a string with one condition a line, or a sequence of conditions; all ANDed.
 
-    `fields` is the database's registry (built-in fields only when None)."""
+    `fields` is the database's registry (built-in fields only when None). `date_order` (DMY, MDY or YMD) reads
+    short dates such as `311225`. `known(spec, relation)` gives the values of a code or list field present in the
+    data (see `_filter_check.known_values`), or None: an exact code absent from them with a close one present is
+    refused with "did you mean ...?" instead of silently matching nobody."""
+    order = date_order.upper() if isinstance(date_order, str) else date_order
+    if order not in DATE_ORDERS:
+        raise FilterError(f"unknown date order {date_order!r}: use {', '.join(DATE_ORDERS)}")
     if isinstance(text, str):
         if len(text) > MAX_TEXT:
             raise FilterError(f"the filter text is longer than {MAX_TEXT:,} characters")
@@ -531,7 +687,7 @@ def parse_text(text: str | Sequence[str], fields: FieldRegistry | None = None) -
     related: dict[str, list[Node]] = {}
     slot: dict[str, int] = {}
     for line in lines:
-        relation, node = parse_condition(line, fields)
+        relation, node = parse_condition(line, fields, date_order=order, known=known)
         if relation is None:
             nodes.append(node)
             continue
@@ -552,7 +708,11 @@ _NEEDS_QUOTES = re.compile(r"[|&()<>'*?]|\.\.|^@|^\s|\s$")
 _PREC_OR, _PREC_AND, _PREC_ATOM = 1, 2, 3
 
 
-def _lit(spec: FieldSpec, value: Any, first: bool = True) -> str:
+# Business Central's spelling of the stored month boundaries.
+_DATE_WORDS = {MONTH_START: "-CM", MONTH_END: "CM"}
+
+
+def _lit(spec: FieldSpec, value: Any, first: bool = True, bound: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -560,11 +720,23 @@ def _lit(spec: FieldSpec, value: Any, first: bool = True) -> str:
     if isinstance(value, float):
         return repr(value)
     text = str(value)
-    if spec.type in ("number", "date"):
+    if spec.type == "date":
+        return _DATE_WORDS.get(text, text)
+    if spec.type == "number":
         return text
-    if _NEEDS_QUOTES.search(text) and (first or _NEEDS_QUOTES.search(text.lstrip("@"))) or text == "":
+    needs = _NEEDS_QUOTES.search(text) and (first or _NEEDS_QUOTES.search(text.lstrip("@"))) or text == ""
+    # Next to '..' a '.' at either end would merge into the range marker (`A...`).
+    if needs or bound and (text.startswith(".") or text.endswith(".")):
         return "'" + text.replace("'", "''") + "'"
     return text
+
+
+def _text_range(spec: FieldSpec, op: str, v: Any) -> str:
+    if op == "le":
+        return ".." + _lit(spec, v, bound=True)
+    if op == "ge":
+        return _lit(spec, v, bound=True) + ".."
+    return f"{_lit(spec, v[0], bound=True)}..{_lit(spec, v[1], bound=True)}"
 
 
 def _pattern_text(spec: FieldSpec, pattern: str) -> str:
@@ -588,9 +760,17 @@ def _join(parts: list[tuple[str, int]], sep: str) -> tuple[str, int]:
 
 def _cond_text(spec: FieldSpec, cond: Condition, negated: bool) -> tuple[str, int] | None:
     op, v = cond.op, cond.value
-    if op == "matches" and "*" not in v and "?" not in v and spec.choices and v not in spec.choices:
-        # Without wildcards the text form reads it as an exact value, which a field with fixed values refuses.
+    if (
+        op == "matches"
+        and "*" not in v
+        and "?" not in v
+        and (spec.choices and v not in spec.choices or v != v.strip())
+    ):
+        # Without wildcards the text form reads it as an exact value, which a field with fixed values refuses and
+        # which is trimmed (`matches " a"` is not `eq "a"`): no text form.
         return None
+    if spec.type in ("text", "code") and op in ("le", "ge", "between") and not negated:
+        return _text_range(spec, op, v), _PREC_ATOM
     if negated:
         flip = {
             "eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in", "is_empty": "is_not_empty",
@@ -606,11 +786,11 @@ def _cond_text(spec: FieldSpec, cond: Condition, negated: bool) -> tuple[str, in
             return _join([("<>" + _lit(spec, x), _PREC_ATOM) for x in v], "|")
         # The complement of a comparison includes the empty values: two-valued logic, written out.
         outside = {
-            "lt": [">=" + _lit(spec, v)], "le": [">" + _lit(spec, v)], "gt": ["<=" + _lit(spec, v)],
-            "ge": ["<" + _lit(spec, v)],
+            "lt": [">=" + _lit(spec, v, bound=True)], "le": [">" + _lit(spec, v, bound=True)],
+            "gt": ["<=" + _lit(spec, v, bound=True)], "ge": ["<" + _lit(spec, v, bound=True)],
         }  # fmt: skip
         if op == "between":
-            parts = ["<" + _lit(spec, v[0]), ">" + _lit(spec, v[1])]
+            parts = ["<" + _lit(spec, v[0], bound=True), ">" + _lit(spec, v[1], bound=True)]
         else:
             parts = outside[op]
         return _join([(p, _PREC_ATOM) for p in [*parts, "''"]], "|")
@@ -642,7 +822,7 @@ def _cond_text(spec: FieldSpec, cond: Condition, negated: bool) -> tuple[str, in
         return "false", _PREC_ATOM
     if op in _COMPARE.values():
         sign = {v2: k for k, v2 in _COMPARE.items()}[op]
-        return sign + _lit(spec, v), _PREC_ATOM
+        return sign + _lit(spec, v, bound=True), _PREC_ATOM
     if op == "between":
         return f"{_lit(spec, v[0])}..{_lit(spec, v[1])}", _PREC_ATOM
     return None  # pragma: no cover - every operator is handled above

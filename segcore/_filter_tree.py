@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._dates import shift_months
+from ._dates import month_end, month_start, shift_months
 from ._errors import FilterError
+from ._fold import fold
 from .fields import BUILTIN, LIST_VALUE_OPS, NO_VALUE_OPS, RELATIONS, FieldRegistry, FieldSpec
 
 __all__ = [
@@ -26,13 +27,20 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LIST_VALUES",
     "MAX_NODES",
+    "MAX_NUMBER_CHARS",
     "MAX_STRING",
     "MAX_TOTAL_VALUES",
+    "MONTH_END",
+    "MONTH_START",
+    "TEXT_RANGE_OPS",
     "Condition",
     "Group",
     "Node",
     "Not",
     "Related",
+    "allowed_ops",
+    "first_surrogate",
+    "fold_text",
     "from_json",
     "is_relative_date",
     "kind_of",
@@ -55,6 +63,12 @@ MAX_MIN_COUNT = 1_000_000
 _MAX_OFFSET = {"d": 73_000, "w": 10_430, "m": 2_400, "y": 200}
 
 _RELATIVE = re.compile(r"today(?:([+-])(\d{1,6})([dwmy]))?", re.IGNORECASE)
+# Month boundaries, stored as these words: Business Central's -CM (first day of this month) and CM (its last day).
+MONTH_START, MONTH_END = "month_start", "month_end"
+# Business Central's spellings of a relative date, accepted in JSON and text alike: t (today), w (work date, which
+# is today here), -30D / +2W / -6M / -1Y (a date formula from today), CM and -CM.
+_BC_RELATIVE = re.compile(r"([+-])(\d{1,6})([dwmy])", re.IGNORECASE)
+_BC_WORDS = {"t": "today", "w": "today", "cm": MONTH_END, "-cm": MONTH_START}
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -101,16 +115,22 @@ EMPTY: Node = Group("all", ())
 
 
 def is_relative_date(value: str) -> bool:
-    return _RELATIVE.fullmatch(value) is not None
+    """True for a stored relative date: `today`, `today-90d`, `month_start`, `month_end`."""
+    return value in (MONTH_START, MONTH_END) or _RELATIVE.fullmatch(value) is not None
 
 
 def resolve_date(value: str | dt.date, today: dt.date) -> dt.date:
     """The calendar date of an ISO date or a relative token; months and years clamp to the end of a short month."""
     if isinstance(value, dt.date):
         return value
-    m = _RELATIVE.fullmatch(value.strip())
+    text = value.strip()
+    if text == MONTH_START:
+        return month_start(today)
+    if text == MONTH_END:
+        return month_end(today)
+    m = _RELATIVE.fullmatch(text)
     if m is None:
-        return dt.date.fromisoformat(value.strip())
+        return dt.date.fromisoformat(text)
     sign, amount, unit = m.groups()
     if sign is None:
         return today
@@ -123,33 +143,52 @@ def resolve_date(value: str | dt.date, today: dt.date) -> dt.date:
     return shift_months(today, n if unit == "m" else 12 * n)
 
 
+_DATE_HINT = "write YYYY-MM-DD, t (today), -30D, today-90d, CM or -CM"
+
+
+def _relative_token(spec: FieldSpec, text: str) -> str | None:
+    """The stored token of a relative date as a user may write it, or None when `text` is not one."""
+    lower = text.lower()
+    if lower in _BC_WORDS:
+        return _BC_WORDS[lower]
+    if lower in (MONTH_START, MONTH_END):
+        return lower
+    m = _RELATIVE.fullmatch(text) or _BC_RELATIVE.fullmatch(text)
+    if m is None:
+        return None
+    sign, amount, unit = m.groups()
+    if sign is None:
+        return "today"
+    unit = unit.lower()
+    if int(amount) > _MAX_OFFSET[unit]:
+        raise FilterError(f"{spec.label}: {text!r} reaches too far; relative dates go at most 200 years")
+    return f"today{sign}{int(amount)}{unit}"
+
+
 def _normalize_date(spec: FieldSpec, value: Any) -> str:
     if isinstance(value, dt.datetime):
         value = value.date()
     if isinstance(value, dt.date):
         return value.isoformat()
     if not isinstance(value, str):
-        raise FilterError(f"{spec.label}: {_show(value)} is not a date (write YYYY-MM-DD or today-90d)")
+        raise FilterError(f"{spec.label}: {_show(value)} is not a date ({_DATE_HINT})")
     text = value.strip()
-    m = _RELATIVE.fullmatch(text)
-    if m is not None:
-        sign, amount, unit = m.groups()
-        if sign is None:
-            return "today"
-        unit = unit.lower()
-        if int(amount) > _MAX_OFFSET[unit]:
-            raise FilterError(f"{spec.label}: {text!r} reaches too far; relative dates go at most 200 years")
-        return f"today{sign}{int(amount)}{unit}"
+    token = _relative_token(spec, text)
+    if token is not None:
+        return token
     if _ISO_DATE.fullmatch(text):
         try:
             return dt.date.fromisoformat(text).isoformat()
         except ValueError:
             pass
-    raise FilterError(f"{spec.label}: {_show(value)} is not a date (write YYYY-MM-DD or today-90d)")
+    raise FilterError(f"{spec.label}: {_show(value)} is not a date ({_DATE_HINT})")
 
 
 def _date_order_key(value: str) -> tuple[str, int] | None:
     """A key to compare two dates of the same kind without knowing today, or None when they cannot be compared."""
+    if value in (MONTH_START, MONTH_END):
+        # The first day of this month never comes after its last day; against today, either can (on the 1st / 31st).
+        return ("month", 0 if value == MONTH_START else 1)
     m = _RELATIVE.fullmatch(value)
     if m is None:
         return ("iso", dt.date.fromisoformat(value).toordinal())
@@ -158,6 +197,11 @@ def _date_order_key(value: str) -> tuple[str, int] | None:
     if unit in (None, "d", "w"):
         return ("days", n * (7 if unit == "w" else 1))
     return ("months", n * (12 if unit == "y" else 1))
+
+
+def fold_text(value: str) -> str:
+    """Lower case without accents (`Élodie` -> `elodie`): how text ranges compare values, in code-point order."""
+    return fold(value)
 
 
 # ------------------------------------------------------------------------------------------------------ values
@@ -174,6 +218,22 @@ def _check_string(spec: FieldSpec, value: str) -> None:
     # PostgreSQL text cannot hold NUL, so no stored value contains one: refuse it rather than fail in the driver.
     if "\x00" in value:
         raise FilterError(f"{spec.label}: a value cannot contain the NUL character")
+    # A lone surrogate (bytes that were not UTF-8, as a command line passes them on) cannot be encoded for the
+    # database or the in-memory path: refuse it here with a message instead of an encoding error later.
+    bad = first_surrogate(value)
+    if bad is not None:
+        raise FilterError(f"{spec.label}: a value holds a character that is not valid text (position {bad})")
+
+
+def first_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in `text` (never valid UTF-8), or None."""
+    m = _SURROGATE.search(text)
+    return None if m is None else m.start()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Longer numbers than this are far beyond every bound (1e15), and Python refuses to read ints of over 4,300 digits.
+MAX_NUMBER_CHARS = 40
 
 
 def _normalize_number(spec: FieldSpec, value: Any) -> int | float:
@@ -182,6 +242,10 @@ def _normalize_number(spec: FieldSpec, value: Any) -> int | float:
         raise FilterError(f"{spec.label}: {_show(value)} is not a number")
     if isinstance(value, int | float):
         number = value
+    elif (
+        isinstance(value, str) and len(value.strip()) > MAX_NUMBER_CHARS and _NUMBER.fullmatch(value.strip())
+    ):
+        raise FilterError(f"{spec.label}: {_show(value)} is too large")
     elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         text = value.strip()
         number = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
@@ -215,6 +279,10 @@ def _normalize_text(spec: FieldSpec, value: Any, op: str) -> str:
         value = spec.normalize(value)
     elif spec.stored_lower:
         value = value.strip().lower()
+    elif op not in _PATTERN_OPS:
+        # Stored values carry no white space at their ends, so an exact value with some could never match:
+        # `Dubois ` is `Dubois`, whichever form (widget, JSON, text) wrote it. Patterns keep theirs (`*' van '*`).
+        value = value.strip()
     if value == "":
         raise FilterError(f"{spec.label}: an empty value matches nothing; use is_empty instead")
     # A fixed set of values is checked for exact tests; patterns may still name a part of a value.
@@ -231,6 +299,19 @@ def _normalize_code(spec: FieldSpec, value: Any) -> str:
     if code == "":
         raise FilterError(f"{spec.label}: an empty code matches nothing")
     return code
+
+
+_PATTERN_OPS = frozenset({"contains", "starts_with", "ends_with", "matches"})
+# Text ranges (Business Central's `A..C`, `<C`, `>A`): on text and code fields, compared folded (see fold_text).
+TEXT_RANGE_OPS = ("lt", "le", "gt", "ge", "between")
+
+
+def allowed_ops(spec: FieldSpec) -> tuple[str, ...]:
+    """The operators a field takes: its type's, plus the text ranges on text and code fields."""
+    ops = spec.allowed_ops()
+    if spec.type in ("text", "code") and not spec.ops:  # fields with their own list (age band) keep it
+        ops = ops + tuple(op for op in TEXT_RANGE_OPS if op not in ops)
+    return ops
 
 
 def _dedupe(values: list[Any]) -> tuple[Any, ...]:
@@ -268,6 +349,9 @@ def _normalize_value(spec: FieldSpec, op: str, value: Any, budget: _Budget) -> A
             klo, khi = _date_order_key(lo), _date_order_key(hi)
             if klo is not None and khi is not None and klo[0] == khi[0] and klo[1] > khi[1]:
                 raise FilterError(f"{spec.label} between: {lo} comes after {hi}")
+        elif spec.type in ("text", "code"):
+            if fold_text(lo) > fold_text(hi):
+                raise FilterError(f"{spec.label} between: {lo!r} comes after {hi!r}")
         elif lo > hi:
             raise FilterError(f"{spec.label} between: {lo} is greater than {hi}")
         return (lo, hi)
@@ -342,8 +426,8 @@ def _validate_condition(
     spec = fields.get(node.field, relation)
     if spec is None:
         raise _unknown_field(node.field, relation, fields)
-    if not isinstance(node.op, str) or node.op not in spec.allowed_ops():
-        ops = ", ".join(spec.allowed_ops())
+    if not isinstance(node.op, str) or node.op not in allowed_ops(spec):
+        ops = ", ".join(allowed_ops(spec))
         raise FilterError(
             f"{spec.label} is {kind_of(spec)}: operator {_show(node.op)} does not fit (use {ops})"
         )

@@ -84,6 +84,24 @@ CASES = [
     ),
     pytest.param(c("name", "contains", "x" * 200), 'Name contains "' + "x" * 59 + '…"', id="long-text"),
     pytest.param(c("name", "eq", "a\nb"), 'Name is "a\\nb"', id="one-line"),
+    # Business Central's dates and text ranges
+    pytest.param("last_purchase_date=-30D..T", "Last purchase in the last 30 days", id="bc-last-30-days"),
+    pytest.param("last_purchase_date=..t", "Last purchase on or before today", id="bc-up-to-today"),
+    pytest.param("birth_date=-CM..CM", "Birth date in this month", id="bc-this-month"),
+    pytest.param("birth_date=-CM..", "Birth date on or after the start of this month", id="bc-month-start"),
+    pytest.param("birth_date=<=CM", "Birth date on or before the end of this month", id="bc-month-end"),
+    pytest.param(
+        "birth_date=-CM..t", "Birth date from the start of this month to today", id="bc-month-to-date"
+    ),
+    pytest.param("name=A..C", 'Name from "A" to "C"', id="text-range"),
+    pytest.param("name=..C", 'Name up to "C"', id="text-up-to"),
+    pytest.param("name=M..", 'Name from "M" on', id="text-from"),
+    pytest.param("country=A..C", "Country from A to C", id="code-range"),
+    pytest.param("name=<C", 'Name before "C"', id="text-lt"),
+    pytest.param("name=>C", 'Name after "C"', id="text-gt"),
+    pytest.param("birth_date=311225", "Birth date is 2025-12-31", id="short-date"),
+    pytest.param("name=O'Brien|Dubois", 'Name is "O\'Brien" or "Dubois"', id="apostrophe"),
+    pytest.param("name=Dubois ", 'Name is "Dubois"', id="trimmed"),
 ]
 
 

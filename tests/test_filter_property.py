@@ -24,6 +24,7 @@ from segcore._db import Database
 from segcore._filter_sql import matching_ids
 from segcore._filter_text import parse_text, to_text
 from segcore._filter_tree import Condition, Group, Node, Not, Related, from_json, to_json
+from segcore._fold import fold  # the one folding rule (case and accents), itself tested in tests/test_fold.py
 from segcore._models import Contact, ContactCode, Interaction, ProfileAnswer
 
 D = dt.date
@@ -31,7 +32,7 @@ TODAYS = [D(2024, 2, 29), D(2023, 2, 28), D(2023, 3, 1), D(2024, 12, 31), D(2021
 
 # Letters whose lower case is the same for Python and for PostgreSQL's lower() (no İ, no final sigma), plus the
 # characters the language or SQL treat specially.
-ALPHABET = "abzABZéÉüÜøØñÑß漢 %_\\'*?-.@/|&()<>"
+ALPHABET = "abeousABEOUSzZéÉüÜøØñÑß漢 %_\\'*?-.@/|&()<>"
 
 # -------------------------------------------------------------------------------------------- the independent model
 
@@ -43,12 +44,17 @@ NUMBER = {"rating", "total_spent", "purchase_count", "age", "days_since_last_pur
 DATE = {"birth_date", "acquisition_date", "last_purchase_date"}
 LISTS = ("mailing_groups", "industry_groups", "job_responsibilities")
 REL_TEXT = {"campaign_no", "segment_no"}
+FREE_TEXT = (TEXT - {"email", "email_domain"}) | REL_TEXT
 REL_CODE = {"template", "evaluation", "salesperson", "questionnaire", "answer"}
 BANDS = [("<18", 0, 17), ("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44), ("45-54", 45, 54),
          ("55-64", 55, 64), ("65+", 65, 10_000)]  # fmt: skip
 
 
 def resolve(value: str, today: dt.date) -> dt.date:
+    if value == "month_start":
+        return today.replace(day=1)
+    if value == "month_end":
+        return today.replace(day=calendar.monthrange(today.year, today.month)[1])
     m = re.fullmatch(r"today(?:([+-])(\d+)([dwmy]))?", value)
     if m is None:
         return D.fromisoformat(value)
@@ -108,19 +114,28 @@ def holds(cond: Condition, row: dict[str, Any], today: dt.date) -> bool:
     if empty:
         return False
     if field in TEXT | CODE | REL_TEXT | REL_CODE:
-        s = v.lower()
+        if op in ("lt", "le", "gt", "ge", "between"):
+            # Business Central's text ranges: folded values (no case, no accents) in code-point order.
+            key = fold(v)
+            if op == "between":
+                return fold(value[0]) <= key <= fold(value[1])
+            w = fold(value)
+            return {"lt": key < w, "le": key <= w, "gt": key > w, "ge": key >= w}[op]
+        # Free text ignores case and accents (the one folding rule); codes and e-mail addresses ignore case only.
+        norm: Callable[[str], str] = fold if field in FREE_TEXT else str.lower
+        s = norm(v)
         if op == "eq":
-            return s == value.lower()
+            return s == norm(value)
         if op == "in":
-            return s in {x.lower() for x in value}
+            return s in {norm(x) for x in value}
         if op == "contains":
-            return value.lower() in s
+            return norm(value) in s
         if op == "starts_with":
-            return s.startswith(value.lower())
+            return s.startswith(norm(value))
         if op == "ends_with":
-            return s.endswith(value.lower())
+            return s.endswith(norm(value))
         assert op == "matches"
-        return like(value.lower(), s)
+        return like(norm(value), s)
     conv: Callable[[Any], Any] = (lambda x: resolve(x, today)) if isinstance(v, dt.date) else (lambda x: x)
     if op == "between":
         return conv(value[0]) <= v <= conv(value[1])
@@ -146,7 +161,12 @@ def evaluate(node: Node, row: dict[str, Any], today: dt.date) -> bool:
 
 # --------------------------------------------------------------------------------------------------- contacts
 
-RELATIVE = ["today", "today-90d", "today-1m", "today-1y", "today-18y", "today+2w", "today-6m", "today-30d"]
+RELATIVE = [
+    "today", "today-90d", "today-1m", "today-1y", "today-18y", "today+2w", "today-6m", "today-30d", "month_start",
+    "month_end",
+]  # fmt: skip
+# Business Central's spellings, which the tree stores as the tokens above (t, w: today; CM: month_end ...).
+BC_RELATIVE = ["t", "W", "-30D", "+2w", "-6M", "-1Y", "CM", "-CM"]
 AGE_EDGES = (0, 17, 18, 24, 25, 34, 35, 64, 65)
 DAY_EDGES = (0, 1, 30, 90, 365)
 
@@ -246,7 +266,9 @@ populations = st.sampled_from(TODAYS).flatmap(populations_at)
 
 short = st.text(ALPHABET, min_size=1, max_size=3)
 patterns = st.text(ALPHABET + "**??", min_size=1, max_size=4)
-date_values = st.one_of(st.sampled_from(RELATIVE), st.sampled_from(EDGE_DATES).map(D.isoformat))
+date_values = st.one_of(
+    st.sampled_from(RELATIVE), st.sampled_from(BC_RELATIVE), st.sampled_from(EDGE_DATES).map(D.isoformat)
+)
 NUMBER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "rating": st.integers(-1, 7),
     "total_spent": st.one_of(st.sampled_from([0, 0.1, 10, 12.34, 500, 499.99]), st.integers(0, 1000)),
@@ -280,6 +302,19 @@ def cond(field: str, op: str, value: Any = None) -> dict[str, Any]:
     return {"field": field, "op": op} if value is None else {"field": field, "op": op, "value": value}
 
 
+def text_ranges(field: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """Business Central's text ranges: A..C, ..C, A.., <C, >A on a text or code field."""
+    return st.one_of(
+        st.builds(cond, st.just(field), st.sampled_from(["lt", "le", "gt", "ge"]), values),
+        st.builds(
+            cond,
+            st.just(field),
+            st.just("between"),
+            st.tuples(values, values).map(lambda pair: sorted(pair, key=lambda x: fold(x.strip()))),
+        ),
+    )
+
+
 def text_conditions(field: str, values: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
         st.builds(
@@ -304,13 +339,15 @@ def ordered_conditions(field: str, values: st.SearchStrategy[Any]) -> st.SearchS
     )
 
 
-def field_conditions(field: str) -> st.SearchStrategy[dict[str, Any]]:
+def field_conditions(field: str, ranges: bool = False) -> st.SearchStrategy[dict[str, Any]]:
     if field in TEXT or field in REL_TEXT:
-        return text_conditions(field, short)
+        plain = text_conditions(field, short)
+        return st.one_of(plain, text_ranges(field, short)) if ranges else plain
     if field in CODE or field in REL_CODE:
         pool = CODE_VALUES[field]
         return st.one_of(
             text_conditions(field, st.sampled_from(pool)),
+            *([text_ranges(field, st.sampled_from([*pool, "A", "m", "Z"]))] if ranges else []),
             st.builds(
                 cond,
                 st.just(field),
@@ -358,8 +395,8 @@ def _valid(obj: dict[str, Any]) -> dict[str, Any] | None:
     return obj
 
 
-def leaves(names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.sampled_from(names).flatmap(field_conditions)
+def leaves(names: list[str], ranges: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    return st.sampled_from(names).flatmap(lambda f: field_conditions(f, ranges))
 
 
 def combine(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -370,18 +407,31 @@ def combine(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[di
     )
 
 
-def relation_trees(relation: str) -> st.SearchStrategy[dict[str, Any]]:
-    where = st.recursive(leaves(REL_FIELD_NAMES[relation]), combine, max_leaves=4)
+def relation_trees(relation: str, ranges: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    where = st.recursive(leaves(REL_FIELD_NAMES[relation], ranges), combine, max_leaves=4)
     return st.builds(
         lambda w, n: {"related": relation, "where": w, "min_count": n}, where, st.sampled_from([1, 1, 2, 3])
     )
 
 
-contact_leaves = st.one_of(
-    leaves(CONTACT_FIELD_NAMES), relation_trees("interactions"), relation_trees("profile")
-)
+def _leaves(ranges: bool) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(
+        leaves(CONTACT_FIELD_NAMES, ranges),
+        relation_trees("interactions", ranges),
+        relation_trees("profile", ranges),
+    )
+
+
+contact_leaves = _leaves(ranges=False)
 trees = (
     st.recursive(contact_leaves, combine, max_leaves=8)
+    .map(_valid)
+    .filter(lambda t: t is not None)
+    .map(from_json)
+)
+# With Business Central's text ranges (A..C) on text and code fields.
+trees_with_ranges = (
+    st.recursive(_leaves(ranges=True), combine, max_leaves=8)
     .map(_valid)
     .filter(lambda t: t is not None)
     .map(from_json)
@@ -390,6 +440,20 @@ trees = (
 # (every field and operator, often) mixed with whole trees.
 single_conditions = contact_leaves.map(_valid).filter(lambda t: t is not None).map(from_json)
 filter_batches = st.lists(st.one_of(single_conditions, trees), min_size=10, max_size=30)
+range_conditions = (
+    st.one_of(
+        st.sampled_from(sorted(TEXT | CODE)).flatmap(lambda f: text_ranges(f, short)),
+        st.sampled_from(sorted(CODE)).flatmap(
+            lambda f: text_ranges(f, st.sampled_from([*CODE_VALUES[f], "A", "Z"]))
+        ),
+        relation_trees("interactions", ranges=True),
+        relation_trees("profile", ranges=True),
+    )
+    .map(_valid)
+    .filter(lambda t: t is not None)
+    .map(from_json)
+)
+range_batches = st.lists(st.one_of(range_conditions, trees_with_ranges), min_size=10, max_size=30)
 
 # ------------------------------------------------------------------------------------------------ the database
 
@@ -434,6 +498,10 @@ def insert_population(conn: Any, rows: list[dict[str, Any]]) -> None:
 def test_database_agrees_with_the_model(
     db: Database, world: tuple[dt.date, list[dict[str, Any]]], filters: list[Node]
 ) -> None:
+    _agree(db, world, filters)
+
+
+def _agree(db: Database, world: tuple[dt.date, list[dict[str, Any]]], filters: list[Node]) -> None:
     today, rows = world
     with db.engine.connect() as conn:
         tx = conn.begin()
@@ -447,8 +515,26 @@ def test_database_agrees_with_the_model(
             tx.rollback()
 
 
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
+@given(world=worlds, filters=range_batches)
+def test_database_agrees_with_the_model_on_text_ranges(
+    db: Database, world: tuple[dt.date, list[dict[str, Any]]], filters: list[Node]
+) -> None:
+    # Business Central's text ranges (`name=A..C`): folded (lower case, no accents), both ends included.
+    _agree(db, world, filters)
+
+
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(tree=trees)
+@given(tree=st.one_of(trees, trees_with_ranges))
 def test_json_round_trip(tree: Node) -> None:
     assert from_json(to_json(tree)) == tree
 
@@ -462,7 +548,9 @@ def one_field_expressions(names: list[str]) -> st.SearchStrategy[dict[str, Any]]
             children.map(lambda c: {"not": c}),
         )
 
-    return st.sampled_from(names).flatmap(lambda f: st.recursive(field_conditions(f), grow, max_leaves=4))
+    return st.sampled_from(names).flatmap(
+        lambda f: st.recursive(field_conditions(f, ranges=True), grow, max_leaves=4)
+    )
 
 
 def _related_text(relation: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -476,7 +564,8 @@ CHOICE_FIELDS = {"type", "gender", "churn_risk", "evaluation"}
 
 def _exact_pattern_on_fixed_values(node: Node) -> bool:
     if isinstance(node, Condition):
-        return node.op == "matches" and node.field in CHOICE_FIELDS and not set("*?") & set(node.value)
+        exact = node.op == "matches" and not set("*?") & set(node.value)
+        return exact and (node.field in CHOICE_FIELDS or node.value != node.value.strip())
     if isinstance(node, Group):
         return any(_exact_pattern_on_fixed_values(c) for c in node.children)
     if isinstance(node, Not):
@@ -508,7 +597,7 @@ writable = (
 def test_text_round_trip(tree: Node, rows: list[dict[str, Any]], today: dt.date) -> None:
     lines = to_text(tree)
     if _exact_pattern_on_fixed_values(tree):
-        return  # the one documented exception: the text form would read it as a value the field refuses
+        return  # the documented exception: the text form would read it as an exact value, refused or trimmed
     assert lines is not None, to_json(tree)
     back = parse_text(lines)
     assert to_text(back) is not None
@@ -517,7 +606,7 @@ def test_text_round_trip(tree: Node, rows: list[dict[str, Any]], today: dt.date)
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(tree=trees, rows=populations, today=st.sampled_from(TODAYS))
+@given(tree=st.one_of(trees, trees_with_ranges), rows=populations, today=st.sampled_from(TODAYS))
 def test_text_round_trip_when_representable(tree: Node, rows: list[dict[str, Any]], today: dt.date) -> None:
     lines = to_text(tree)
     if lines is None:
@@ -533,6 +622,9 @@ def test_model_knows_the_feb_29_rule(today: dt.date) -> None:
     assert age(D(2000, 2, 29), D(2023, 2, 28)) == 22 and age(D(2000, 2, 29), D(2023, 3, 1)) == 23
     assert resolve("today-1y", D(2024, 2, 29)) == D(2023, 2, 28)
     assert resolve("today-1m", D(2024, 3, 31)) == D(2024, 2, 29)
+    assert resolve("month_start", D(2024, 2, 29)) == D(2024, 2, 1)
+    assert resolve("month_end", D(2024, 2, 1)) == D(2024, 2, 29)
+    assert fold("Élodie") == "elodie" and fold("C") < fold("ca") and not fold("CA") <= fold("C")
     assert band(resolve("today-18y", today), today) == "18-24"
     assert band(resolve("today-18y", today) + dt.timedelta(days=1), today) == "<18"
 

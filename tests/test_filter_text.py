@@ -32,6 +32,10 @@ PARSE = [
     pytest.param("name=Smith", c("name", "eq", "Smith"), id="text-eq"),
     pytest.param("city=New York", c("city", "eq", "New York"), id="inner-space-kept"),
     pytest.param("city=  Paris  ", c("city", "eq", "Paris"), id="outer-space-dropped"),
+    pytest.param("name=Dubois ", c("name", "eq", "Dubois"), id="trailing-space-dropped"),
+    pytest.param(
+        "name=Dubois |Martin\t", c("name", "in", ["Dubois", "Martin"]), id="spaces-around-each-value"
+    ),
     pytest.param("age=30", c("age", "eq", 30), id="number-eq"),
     pytest.param("total_spent=12.5", c("total_spent", "eq", 12.5), id="decimal"),
     pytest.param("rating=-1", c("rating", "eq", -1), id="negative-number"),
@@ -80,6 +84,53 @@ PARSE = [
     ),
     pytest.param("birth_date=<today-6m", c("birth_date", "lt", "today-6m"), id="months"),
     pytest.param("birth_date=>TODAY-1Y", c("birth_date", "gt", "today-1y"), id="years-upper-case"),
+    # Business Central's dates: t / w (today, the work date), date formulas from today, month boundaries
+    pytest.param("birth_date=t", c("birth_date", "eq", "today"), id="bc-t"),
+    pytest.param("birth_date=T", c("birth_date", "eq", "today"), id="bc-T"),
+    pytest.param("birth_date=w", c("birth_date", "eq", "today"), id="bc-w"),
+    pytest.param("birth_date=..t", c("birth_date", "le", "today"), id="bc-up-to-today"),
+    pytest.param(
+        "birth_date=-30D..T", c("birth_date", "between", ["today-30d", "today"]), id="bc-last-30-days"
+    ),
+    pytest.param("birth_date=+10D", c("birth_date", "eq", "today+10d"), id="bc-days-ahead"),
+    pytest.param("birth_date=-2W..", c("birth_date", "ge", "today-2w"), id="bc-weeks"),
+    pytest.param("birth_date=<-6M", c("birth_date", "lt", "today-6m"), id="bc-months"),
+    pytest.param("birth_date=>=-1Y", c("birth_date", "ge", "today-1y"), id="bc-years"),
+    pytest.param("birth_date=CM", c("birth_date", "eq", "month_end"), id="bc-cm"),
+    pytest.param("birth_date=-CM", c("birth_date", "eq", "month_start"), id="bc-minus-cm"),
+    pytest.param(
+        "birth_date=-CM..CM", c("birth_date", "between", ["month_start", "month_end"]), id="bc-month"
+    ),
+    pytest.param(
+        "interactions.date=-30D..t",
+        rel("interactions", c("date", "between", ["today-30d", "today"])),
+        id="bc-interaction-date",
+    ),
+    # short dates, in the default date order DMY; two-digit years 00-29 are 2000s, 30-99 1900s
+    pytest.param("birth_date=311225", c("birth_date", "eq", "2025-12-31"), id="short-ddmmyy"),
+    pytest.param("birth_date=31122025", c("birth_date", "eq", "2025-12-31"), id="short-ddmmyyyy"),
+    pytest.param("birth_date=010129", c("birth_date", "eq", "2029-01-01"), id="pivot-2029"),
+    pytest.param("birth_date=010130", c("birth_date", "eq", "1930-01-01"), id="pivot-1930"),
+    pytest.param(
+        "birth_date=010180..311289",
+        c("birth_date", "between", ["1980-01-01", "1989-12-31"]),
+        id="short-range",
+    ),
+    # text ranges (Business Central: values sorting from A to C, both ends included, case-insensitive)
+    pytest.param("name=A..C", c("name", "between", ["A", "C"]), id="text-range"),
+    pytest.param("name=..C", c("name", "le", "C"), id="text-up-to"),
+    pytest.param("name=A..", c("name", "ge", "A"), id="text-from"),
+    pytest.param("name=<=C", c("name", "le", "C"), id="text-le"),
+    pytest.param("name=>=A", c("name", "ge", "A"), id="text-ge"),
+    pytest.param("name=<C", c("name", "lt", "C"), id="text-lt"),
+    pytest.param("country=>fr", c("country", "gt", "FR"), id="code-gt"),
+    pytest.param("country=a..c", c("country", "between", ["A", "C"]), id="code-range"),
+    pytest.param("city=New York..Paris", c("city", "between", ["New York", "Paris"]), id="text-range-spaces"),
+    pytest.param("name='a.'..'b|c'", c("name", "between", ["a.", "b|c"]), id="text-range-quoted"),
+    pytest.param("name=a..B", c("name", "between", ["a", "B"]), id="text-range-case-insensitive"),
+    pytest.param(
+        "name=..B|D..", {"any": [c("name", "le", "B"), c("name", "ge", "D")]}, id="text-two-open-ranges"
+    ),
     # text operators
     pytest.param("name=<>Smith", c("name", "ne", "Smith"), id="ne-text"),
     pytest.param("email=*@contoso.com", c("email", "ends_with", "@contoso.com"), id="ends-with"),
@@ -102,7 +153,20 @@ PARSE = [
     pytest.param("name='O''Brien'", c("name", "eq", "O'Brien"), id="quote-escape"),
     pytest.param("name=O''Brien", c("name", "eq", "O'Brien"), id="quote-outside-quotes"),
     pytest.param("name=''''", c("name", "eq", "'"), id="just-a-quote"),
-    pytest.param("name=' padded '", c("name", "eq", " padded "), id="quoted-spaces-kept"),
+    # Exact values are trimmed, quoted or not (stored values never end in white space); patterns keep it.
+    pytest.param("name=' padded '", c("name", "eq", "padded"), id="quoted-spaces-trimmed"),
+    pytest.param("name=*' van '*", c("name", "contains", " van "), id="quoted-pattern-spaces-kept"),
+    # O'Brien: a quote inside a word is an apostrophe
+    pytest.param("name=O'Brien", c("name", "eq", "O'Brien"), id="apostrophe"),
+    pytest.param("name=*O'Brien*", c("name", "contains", "O'Brien"), id="apostrophe-contains"),
+    pytest.param("name=O'Brien*", c("name", "starts_with", "O'Brien"), id="apostrophe-starts-with"),
+    pytest.param("name=O'Brien|Dubois", c("name", "in", ["O'Brien", "Dubois"]), id="apostrophe-or"),
+    pytest.param("name=D'Arcy|O'Brien", c("name", "in", ["D'Arcy", "O'Brien"]), id="two-apostrophes"),
+    pytest.param("name=<>O'Brien", c("name", "ne", "O'Brien"), id="apostrophe-ne"),
+    pytest.param("name=Mary O'Brien", c("name", "eq", "Mary O'Brien"), id="apostrophe-after-space"),
+    pytest.param("name=Jones'", c("name", "eq", "Jones'"), id="apostrophe-at-the-end"),
+    pytest.param("name=@O'Brien", c("name", "eq", "O'Brien"), id="apostrophe-after-at"),
+    pytest.param("name=*'O''Brien'*", c("name", "contains", "O'Brien"), id="quoted-after-wildcard"),
     pytest.param("name='a*b'", c("name", "eq", "a*b"), id="quoted-star-literal"),
     pytest.param("name=*'a*b'*", c("name", "contains", "a*b"), id="quoted-inside-pattern"),
     pytest.param("name='(x)'*", c("name", "starts_with", "(x)"), id="quoted-then-wildcard"),
@@ -244,22 +308,30 @@ ERRORS = [
     pytest.param("name=<>", 5, "'<>' is not followed by a value", id="dangling-ne"),
     pytest.param("country=(FR|)", 11, "'|' is not followed by a value", id="dangling-in-parentheses"),
     pytest.param("country=FR (DE)", 11, "unexpected '('", id="value-then-parenthesis"),
-    pytest.param(
-        "country=<FR", 8, "'<' comparisons fit numbers and dates; Country is a code field", id="lt-on-code"
-    ),
-    pytest.param(
-        "name=>=A", 5, "'>=' comparisons fit numbers and dates; Name is a text field", id="ge-on-text"
-    ),
-    pytest.param("name=a..b", 6, "'..' ranges fit numbers and dates", id="range-on-text"),
-    pytest.param("country=..FR", 8, "'..' ranges fit numbers and dates", id="open-range-on-code"),
-    pytest.param("mailing_groups=>A", 15, "comparisons fit numbers and dates", id="gt-on-list"),
+    pytest.param("name=C..a", 5, "Name between: 'C' comes after 'a'", id="text-range-reversed"),
+    pytest.param("name=A*..C", 5, "wildcards do not fit a range", id="text-range-wildcard"),
+    pytest.param("name=A..''", 8, "'' (empty) cannot be compared", id="text-range-empty"),
+    pytest.param("mailing_groups=>A", 15, "comparisons fit numbers, dates, text and codes", id="gt-on-list"),
+    pytest.param("mailing_groups=A..C", 16, "ranges fit numbers, dates, text and codes", id="range-on-list"),
     pytest.param(
         "mailing_groups=''", 15, "'' (empty) does not fit Mailing groups, a list field", id="empty-list"
     ),
     pytest.param("mailing_groups=NE*", 15, "wildcards do not fit Mailing groups", id="wildcard-list"),
     pytest.param("exclude_from_segments=maybe", 22, "'maybe' is not true or false", id="not-boolean"),
     pytest.param("exclude_from_segments=''", 22, "does not fit Excluded from segments", id="empty-boolean"),
-    pytest.param("exclude_from_segments=1..2", 23, "ranges fit numbers and dates", id="range-boolean"),
+    pytest.param(
+        "exclude_from_segments=1..2", 23, "ranges fit numbers, dates, text and codes", id="range-boolean"
+    ),
+    pytest.param(
+        "birth_date=311325", 11, "'311325' is not a date in your date order DMY (DDMMYY)", id="short-bad"
+    ),
+    pytest.param(
+        "birth_date=20251231", 11, "is not a date in your date order DMY (DDMMYYYY)", id="short-iso-dmy"
+    ),
+    pytest.param("birth_date=3112", 11, "'3112' is not a date", id="short-4-digits"),
+    pytest.param("birth_date=30D", 11, "'30D' is not a date", id="bc-formula-without-sign"),
+    pytest.param("birth_date=CM..-CM", 11, "comes after", id="bc-month-reversed"),
+    pytest.param("birth_date=-999999D", 11, "at most 200 years", id="bc-too-far"),
     pytest.param("birth_date=2024-13-01", 11, "'2024-13-01' is not a date", id="bad-date"),
     pytest.param("birth_date=2024-01-01..tomorrow", 23, "'tomorrow' is not a date", id="bad-date-bound"),
     pytest.param("birth_date=today-90", 11, "is not a date", id="relative-without-unit"),
@@ -268,10 +340,36 @@ ERRORS = [
     pytest.param(
         "age_band=2*", 9, "an age band field: operator 'starts_with' does not fit", id="pattern-on-band"
     ),
-    pytest.param("age_band=<17", 9, "comparisons fit numbers and dates", id="lt-on-band"),
+    pytest.param("age_band=<17", 9, "'<' comparisons fit numbers, dates, text and codes", id="lt-on-band"),
+    pytest.param("age_band=18-24..35-44", 14, "'..' ranges fit", id="range-on-band"),
     pytest.param("age=<''", 5, "'' (empty) cannot be compared", id="compare-empty"),
     pytest.param("name='abc", 5, "a quote ' is not closed", id="unclosed-quote"),
-    pytest.param("name=O'Brien", 6, "a quote ' is not closed", id="lone-quote"),
+    pytest.param("name='abc", 5, "a quote ' is not closed: write 'abc' or abc", id="unclosed-quote-example"),
+    pytest.param(
+        "name='O'Brien'",
+        7,
+        "closes quoted text here but the value goes on: write 'O''Brien' or O'Brien",
+        id="quoted-apostrophe",
+    ),
+    pytest.param(
+        "name='O''Brien", 5, "a quote ' is not closed: write 'O''Brien' or O'Brien", id="unclosed-escaped"
+    ),
+    pytest.param("name=x|'abc", 7, "a quote ' is not closed: write 'abc' or abc", id="unclosed-second-term"),
+    pytest.param(
+        "name=*'O'Brien*",
+        8,
+        "closes quoted text here but the value goes on: write 'O''Brien' or O'Brien",
+        id="quote-after-wildcard",
+    ),
+    # Bad input that once crashed: each is a usage error with a position.
+    pytest.param(
+        "name=" + "(" * 13 + "a" + ")" * 13, 17, "parentheses nest too deeply: at most 12", id="parens-13"
+    ),
+    pytest.param("name=" + "(" * 1000 + "a" + ")" * 1000, 17, "nest too deeply", id="parens-1000"),
+    pytest.param("name=" + "(" * 5000, 17, "nest too deeply", id="parens-unclosed"),
+    pytest.param("age=" + "1" * 5000, 4, "is too large", id="over-4300-digits"),
+    pytest.param("total_spent=>=" + "9" * 41, 14, "is too large", id="long-number"),
+    pytest.param("total_spent=1e999", 12, "is not a number", id="infinite-number"),
     pytest.param("name=?'*'", 5, "a quoted * or ? cannot be mixed with wildcards", id="quoted-wildcard-mix"),
     pytest.param("name=" + "x" * 1001, 5, "longer than 1,000 characters", id="long-value"),
 ]
@@ -286,6 +384,20 @@ def test_errors_point_at_the_fault(text: str, position: int, message: str) -> No
     assert err.position == position, str(err)
     assert message in err.reason
     assert str(err) == f"{text}: position {position}: {err.reason}"
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [("name=ab\udcffc", 7), ("\udcff=1", 0), ("country=FR|\ud800", 11), ("name='x\udfff'", 7)],
+)
+def test_text_that_is_not_utf8_is_refused_with_its_position(text: str, position: int) -> None:
+    # What a command line makes of bytes that are not UTF-8: lone surrogates, which no database can store.
+    with pytest.raises(FilterSyntaxError) as info:
+        parse_text(text)
+    err = info.value
+    assert err.position == position
+    assert "not valid text (the filter was not UTF-8)" in err.reason
+    str(err).encode("utf-8")  # the message itself can be printed and logged
 
 
 def test_spec_example_message() -> None:
@@ -361,6 +473,18 @@ TO_TEXT = [
         ["country=FR", "interactions.template=EMAIL", "interactions.date=>=today"],
         id="related",
     ),
+    pytest.param(c("name", "between", ["A", "C"]), ["name=A..C"], id="text-range"),
+    pytest.param(c("name", "le", "C"), ["name=..C"], id="text-up-to"),
+    pytest.param(c("country", "ge", "FR"), ["country=FR.."], id="code-from"),
+    pytest.param(c("name", "between", [".a", "b."]), ["name='.a'..'b.'"], id="text-range-dots-quoted"),
+    pytest.param(c("name", "le", "O'Brien"), ["name=..'O''Brien'"], id="text-range-quote"),
+    pytest.param(c("birth_date", "between", ["-CM", "CM"]), ["birth_date=-CM..CM"], id="this-month"),
+    pytest.param({"not": c("birth_date", "le", "CM")}, ["birth_date=>CM|''"], id="not-month-end"),
+    pytest.param(c("birth_date", "ge", "t"), ["birth_date=>=today"], id="t"),
+    pytest.param(c("name", "lt", "C"), ["name=<C"], id="text-lt"),
+    pytest.param({"not": c("name", "between", ["A", "C"])}, ["name=<A|>C|''"], id="not-text-range"),
+    pytest.param({"not": c("country", "ge", "FR")}, ["country=<FR|''"], id="not-code-range"),
+    pytest.param({"not": c("name", "le", "b.")}, ["name=>'b.'|''"], id="not-text-range-dot"),
     # Not representable: None
     pytest.param({"any": [c("country", "eq", "FR"), c("age", "gt", 30)]}, None, id="or-across-fields"),
     pytest.param({"any": []}, None, id="nothing"),
@@ -375,6 +499,7 @@ TO_TEXT = [
         id="two-related-same-relation",
     ),
     pytest.param({"all": [c("age", "eq", 1), {"any": []}]}, None, id="false-inside"),
+    pytest.param(c("name", "matches", " a"), None, id="exact-pattern-with-outer-space"),
 ]
 
 
@@ -427,3 +552,59 @@ def test_to_text_of_related_groups_back() -> None:
             ),
         ),
     )
+
+
+DATE_ORDER = [
+    pytest.param("311225", "DMY", "2025-12-31", id="dmy"),
+    pytest.param("31122025", "DMY", "2025-12-31", id="dmy-wide"),
+    pytest.param("122525", "MDY", "2025-12-25", id="mdy"),
+    pytest.param("12252025", "mdy", "2025-12-25", id="mdy-wide-lower-case"),
+    pytest.param("251231", "YMD", "2025-12-31", id="ymd"),
+    pytest.param("20251231", "YMD", "2025-12-31", id="ymd-wide"),
+    pytest.param("290229", "DMY", None, id="dmy-no-feb-29-2029"),
+    pytest.param("290228", "DMY", "2028-02-29", id="dmy-feb-29-2028"),
+    pytest.param("000101", "YMD", "2000-01-01", id="ymd-year-00"),
+    pytest.param("991231", "YMD", "1999-12-31", id="ymd-year-99"),
+    pytest.param("2025-12-31", "MDY", "2025-12-31", id="iso-in-any-order"),
+]
+
+
+@pytest.mark.parametrize(("value", "order", "expected"), DATE_ORDER)
+def test_short_dates_follow_the_date_order(value: str, order: str, expected: str | None) -> None:
+    text = f"birth_date={value}"
+    if expected is None:
+        with pytest.raises(FilterSyntaxError, match="is not a date in your date order"):
+            parse_text(text, date_order=order)
+        return
+    assert parse_text(text, date_order=order) == Condition("birth_date", "eq", expected)
+
+
+def test_the_same_short_date_reads_per_order() -> None:
+    assert parse_text("birth_date=010203", date_order="DMY").value == "2003-02-01"  # type: ignore[union-attr]
+    assert parse_text("birth_date=010203", date_order="MDY").value == "2003-01-02"  # type: ignore[union-attr]
+    assert parse_text("birth_date=010203", date_order="YMD").value == "2001-02-03"  # type: ignore[union-attr]
+    with pytest.raises(FilterSyntaxError, match=r"date order MDY \(MMDDYY\)"):
+        parse_text("birth_date=311225", date_order="MDY")
+
+
+def test_unknown_date_order_is_a_usage_error() -> None:
+    with pytest.raises(FilterError, match="unknown date order 'DDMMYY': use DMY, MDY, YMD"):
+        parse_text("birth_date=311225", date_order="DDMMYY")
+
+
+def test_short_dates_are_only_read_on_date_fields() -> None:
+    assert parse_text("post_code=311225") == Condition("post_code", "eq", "311225")
+    assert parse_text("age=20") == Condition("age", "eq", 20)
+
+
+def test_relative_dates_stay_relative() -> None:
+    # Stored as tokens and resolved each time the filter runs, as `today-90d` always was.
+    tree = parse_text(["last_purchase_date=-30D..T", "birth_date=-CM..CM"])
+    assert tree == Group(
+        "all",
+        (
+            Condition("last_purchase_date", "between", ("today-30d", "today")),
+            Condition("birth_date", "between", ("month_start", "month_end")),
+        ),
+    )
+    assert from_json(to_json(tree)) == tree

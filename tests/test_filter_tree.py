@@ -19,11 +19,15 @@ from segcore._filter_tree import (
     Group,
     Not,
     Related,
+    allowed_ops,
+    fold_text,
     from_json,
+    is_relative_date,
     resolve_date,
     to_json,
     validate,
 )
+from segcore.fields import BUILTIN
 
 
 def c(field: str, op: str, value: Any = None) -> dict[str, Any]:
@@ -101,7 +105,33 @@ NORMALISED = [
     pytest.param(c("gender", "eq", "Female"), "female", id="code-lower"),
     pytest.param(c("country", "in", ["fr", "DE", "Fr"]), ("FR", "DE"), id="list-to-tuple-deduplicated"),
     pytest.param(c("email", "eq", "Ann@Contoso.COM"), "ann@contoso.com", id="email-lower"),
-    pytest.param(c("name", "eq", "  Ann "), "  Ann ", id="free-text-kept"),
+    # Exact values are trimmed (stored values never start or end with white space: `Dubois ` is `Dubois`);
+    # patterns keep theirs, where a space is a real character (`contains " van "`).
+    pytest.param(c("name", "eq", "  Ann "), "Ann", id="free-text-trimmed"),
+    pytest.param(c("name", "in", [" Ann", "Bob ", "Ann"]), ("Ann", "Bob"), id="free-text-list-trimmed"),
+    pytest.param(c("city", "ne", "Paris\t"), "Paris", id="free-text-ne-trimmed"),
+    pytest.param(c("name", "contains", " van "), " van ", id="pattern-keeps-spaces"),
+    pytest.param(c("name", "starts_with", "van "), "van ", id="starts-with-keeps-spaces"),
+    # Business Central's relative dates, in JSON as in text; stored as tokens resolved each time the filter runs.
+    pytest.param(c("birth_date", "eq", "t"), "today", id="bc-t"),
+    pytest.param(c("birth_date", "eq", "T"), "today", id="bc-T"),
+    pytest.param(c("birth_date", "eq", "w"), "today", id="bc-work-date"),
+    pytest.param(c("birth_date", "ge", "-30D"), "today-30d", id="bc-days"),
+    pytest.param(c("birth_date", "le", "+10d"), "today+10d", id="bc-days-ahead"),
+    pytest.param(c("birth_date", "ge", "-2W"), "today-2w", id="bc-weeks"),
+    pytest.param(c("birth_date", "ge", "-6M"), "today-6m", id="bc-months"),
+    pytest.param(c("birth_date", "ge", " -1Y "), "today-1y", id="bc-years"),
+    pytest.param(c("birth_date", "le", "CM"), "month_end", id="bc-cm"),
+    pytest.param(c("birth_date", "ge", "-cm"), "month_start", id="bc-minus-cm"),
+    pytest.param(c("birth_date", "ge", "Month_Start"), "month_start", id="month-start-token"),
+    pytest.param(c("birth_date", "between", ["-CM", "CM"]), ("month_start", "month_end"), id="bc-this-month"),
+    # Text ranges on text and code fields, compared without case or accents.
+    pytest.param(c("name", "between", [" a", "C "]), ("a", "C"), id="text-range"),
+    pytest.param(c("name", "between", ["é", "E"]), ("é", "E"), id="text-range-folded-equal"),
+    pytest.param(c("country", "le", "fr"), "FR", id="code-range-normalised"),
+    pytest.param(c("gender", "ge", "f"), "f", id="range-on-choices-is-not-a-choice"),
+    pytest.param(c("name", "lt", " C"), "C", id="text-lt"),
+    pytest.param(c("territory", "gt", "north"), "NORTH", id="code-gt"),
     pytest.param(c("post_code", "eq", 75001), "75001", id="number-as-text"),
     pytest.param(c("age", "eq", "30"), 30, id="number-from-text"),
     pytest.param(c("age", "eq", 30.0), 30, id="whole-float-to-int"),
@@ -143,7 +173,9 @@ ERRORS = [
     ),
     pytest.param(c("template", "eq", "EMAIL"), "is a field of interactions", id="relation-field-outside"),
     pytest.param(
-        c("country", "gt", "FR"), "Country is a code field: operator 'gt' does not fit", id="op-on-code"
+        c("country", "has_any", ["FR"]),
+        "Country is a code field: operator 'has_any' does not fit",
+        id="op-on-code",
     ),
     pytest.param(c("age", "contains", "3"), "Age is a number field: operator 'contains'", id="op-on-number"),
     pytest.param(c("exclude_from_segments", "eq", True), "true/false field", id="op-on-boolean"),
@@ -170,8 +202,26 @@ ERRORS = [
     pytest.param(c("birth_date", "between", ["today", "today-1d"]), "comes after", id="relative-reversed"),
     pytest.param(c("birth_date", "eq", "2024-02-30"), "'2024-02-30' is not a date", id="no-such-day"),
     pytest.param(
-        c("birth_date", "eq", "yesterday"), "is not a date (write YYYY-MM-DD or today-90d)", id="word-date"
+        c("birth_date", "eq", "yesterday"),
+        "is not a date (write YYYY-MM-DD, t (today), -30D, today-90d, CM or -CM)",
+        id="word-date",
     ),
+    pytest.param(c("birth_date", "eq", "30D"), "is not a date", id="bc-formula-without-sign"),
+    pytest.param(c("birth_date", "eq", "+CM"), "is not a date", id="bc-plus-cm"),
+    pytest.param(c("birth_date", "eq", "CM+1D"), "is not a date", id="bc-cm-arithmetic"),
+    pytest.param(c("birth_date", "eq", "311225"), "is not a date", id="short-date-is-text-form-only"),
+    pytest.param(c("birth_date", "ge", "-99999D"), "at most 200 years", id="bc-too-far"),
+    pytest.param(c("birth_date", "between", ["CM", "-CM"]), "comes after", id="month-reversed"),
+    pytest.param(c("name", "between", ["C", "a"]), "Name between: 'C' comes after 'a'", id="text-reversed"),
+    pytest.param(c("name", "between", ["É", "a"]), "comes after", id="text-reversed-accent"),
+    pytest.param(
+        c("mailing_groups", "between", ["A", "C"]), "operator 'between' does not fit", id="list-range"
+    ),
+    pytest.param(c("age_band", "ge", "25-34"), "operator 'ge' does not fit", id="band-range"),
+    pytest.param(c("name", "eq", "a\udcffb"), "not valid text", id="lone-surrogate"),
+    pytest.param(c("mailing_groups", "has_any", ["\ud800"]), "not valid text", id="lone-surrogate-code"),
+    pytest.param(c("age", "eq", "1" * 5000), "Age: '1111", id="over-4300-digits"),
+    pytest.param(c("total_spent", "eq", "9" * 41), "too large", id="long-number-text"),
     pytest.param(c("birth_date", "eq", "2024-2-1"), "is not a date", id="short-date"),
     pytest.param(c("birth_date", "eq", "today-90x"), "is not a date", id="bad-unit"),
     pytest.param(c("birth_date", "eq", 20240101), "is not a date", id="number-date"),
@@ -302,9 +352,36 @@ DATES = [
     pytest.param("today+4y", dt.date(2024, 2, 29), dt.date(2028, 2, 29), id="leap-to-leap"),
     pytest.param("today+0d", dt.date(2024, 2, 29), dt.date(2024, 2, 29), id="zero"),
     pytest.param("TODAY-1D", dt.date(2024, 3, 1), dt.date(2024, 2, 29), id="upper-case"),
+    pytest.param("month_start", dt.date(2024, 2, 29), dt.date(2024, 2, 1), id="month-start"),
+    pytest.param("month_end", dt.date(2024, 2, 1), dt.date(2024, 2, 29), id="month-end-leap"),
+    pytest.param("month_end", dt.date(2023, 2, 14), dt.date(2023, 2, 28), id="month-end"),
+    pytest.param("month_end", dt.date(2024, 12, 31), dt.date(2024, 12, 31), id="month-end-on-it"),
+    pytest.param("month_start", dt.date(2021, 1, 1), dt.date(2021, 1, 1), id="month-start-on-it"),
 ]
 
 
 @pytest.mark.parametrize(("value", "today", "expected"), DATES)
 def test_resolve_date(value: str, today: dt.date, expected: dt.date) -> None:
     assert resolve_date(value, today) == expected
+
+
+def test_relative_tokens_are_recognised() -> None:
+    for token in ("today", "today-90d", "today+2w", "month_start", "month_end"):
+        assert is_relative_date(token), token
+    for value in ("2024-01-01", "CM", "t", "-30D", "month"):
+        assert not is_relative_date(value), value
+
+
+def test_text_ranges_are_operators_of_text_and_code_fields_only() -> None:
+    spec = BUILTIN.get
+    for name in ("name", "email", "country", "gender"):
+        assert {"lt", "le", "gt", "ge", "between"} <= set(allowed_ops(spec(name))), name  # type: ignore[arg-type]
+    for name in ("mailing_groups", "age_band", "exclude_from_segments"):
+        assert not {"lt", "le", "gt", "ge", "between"} & set(allowed_ops(spec(name))), name  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"), [("Élodie", "elodie"), ("MÜLLER", "muller"), ("abc", "abc"), ("Øre", "ore")]
+)
+def test_fold_text(text: str, folded: str) -> None:
+    assert fold_text(text) == folded
