@@ -1,4 +1,5 @@
-"""CLI commands for the user's own data: `import contacts|interactions`, `fields` (custom fields) and `mappings`."""
+"""CLI commands for the user's own data: `import contacts|interactions|outcomes`, `fields` (custom fields) and
+`mappings`."""
 
 from __future__ import annotations
 
@@ -46,19 +47,21 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def add_import_commands(sub: Any, parser_class: type[argparse.ArgumentParser], existing_file: Any) -> None:
-    """Register `import contacts|interactions FILE ...`, `fields ...` and `mappings ...`."""
-    imp = sub.add_parser("import", help="import contacts or interactions from a CSV or Excel file")
+    """Register `import contacts|interactions|outcomes FILE ...`, `fields ...` and `mappings ...`."""
+    imp = sub.add_parser("import", help="import contacts, interactions or outcomes from a CSV or Excel file")
     isub = imp.add_subparsers(dest="import_command", metavar="WHAT", required=True, parser_class=parser_class)
     for what, doc in (
         ("contacts", "import or update contacts (a contact already stored is updated, in the mapped columns only)"),
         ("interactions", "add interactions to the log (every contact number must exist)"),
+        ("outcomes", "add outcomes: orders, sign-ups, replies ... (every contact number must exist; a kind and "
+         "reference stored already is updated, so an order counts once)"),
     ):
         p = isub.add_parser(
             what,
             help=doc,
             description=f"{doc[0].upper()}{doc[1:]}. CSV (',' ';' tab or '|' separated; UTF-8, UTF-16 or "
-            "Windows-1252, detected) or Excel .xlsx. Columns are mapped to fields from their header (English and "
-            "French synonyms), and the mapping used is printed; other columns become custom fields "
+            "Windows-1252, detected) or Excel .xlsx. Columns are mapped to fields from their header (English, "
+            "French and German synonyms), and the mapping used is printed; other columns become custom fields "
             "(--new-fields skip leaves them out). Without --strict the valid rows are imported and every rejected "
             "row is reported with its line and column; with --strict nothing is imported when any row is wrong. "
             "Exit status 1 when nothing was imported because of errors.",

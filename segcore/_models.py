@@ -41,6 +41,7 @@ __all__ = [
     "KnownUserGroupEmail",
     "LoggedSegment",
     "LoggedSegmentMember",
+    "Outcome",
     "ProfileAnswer",
     "SavedCriteria",
     "SchemaInfo",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -235,6 +236,32 @@ class Interaction(Base):
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     logged_segment_id: Mapped[int | None] = mapped_column(ForeignKey("logged_segments.id"))
     created_by: Mapped[str | None] = mapped_column(String(60))
+
+
+class Outcome(Base):
+    """A contact's result worth counting (an order, a sign-up, a reply): what campaign results measure."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        CheckConstraint("amount IS NULL OR amount >= 0", name="ck_outcomes_amount"),
+        # Results read one window of days (optionally of some kinds): date first, and covering (contact, amount), so
+        # the window's rows come from the index alone, without a table lookup per outcome.
+        Index("ix_outcomes_window", "date", "kind", "contact_id", "amount"),
+        Index("ix_outcomes_contact_date", "contact_id", "date"),
+        # An order number counts once per kind. NULLs are distinct in a unique index on SQLite and PostgreSQL,
+        # so outcomes without a reference never collide; the import updates a stored reference instead of adding.
+        UniqueConstraint("kind", "reference", name="uq_outcomes_kind_reference"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    # An upper-case code (ORDER, SIGNUP, REPLY ...), as interaction templates are.
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[float | None] = mapped_column(Money)
+    reference: Mapped[str | None] = mapped_column(String(60))
+    created_by: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
 class Segment(Base):

@@ -15,6 +15,7 @@ from segcore.imports.mapping import (
     COMMON_CUSTOM_FIELDS,
     CONTACT_TARGETS,
     INTERACTION_TARGETS,
+    OUTCOME_TARGETS,
     SYNONYMS,
     ColumnChoice,
     Mapping,
@@ -53,7 +54,7 @@ def test_targets_are_the_importer_columns() -> None:
 
 def test_synonym_tables_name_only_targets_and_are_normalised() -> None:
     for kind, table in SYNONYMS.items():
-        targets = CONTACT_TARGETS if kind == "contacts" else INTERACTION_TARGETS
+        targets = {"contacts": CONTACT_TARGETS, "interactions": INTERACTION_TARGETS, "outcomes": OUTCOME_TARGETS}[kind]
         assert set(table) <= set(targets)
         for words in table.values():
             assert all(normalise_header(w) == w for w in words)

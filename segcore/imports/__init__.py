@@ -1,12 +1,15 @@
 """The import pipeline, one module a stage: read (sniff, decode) → map (columns to fields, values as people write
-them) → check (the data contract, with line and column) → write (one transaction, only what the file maps)."""
+them) → check (the data contract, with line and column) → write (one transaction, only what the file maps).
+
+Three kinds of file go through it: contacts, interactions and outcomes (orders, sign-ups ... that results count)."""
 
 from __future__ import annotations
 
-from .check import CONTACT_COLUMNS, CONTACT_FRAME_COLUMNS, EMAIL_RE, INTERACTION_COLUMNS
+from .check import CONTACT_COLUMNS, CONTACT_FRAME_COLUMNS, EMAIL_RE, INTERACTION_COLUMNS, OUTCOME_COLUMNS
 from .mapping import (
     CONTACT_TARGETS,
     INTERACTION_TARGETS,
+    OUTCOME_TARGETS,
     ColumnChoice,
     Mapping,
     custom_field_name,
@@ -20,20 +23,24 @@ from .pipeline import (
     delete_mapping,
     import_contacts,
     import_interactions,
+    import_outcomes,
     list_mappings,
     plan_import,
     run_import,
     save_mapping,
     validate_contacts,
     validate_interactions,
+    validate_outcomes,
 )
 from .read import RawTable, read_table
 from .report import MAX_ERRORS_KEPT, ImportReport, RowError
-from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions
+from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions, write_outcomes
 
 __all__ = [
     "CONTACT_TARGETS",
     "INTERACTION_TARGETS",
+    "OUTCOME_COLUMNS",
+    "OUTCOME_TARGETS",
     "custom_field_name",
     "CONTACT_COLUMNS",
     "CONTACT_FRAME_COLUMNS",
@@ -55,6 +62,7 @@ __all__ = [
     "header_signature",
     "import_contacts",
     "import_interactions",
+    "import_outcomes",
     "list_mappings",
     "plan_import",
     "read_table",
@@ -63,6 +71,8 @@ __all__ = [
     "suggest_mapping",
     "validate_contacts",
     "validate_interactions",
+    "validate_outcomes",
     "write_contacts",
     "write_interactions",
+    "write_outcomes",
 ]

@@ -32,13 +32,18 @@ __all__ = [
     "INTERACTION_FRAME_COLUMNS",
     "INTERACTION_REQUIRED",
     "LANGUAGE_CODES",
+    "OUTCOME_COLUMNS",
+    "OUTCOME_REQUIRED",
     "CheckedContacts",
     "CheckedInteractions",
+    "CheckedOutcomes",
     "Parsed",
     "check_contact_fields",
     "check_contacts_against_db",
     "check_interaction_fields",
     "check_interactions_db",
+    "check_outcome_fields",
+    "check_outcomes_db",
 ]
 
 # ISO 3166-1 alpha-2: the 249 officially assigned codes.
@@ -83,12 +88,17 @@ INTERACTION_COLUMNS = (
     "contact_no", "date", "template", "campaign_no", "segment_no", "evaluation", "salesperson", "cost", "duration_min",
 )  # fmt: skip
 INTERACTION_FRAME_COLUMNS = INTERACTION_COLUMNS
+OUTCOME_REQUIRED = ("contact_no", "date", "kind")
+OUTCOME_COLUMNS = ("contact_no", "date", "kind", "amount", "reference")
 
 
 _CONTACTS: Table = Base.metadata.tables["contacts"]
 _CODES: Table = Base.metadata.tables["contact_codes"]
 _PROFILE: Table = Base.metadata.tables["profile_answers"]
 _INTERACTIONS: Table = Base.metadata.tables["interactions"]
+_OUTCOMES: Table = Base.metadata.tables["outcomes"]
+# An outcome kind is a code like an interaction template: ORDER, SIGNUP, REPLY.
+_KIND_RE = r"[A-Z0-9][A-Z0-9_.\-]{0,19}"
 
 EMAIL_RE = r"[^\s@,;:<>()\[\]\\\"]+@([^\s@,;:<>()\[\]\\\".]+\.)+[^\s@,;:<>()\[\]\\\".0-9]{2,}"
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
@@ -557,6 +567,61 @@ def check_interaction_fields(parsed: Parsed) -> CheckedInteractions:
 
 
 def check_interactions_db(conn: Connection, checked: CheckedInteractions) -> tuple[np.ndarray, pd.DataFrame]:
+    known = pd.Index(pd.Series(conn.execute(select(_CONTACTS.c.contact_no)).scalars().all(), dtype="str"))
+    cn = checked.frame["contact_no"]
+    unknown = ~checked.bad & (cn != "").to_numpy() & ~cn.isin(known).to_numpy()
+    log = ErrorLog()
+    log.add(
+        checked.parsed.lines[unknown], "contact_no", "is not a known contact number", cn.to_numpy()[unknown]
+    )
+    return ~checked.bad & ~unknown, log.frame()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outcomes
+
+
+@dataclass(frozen=True, eq=False)
+class CheckedOutcomes:
+    parsed: Parsed
+    frame: pd.DataFrame  # OUTCOME_COLUMNS: date ISO text, kind upper-case, amount float (NaN = none), reference text
+    bad: np.ndarray
+
+
+def check_outcome_fields(parsed: Parsed) -> CheckedOutcomes:
+    """The per-file rules of an outcomes file; a (kind, reference) seen before in the file is rejected on later lines."""
+    ck = _Checker(parsed)
+    f = parsed.frame
+    for name in OUTCOME_REQUIRED:
+        ck.required(name)
+    ck.max_length("contact_no", _text_length(_CONTACTS, "contact_no"))
+    date = ck.date("date")
+    kind = f["kind"].str.strip().str.upper()
+    filled = (kind != "").to_numpy()
+    ck.fail(
+        filled & ~_fullmatch(kind, _KIND_RE),
+        "kind",
+        "is not an outcome code: 1 to 20 letters, digits, '-', '_' or '.' (for example ORDER)",
+    )
+    amount = ck.decimal("amount")
+    reference = f["reference"].str.strip()
+    ck.max_length("reference", _text_length(_OUTCOMES, "reference"))
+    # The same order number twice in one file is one order: the first line counts, later ones are reported.
+    has_ref = (reference != "").to_numpy()
+    if has_ref.any():
+        key = kind + "\x1f" + reference
+        dup = (key.duplicated(keep="first") & pd.Series(has_ref, index=f.index)).to_numpy()
+        if dup.any():
+            first_line = pd.Series(parsed.lines, index=f.index).groupby(key.to_numpy()).transform("first")
+            ck.fail(dup, "reference", ("already appears on line " + first_line.astype(str)).to_numpy())
+    frame = pd.DataFrame(
+        {"contact_no": f["contact_no"], "date": date, "kind": kind, "amount": amount, "reference": reference}
+    )
+    return CheckedOutcomes(parsed=parsed, frame=frame, bad=ck.bad)
+
+
+def check_outcomes_db(conn: Connection, checked: CheckedOutcomes) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rows whose contact number is not stored are errors; returns (valid mask, errors)."""
     known = pd.Index(pd.Series(conn.execute(select(_CONTACTS.c.contact_no)).scalars().all(), dtype="str"))
     cn = checked.frame["contact_no"]
     unknown = ~checked.bad & (cn != "").to_numpy() & ~cn.isin(known).to_numpy()

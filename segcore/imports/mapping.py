@@ -28,6 +28,7 @@ __all__ = [
     "CONTACT_TARGETS",
     "FIELD_TYPES",
     "INTERACTION_TARGETS",
+    "OUTCOME_TARGETS",
     "SYNONYMS",
     "ColumnChoice",
     "Mapping",
@@ -38,7 +39,7 @@ __all__ = [
     "suggest_mapping",
 ]
 
-KINDS = ("contacts", "interactions")
+KINDS = ("contacts", "interactions", "outcomes")
 KEYS = ("contact_no", "email")
 HOWS = ("exact", "synonym", "custom", "new", "user", "skip")
 # The types a new custom field can have: the field types of the filter language (segcore.fields.OPS_BY_TYPE),
@@ -61,6 +62,7 @@ _CONTACT_COLUMNS = (
 _INTERACTION_COLUMNS = (
     "contact_no", "date", "template", "campaign_no", "segment_no", "evaluation", "salesperson", "cost", "duration_min",
 )  # fmt: skip
+_OUTCOME_COLUMNS = ("contact_no", "date", "kind", "amount", "reference")
 
 # Labels for the targets that are not filterable fields of segcore.fields.
 _EXTRA_LABELS = {
@@ -83,7 +85,15 @@ CONTACT_TARGETS: dict[str, str] = {
 INTERACTION_TARGETS: dict[str, str] = {
     name: _label(name, INTERACTION_FIELDS) for name in _INTERACTION_COLUMNS
 }
-_TARGETS = {"contacts": CONTACT_TARGETS, "interactions": INTERACTION_TARGETS}
+# Outcomes (orders, sign-ups ...) are no filter fields: their labels are written here.
+OUTCOME_TARGETS: dict[str, str] = {
+    "contact_no": CONTACT_TARGETS["contact_no"],
+    "date": "Date",
+    "kind": "Outcome kind",
+    "amount": "Amount",
+    "reference": "Reference",
+}
+_TARGETS = {"contacts": CONTACT_TARGETS, "interactions": INTERACTION_TARGETS, "outcomes": OUTCOME_TARGETS}
 
 _CONTACT_NO = (
     "contactno", "contactnumber", "customerid", "customerno", "customernumber", "clientid", "clientno", "nclient",
@@ -159,6 +169,29 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "cost": ("cost", "cout", "kosten"),
         "duration_min": ("duration", "durationmin", "duree", "dauer", "minutes"),
     },
+    "outcomes": {
+        # An orders file names its customer column plainly: "Customer", "Client", "Kunde" is the customer's number.
+        "contact_no": (*_CONTACT_NO, "customer", "client", "kunde", "contact"),
+        "date": (
+            "date", "orderdate", "purchasedate", "transactiondate", "outcomedate", "eventdate", "datedecommande",
+            "datecommande", "dateachat", "datedachat", "datedevenement", "bestelldatum", "kaufdatum", "datum",
+        ),
+        "kind": (
+            "kind", "type", "outcome", "outcomekind", "outcometype", "event", "eventtype", "conversion", "action",
+            "typedevenement", "evenement", "resultat", "art", "ereignis", "ereignistyp", "typ",
+        ),
+        "amount": (
+            "amount", "total", "ordertotal", "ordervalue", "value", "revenue", "price", "sales", "montant",
+            "montantttc", "montantht", "valeur", "prix", "chiffredaffaires", "ca", "betrag", "wert",
+            "umsatz", "gesamtbetrag", "preis",
+        ),
+        "reference": (
+            "reference", "ref", "orderno", "ordernumber", "orderid", "order", "invoiceno", "invoicenumber",
+            "invoiceid", "transactionid", "numerodecommande", "ncommande", "commande", "nfacture",
+            "numerodefacture", "facture", "bestellnummer", "bestellnr", "bestellung", "rechnungsnummer",
+            "auftragsnummer",
+        ),
+    },
 }  # fmt: skip
 
 
@@ -218,7 +251,7 @@ def header_signature(header: Sequence[str]) -> str:
 
 def _check_kind(kind: str) -> dict[str, str]:
     if kind not in _TARGETS:
-        raise UsageError(f"unknown import kind {kind!r}: contacts or interactions")
+        raise UsageError(f"unknown import kind {kind!r}: contacts, interactions or outcomes")
     return _TARGETS[kind]
 
 
@@ -266,7 +299,7 @@ def _check_field(kind: str, field: str) -> None:
             f"{field!r} is not a field a contacts file can fill: use one of {', '.join(targets)}, "
             "or a custom field name (lower-case letters, digits and _, starting with a letter, at most 40)"
         )
-    raise UsageError(f"{field!r} is not a field of an interactions file: use one of {', '.join(targets)}")
+    raise UsageError(f"{field!r} is not a field of an {kind} file: use one of {', '.join(targets)}")
 
 
 def _check_type(new_type: str) -> None:
@@ -329,7 +362,7 @@ class ColumnChoice:
             detail = "existing custom field"
         elif self.how == "new":
             detail = f"new {self.new_type or 'text'} field"
-        elif self.field in CONTACT_TARGETS or self.field in INTERACTION_TARGETS:
+        elif self.field in CONTACT_TARGETS or self.field in INTERACTION_TARGETS or self.field in OUTCOME_TARGETS:
             detail = "your choice"
         else:
             detail = f"your choice, custom {self.new_type + ' ' if self.new_type else ''}field"
@@ -340,7 +373,7 @@ class ColumnChoice:
 class Mapping:
     """How a file's columns become fields, and which field identifies a contact."""
 
-    kind: str  # "contacts" | "interactions"
+    kind: str  # "contacts" | "interactions" | "outcomes"
     columns: tuple[ColumnChoice, ...]
     key: str = "contact_no"  # "contact_no" or "email": the field that finds the stored contact on re-import
 
@@ -396,7 +429,7 @@ class Mapping:
             raise UsageError(f"this mapping was saved by a newer version of the program (format {version})")
         kind = data.get("kind", "contacts")
         if not isinstance(kind, str):
-            raise UsageError("the mapping's 'kind' must be contacts or interactions")
+            raise UsageError("the mapping's 'kind' must be contacts, interactions or outcomes")
         _check_kind(kind)
         raw = data.get("columns")
         items: list[dict[str, Any]]

@@ -2,8 +2,13 @@
 
 `plan_import` reads a file and maps it without writing: what each column becomes, its sample values, the rule its
 values are read with and the cells that do not read, and the first rows as they will be stored. `run_import` takes a
-plan through the checks and, unless it is a dry run, writes it in one transaction. `import_contacts` and
-`import_interactions` do both in one call (the CLI and scripts); the Data page plans first, shows, then runs.
+plan through the checks and, unless it is a dry run, writes it in one transaction. `import_contacts`,
+`import_interactions` and `import_outcomes` do both in one call (the CLI and scripts); the Data page plans first,
+shows, then runs.
+
+Outcomes (orders, sign-ups ...) are keyed by (kind, reference) when they carry a reference: re-importing a stored
+reference updates that outcome (its contact, date and amount: the newer file is the corrected one) instead of adding
+it again, so an order counts once however often its file comes back. Outcomes without a reference are always added.
 """
 
 from __future__ import annotations
@@ -31,11 +36,15 @@ from .check import (
     CONTACT_COLUMNS,
     INTERACTION_COLUMNS,
     INTERACTION_REQUIRED,
+    OUTCOME_COLUMNS,
+    OUTCOME_REQUIRED,
     Parsed,
     check_contact_fields,
     check_contacts_against_db,
     check_interaction_fields,
     check_interactions_db,
+    check_outcome_fields,
+    check_outcomes_db,
 )
 from .mapping import Mapping, custom_field_name, header_signature, match_header, suggest_mapping
 from .read import RawTable, read_table
@@ -52,7 +61,7 @@ from .values import (
     parse_languages,
     parse_list,
 )
-from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions
+from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions, write_outcomes
 
 __all__ = [
     "DATE_ORDERS",
@@ -61,17 +70,22 @@ __all__ = [
     "delete_mapping",
     "import_contacts",
     "import_interactions",
+    "import_outcomes",
     "list_mappings",
     "plan_import",
     "run_import",
     "save_mapping",
     "validate_contacts",
     "validate_interactions",
+    "validate_outcomes",
 ]
+KINDS = ("contacts", "interactions", "outcomes")
+_KNOWN = {"contacts": CONTACT_COLUMNS, "interactions": INTERACTION_COLUMNS, "outcomes": OUTCOME_COLUMNS}
+_REQUIRED = {"interactions": INTERACTION_REQUIRED, "outcomes": OUTCOME_REQUIRED}
 
 DATE_ORDERS = ("auto", "DMY", "MDY", "YMD")
 _DATE_TARGETS = frozenset({"birth_date", "acquisition_date", "last_purchase_date", "date"})
-_MONEY_TARGETS = frozenset({"total_spent", "cost"})
+_MONEY_TARGETS = frozenset({"total_spent", "cost", "amount"})
 _INT_TARGETS = {"rating": (1, 5), "purchase_count": (0, 2_147_483_647), "duration_min": (0, 2_147_483_647)}
 _TYPE_WORDS = {
     "company": "company", "companies": "company", "societe": "company", "société": "company", "entreprise": "company",
@@ -245,8 +259,8 @@ def plan_import(
 
     `overrides` maps a file column to a field ('' skips it); `new_fields` "auto" makes every other column a custom
     field, "skip" leaves them out; `date_format` decides the date order of ambiguous columns."""
-    if kind not in ("contacts", "interactions"):
-        raise UsageError(f"an import is of contacts or interactions, not {kind!r}")
+    if kind not in KINDS:
+        raise UsageError(f"an import is of contacts, interactions or outcomes, not {kind!r}")
     if new_fields not in ("auto", "skip"):
         raise UsageError("new fields are 'auto' or 'skip'")
     order = (date_format or "auto").upper() if (date_format or "auto").lower() != "auto" else "auto"
@@ -302,7 +316,7 @@ def _map(
     raw: RawTable, mapping: Mapping, kind: str, fields: FieldRegistry, order: str, saved: str
 ) -> ImportPlan:
     """The map stage: each mapped column normalised to the text the checks expect, custom columns typed."""
-    known = CONTACT_COLUMNS if kind == "contacts" else INTERACTION_COLUMNS
+    known = _KNOWN[kind]
     n = len(raw.frame)
     lines = raw.lines
     log = ErrorLog()
@@ -352,7 +366,7 @@ def _map(
                     note = values.ambiguous
             out[target] = text
             spec = fields.get(target)
-            type_ = spec.type if spec is not None else "text"
+            type_ = spec.type if spec is not None else ("number" if target in _MONEY_TARGETS else "text")
         else:
             spec = fields.custom_named(target)
             type_ = spec.type if spec is not None else (choice.new_type or "text")
@@ -391,9 +405,9 @@ def _map(
                 "contact a row is: map one of its columns to contact_no (or --key COLUMN)"
             )
     else:
-        missing = [c for c in INTERACTION_REQUIRED if c not in present]
+        missing = [c for c in _REQUIRED[kind] if c not in present]
         if missing:
-            problem = f"the interactions file maps no column to {', '.join(missing)}"
+            problem = f"the {kind} file maps no column to {', '.join(missing)}"
     frame = pd.DataFrame(
         {name: out.get(name, pd.Series("", index=raw.frame.index, dtype="str")) for name in known}
     )
@@ -666,6 +680,8 @@ def run_import(
         )
     if parsed.kind == "interactions":
         return _run_interactions(db, plan, strict=strict, dry_run=dry_run, progress=progress)
+    if parsed.kind == "outcomes":
+        return _run_outcomes(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     with db.read() if dry_run else db.write() as conn:
         frame = parsed.frame.copy()
         _email_key(conn, frame, parsed.present, plan.mapping.key)
@@ -735,6 +751,27 @@ def _run_interactions(
             conn, checked.frame.loc[valid].reset_index(drop=True), created_by="import", progress=progress
         )
     return _report(plan, errors, nvalid, inserted=inserted, updated=0, applied=True)
+
+
+def _run_outcomes(
+    db: Database, plan: ImportPlan, *, strict: bool, dry_run: bool, progress: Progress | None, user: str
+) -> ImportReport:
+    assert plan.parsed is not None
+    parsed = replace(plan.parsed, log=plan.parsed.log.copy())
+    checked = check_outcome_fields(parsed)
+    if progress:
+        progress(len(checked.frame), len(checked.frame), "checking")
+    with db.read() if dry_run else db.write() as conn:
+        valid, db_errors = check_outcomes_db(conn, checked)
+        errors = _all_errors(parsed.log.frame(), db_errors)
+        nvalid = int(valid.sum())
+        rows = checked.frame.loc[valid].reset_index(drop=True)
+        if dry_run:
+            inserted, updated = write_outcomes(conn, rows, dry_run=True)
+            return _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=False)
+        _refuse(_report(plan, errors, nvalid, inserted=0, updated=0, applied=False), strict)
+        inserted, updated = write_outcomes(conn, rows, created_by=user or "import", progress=progress)
+    return _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=True)
 
 
 # ---------------------------------------------------------------------------------------------- one call
@@ -815,3 +852,39 @@ def validate_interactions(
 ) -> ImportReport:
     """Check an interactions file against every rule and the stored contacts; writes nothing."""
     return import_interactions(db, source, progress=progress, dry_run=True, **options)
+
+
+def import_outcomes(
+    db: Database,
+    source: Any,
+    *,
+    strict: bool = False,
+    progress: Progress | None = None,
+    mapping: Any = None,
+    overrides: Map[str, str] | None = None,
+    date_format: str = "auto",
+    sheet: str | int | None = None,
+    dry_run: bool = False,
+    user: str = "",
+) -> ImportReport:
+    """Add outcomes (orders, sign-ups ...) from a CSV or Excel file; a stored (kind, reference) is updated, not added."""
+    if progress:
+        progress(0, 1, "reading")
+    plan = plan_import(
+        db,
+        source,
+        "outcomes",
+        mapping=mapping,
+        overrides=overrides,
+        new_fields="skip",
+        date_format=date_format,
+        sheet=sheet,
+    )
+    return run_import(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
+
+
+def validate_outcomes(
+    db: Database, source: Any, *, progress: Progress | None = None, **options: Any
+) -> ImportReport:
+    """Check an outcomes file against every rule and the stored contacts; writes nothing."""
+    return import_outcomes(db, source, progress=progress, dry_run=True, **options)

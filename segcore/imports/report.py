@@ -66,7 +66,7 @@ class ImportReport:
         head += f", {self.rows_rejected:,} rejected"
         if self.applied:
             head += f"; {self.inserted:,} inserted" + (
-                f", {self.updated:,} updated" if self.kind == "contacts" else ""
+                f", {self.updated:,} updated" if self.kind in ("contacts", "outcomes") else ""
             )
         else:
             head += "; nothing written"

@@ -23,7 +23,9 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    String,
     Table,
+    and_,
     bindparam,
     cast,
     delete,
@@ -39,9 +41,9 @@ from .._models import Base, CustomValue, table_of
 from .._snapshot import bump_data_version
 from ..fields import LIST_FIELDS
 from ..fields.custom import create_custom_field
-from .check import CONTACT_FRAME_COLUMNS, INTERACTION_FRAME_COLUMNS
+from .check import CONTACT_FRAME_COLUMNS, INTERACTION_FRAME_COLUMNS, OUTCOME_COLUMNS
 
-__all__ = ["ContactBatch", "CustomColumn", "Progress", "write_contacts", "write_interactions"]
+__all__ = ["ContactBatch", "CustomColumn", "Progress", "write_contacts", "write_interactions", "write_outcomes"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -49,7 +51,7 @@ _STAGE_CHUNK = 50_000
 # From this many rows on, a load into SQLite rebuilds the secondary indexes instead of growing them.
 _BULK_INDEX_ROWS = 50_000
 _NULLABLE_INT_COLUMNS = frozenset({"rating", "duration_min", "purchase_count"})
-_FLOAT_COLUMNS = frozenset({"total_spent", "cost"})
+_FLOAT_COLUMNS = frozenset({"total_spent", "cost", "amount"})
 _NOT_NULL_TEXT = frozenset({"contact_no", "type", "name", "gender", "template"})
 # Columns every new contact gets from the frame, mapped or not (NOT NULL, with a default in the frame).
 _ALWAYS_WRITTEN = frozenset({"contact_no", "type", "name", "gender", "exclude_from_segments"})
@@ -58,6 +60,7 @@ _CONTACTS: Table = Base.metadata.tables["contacts"]
 _CODES: Table = Base.metadata.tables["contact_codes"]
 _PROFILE: Table = Base.metadata.tables["profile_answers"]
 _INTERACTIONS: Table = Base.metadata.tables["interactions"]
+_OUTCOMES: Table = Base.metadata.tables["outcomes"]
 _VALUES: Table = table_of(CustomValue)
 
 
@@ -600,3 +603,101 @@ def write_interactions(
     if progress:
         progress(len(frame), len(frame), "writing interactions")
     return len(frame)
+
+
+def _stored_outcomes(conn: Connection, frame: pd.DataFrame, has_ref: np.ndarray) -> np.ndarray:
+    """The stored outcome id of each row with a (kind, reference) already stored, else -1 (a staged join)."""
+    found = np.full(len(frame), -1, dtype=np.int64)
+    if not has_ref.any() or conn.execute(select(_OUTCOMES.c.id).limit(1)).first() is None:
+        return found  # nothing stored to match (a first load): no staging
+    pos = np.flatnonzero(has_ref)
+    stage = _temp_table(
+        conn,
+        "segcore_stage_outcome_refs",
+        [Column("pos", Integer, primary_key=True), Column("kind", String(20)), Column("reference", String(60))],
+    )
+    try:
+        _insert_rows(
+            conn,
+            stage,
+            ["pos", "kind", "reference"],
+            [pos.tolist(), frame["kind"].to_numpy()[pos].tolist(), frame["reference"].to_numpy()[pos].tolist()],
+        )
+        rows = conn.execute(
+            select(stage.c.pos, _OUTCOMES.c.id).join(
+                _OUTCOMES, and_(_OUTCOMES.c.kind == stage.c.kind, _OUTCOMES.c.reference == stage.c.reference)
+            )
+        ).all()
+    finally:
+        stage.drop(conn)
+    if rows:
+        matched = np.asarray(rows, dtype=np.int64)
+        found[matched[:, 0]] = matched[:, 1]
+    return found
+
+
+def write_outcomes(
+    conn: Connection,
+    frame: pd.DataFrame,
+    *,
+    created_by: str | None = None,
+    progress: Progress | None = None,
+    dry_run: bool = False,
+) -> tuple[int, int]:
+    """Store validated outcomes (OUTCOME_COLUMNS, every contact_no stored); returns (inserted, updated).
+
+    A row whose (kind, reference) is stored already updates that outcome's contact, date and amount: a reference
+    counts once. Rows without a reference are added. `dry_run` only counts what would happen."""
+    if len(frame) == 0:
+        return 0, 0
+    ids = _ids(conn)
+    contact_id = ids.reindex(frame["contact_no"].to_numpy())
+    if contact_id.isna().any():
+        missing = frame["contact_no"][contact_id.isna().to_numpy()].iloc[0]
+        raise ImportRejected(f"outcome for an unknown contact: {missing}")
+    frame = frame.assign(
+        contact_id=contact_id.astype("int64").to_numpy(), reference=frame["reference"].fillna("").astype("str")
+    )
+    stored = _stored_outcomes(conn, frame, (frame["reference"] != "").to_numpy())
+    known = stored >= 0
+    if dry_run:
+        return int((~known).sum()), int(known.sum())
+    stamp = _now()
+    processor = _OUTCOMES.c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    now_value = processor(stamp) if processor else stamp
+    if known.any():
+        rows = frame.loc[known]
+        stage = _temp_table(
+            conn,
+            "segcore_stage_outcomes",
+            [
+                Column("id", Integer, primary_key=True),
+                *(Column(n, _OUTCOMES.c[n].type) for n in ("contact_id", "date", "amount")),
+            ],
+        )
+        _insert_rows(
+            conn,
+            stage,
+            ["id", "contact_id", "date", "amount"],
+            [stored[known].tolist(), rows["contact_id"].tolist(), _db_values(rows, "date"), _db_values(rows, "amount")],
+            progress,
+            "updating outcomes",
+        )
+        conn.execute(
+            update(_OUTCOMES)
+            .where(_OUTCOMES.c.id == stage.c.id)
+            .values(contact_id=stage.c.contact_id, date=stage.c.date, amount=stage.c.amount)
+        )
+        stage.drop(conn)
+    new = frame.loc[~known]
+    if len(new):
+        _roomy_cache(conn, len(new))
+        names = ["contact_id", *OUTCOME_COLUMNS[1:], "created_by", "created_at"]
+        columns = [new["contact_id"].tolist()] + [_db_values(new, n) for n in OUTCOME_COLUMNS[1:]]
+        columns += [[created_by] * len(new), [now_value] * len(new)]
+        count = conn.execute(select(func.count()).select_from(_OUTCOMES)).scalar_one()
+        with _bulk_indexes(conn, (_OUTCOMES,), len(new), int(count)):
+            _insert_rows(conn, _OUTCOMES, names, columns, progress, "writing outcomes")
+    if progress:
+        progress(len(frame), len(frame), "writing outcomes")
+    return int(len(new)), int(known.sum())
