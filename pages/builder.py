@@ -19,9 +19,12 @@ from segcore import (
     SegcoreError,
     SegmentInfo,
     apply_action,
+    check_exportable,
     contacts_by_ids,
     criteria_log,
+    export_members,
     fields_of,
+    find_contacts,
     from_json,
     list_criteria,
     list_segments,
@@ -53,6 +56,21 @@ from ui.tables import PLACEHOLDER, contact_columns, table_height
 K_KIND = "sx.kind"
 K_OPTS = "sx.options"
 K_UNMATCHED = "sx.unmatched"
+K_PENDING_FOR = "sx.pending_for"  # the segment the pending step (kind, options, filter) belongs to
+K_EXPORTS = "sx.builder.exports"  # export files made for (segment, version, format)
+W_CTYPE = "bd.ctype"
+CONTACT_TYPE_LABELS = {"both": "Both", "person": "Persons only", "company": "Companies only"}
+CONTACT_TYPE_HELP = ("Which contacts the filter takes, before the company options below apply: both persons and "
+                     "companies (Business Central's Add), persons only or companies only. Your choice is remembered "
+                     "as your default.")
+# The Builder's inputs that belong to one segment: a new segment starts without them.
+SEGMENT_INPUTS = ("bd.prov", "bd.mem.q", "bd.mem.page", "bd.hand.nos", "bd.hand.emails", "bd.review.comment",
+                  "bd.loadstep", "bd.crit.code", "bd.crit.desc", K_UNMATCHED)
+# Where each control's errors show (state.show_flashes(slot) right by it).
+SLOT_ACTION, SLOT_LOG, SLOT_HAND, SLOT_REUSE, SLOT_MEMBERS, SLOT_EXPORT = (
+    "bd.action", "bd.log", "bd.hand", "bd.reuse", "bd.members", "bd.export")
+FILE_FORMATS = (("csv", "CSV", "text/csv"),
+                ("xlsx", "Excel", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 KINDS = {"add": "Add", "refine": "Refine", "reduce": "Reduce"}
 KIND_HELP = {
     "add": "Put the contacts the filter matches into the segment.",
@@ -89,12 +107,12 @@ def _done(verb: str, r: Any) -> None:
     state.flash(
         "success",
         f"{verb} step {r.seq}: {n(r.matched)} matched, {signed(r.added)} added, "
-        f"{signed(-r.removed) if r.removed else '0'} removed → {n(r.size_after)} members.",
+        f"{signed(-r.removed) if r.removed else '0'} removed → {plural(r.size_after, 'member')}.",
     )
 
 
-def _apply(no: str, version: int, step: dict[str, Any]) -> None:
-    with state.core_errors(to_flash=True):
+def _apply(no: str, version: int, step: dict[str, Any], slot: str = SLOT_ACTION) -> None:
+    with state.core_errors(to_flash=True, slot=slot):
         result = apply_action(db, no, ActionRequest.from_step(step, fields), expected_version=version,
                               user=state.user())
         _done("Applied", result)
@@ -103,31 +121,31 @@ def _apply(no: str, version: int, step: dict[str, Any]) -> None:
 
 
 def _undo(no: str, version: int) -> None:
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_ACTION):
         r = undo(db, no, expected_version=version, user=state.user())
         # Undo reports what the step had done: its additions leave again, its removals come back.
         state.flash("success", f"Undid step {r.seq}: {n(r.added)} taken out, {n(r.removed)} put back → "
-                               f"{n(r.size_after)} members. Redo brings the step back.")
+                               f"{plural(r.size_after, 'member')}. Redo brings the step back.")
 
 
 def _redo(no: str, version: int) -> None:
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_ACTION):
         _done("Redid", redo(db, no, expected_version=version, user=state.user()))
 
 
 def _save_criteria(no: str) -> None:
     code = st.session_state.get("bd.crit.code", "")
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_REUSE + ".save"):
         count = save_criteria(db, no, code, description=st.session_state.get("bd.crit.desc", ""),
                               replace_existing=bool(st.session_state.get("bd.crit.replace")), user=state.user())
         state.flash("success", f"Saved {plural(count, 'step')} as criteria {code.strip().upper()}.")
 
 
 def _reuse_criteria(no: str, version: int, code: str) -> None:
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_REUSE):
         results = reuse_criteria(db, code, no, expected_version=version, user=state.user())
         last = results[-1] if results else None
-        size = f" → {n(last.size_after)} members" if last else ""
+        size = f" → {plural(last.size_after, 'member')}" if last else ""
         state.flash("success", f"Replayed criteria {code}: {plural(len(results), 'step')}{size}.")
 
 
@@ -137,10 +155,10 @@ def _load_step(filter_json: dict[str, Any], kind: str) -> None:
     try:
         lines = to_text(from_json(filter_json, fields), fields)
     except SegcoreError as e:
-        state.flash("warning", f"This step's filter no longer fits the fields: {e}")
+        state.flash("warning", f"This step's filter no longer fits the fields: {e}", SLOT_LOG)
         return
     if lines is None:
-        state.flash("warning", "This filter has no text form; rebuild it with the widgets.")
+        state.flash("warning", "This filter has no text form; rebuild it with the widgets.", SLOT_LOG)
         return
     fb.set_text("\n".join(lines))
     if kind in KINDS:
@@ -151,11 +169,59 @@ def _load_step(filter_json: dict[str, Any], kind: str) -> None:
 # ------------------------------------------------------------------------------------------------- pending step
 
 
+def _clear_pending() -> None:
+    """A clean pending step: Add, no option, the user's default contact type, an empty filter, no input or message
+    left from another segment. The way of building (widgets or text) and the date order are the user's, and stay."""
+    ss = st.session_state
+    ss[K_KIND] = ss["bd.kind"] = "add"
+    ss[K_OPTS] = {}
+    fb.clear()
+    keep = {"fb.mode", fb.W_DATE_ORDER, f"{fb.W_DATE_ORDER}.user"}
+    for key in list(ss.keys()):
+        if str(key).startswith(("bd.opt.", "fb.")) and key not in keep:
+            del ss[key]
+    for key in (W_CTYPE, *SEGMENT_INPUTS):
+        ss.pop(key, None)
+
+
+def own_pending_step(no: str) -> None:
+    """The pending step belongs to one segment: opening another starts clean, unless the user carried the step
+    over with "Use this filter on…" (which hands it to the target before the page runs again)."""
+    if st.session_state.get(K_PENDING_FOR) != no:
+        _clear_pending()
+        st.session_state[K_PENDING_FOR] = no
+
+
+def _carry_to(source: str) -> None:
+    target = st.session_state.get("bd.carry.to")
+    if not target or target == source:
+        return
+    st.session_state[K_PENDING_FOR] = target  # the pending step goes along: no clean start for this opening
+    for key in SEGMENT_INPUTS:
+        st.session_state.pop(key, None)
+    state.remember_segment(target)
+    st.query_params["segment"] = target
+    kind = KINDS.get(st.session_state.get(K_KIND, "add"), "Add")
+    state.flash("info", f"Opened {target} with the pending {kind} step from {source}. Nothing changes until you "
+                        f"press **{APPLY_LABEL.get(st.session_state.get(K_KIND, 'add'), 'Apply')}**.")
+
+
 def _step_controls(info: SegmentInfo) -> tuple[str, ActionOptions]:
     state.seed_widget("bd.kind", state.session(K_KIND, "add"))
     kind = st.segmented_control("Action", list(KINDS), key="bd.kind", format_func=KINDS.get, required=True,
                                 width="stretch", label_visibility="collapsed") or "add"
     st.session_state[K_KIND] = kind
+    contact_type: str | None = None
+    if kind == "add":
+        # The first choice of an Add: which contacts the filter takes (BC's Add takes both).
+        state.seed_preference_widget(W_CTYPE, "add_contact_type")
+        chosen_type = st.segmented_control(
+            "Contacts", list(CONTACT_TYPE_LABELS), key=W_CTYPE, format_func=CONTACT_TYPE_LABELS.get, required=True,
+            help=CONTACT_TYPE_HELP, on_change=state.save_preference,
+            args=("add_contact_type", W_CTYPE),
+        ) or "both"
+        state.show_flashes(W_CTYPE)
+        contact_type = None if chosen_type == "both" else chosen_type
     st.caption(KIND_HELP[kind])
     saved: dict[str, bool] = state.session(K_OPTS, {})
     chosen: dict[str, bool] = {}
@@ -165,7 +231,7 @@ def _step_controls(info: SegmentInfo) -> tuple[str, ActionOptions]:
             state.seed_widget(key, bool(saved.get(f"{kind}.{name}")))
             chosen[name] = st.checkbox(label, key=key, help=help_text)
             saved[f"{kind}.{name}"] = chosen[name]
-    return kind, ActionOptions(**chosen)
+    return kind, ActionOptions(**chosen, contact_type=contact_type)
 
 
 def _pending_request(kind: str, options: ActionOptions, built: fb.BuiltFilter) -> dict[str, Any] | None:
@@ -189,22 +255,44 @@ def _action_bar(info: SegmentInfo, kind: str, step: dict[str, Any] | None) -> No
                   args=(info.no, info.version), key="bd.undo")
         st.button("Redo", icon=":material/redo:", disabled=not info.can_redo, on_click=_redo,
                   args=(info.no, info.version), key="bd.redo")
+        others = [s for s in list_segments(db) if s.no != info.no and not s.read_only]
+        with st.popover("Use this filter on…", icon=":material/content_copy:", disabled=step is None or not others,
+                        help="Open another segment with this pending step, to apply it there"
+                        if others else "No other segment to use it on"):
+            if others:
+                labels = {s.no: f"{s.no} · {s.description}" if s.description else s.no for s in others}
+                st.selectbox("Segment", list(labels), format_func=labels.get, key="bd.carry.to")
+                st.button("Open it with this filter", key="bd.carry.go", type="primary", on_click=_carry_to,
+                          args=(info.no,), icon=":material/arrow_forward:")
+    # An apply, undo or redo that failed says so here, by its buttons.
+    state.show_flashes(SLOT_ACTION)
 
 
 # ------------------------------------------------------------------------------------------------- preview
 
 
 def _metrics(before: int, after: int, added: int, removed: int, matched: int | None) -> None:
-    # A row that wraps, each card as wide as its number: four equal columns cut "−6,441" to "−6,…" in the narrow
-    # preview column.
-    with st.container(horizontal=True, gap="small"):
-        st.metric("Members now", n(before), border=True, width="content")
-        # The delta needs an ASCII "-" for Streamlit to draw a falling arrow; the values use a typographic minus.
-        st.metric("After this step", n(after), delta=f"{after - before:+,}" if after != before else None,
-                  border=True, width="content")
-        st.metric("Added", signed(added) if added else "0", border=True, width="content",
-                  help=f"{n(matched)} contacts match the filter" if matched is not None else None)
-        st.metric("Removed", signed(-removed) if removed else "0", border=True, width="content")
+    # Four cards in two rows of two: each card gets half of the preview column, room for "10,000,000" and its
+    # delta at 1440 px (four in a row, or cards as wide as their content, cut "Added +4,…" to an ellipsis).
+    top = st.columns(2, gap="small")
+    top[0].metric("Members now", n(before), border=True)
+    # The delta needs an ASCII "-" for Streamlit to draw a falling arrow; the values use a typographic minus.
+    top[1].metric("After this step", n(after), delta=f"{after - before:+,}" if after != before else None,
+                  border=True)
+    bottom = st.columns(2, gap="small")
+    bottom[0].metric("Added", signed(added) if added else "0", border=True,
+                     help=f"{plural(matched, 'contact')} match the filter" if matched is not None else None)
+    bottom[1].metric("Removed", signed(-removed) if removed else "0", border=True)
+
+
+def match_caption(matched: int, left_out: int) -> str:
+    """"4,265 contacts match the filter · 74 excluded from segments are left out": the second part explains the gap
+    with a value's count in the widgets (FR (4,339)), which counts every contact."""
+    text = f"{plural(matched, 'contact')} {'matches' if matched == 1 else 'match'} the filter"
+    if left_out:
+        text += (f" · {n(left_out)} excluded from segments {'is' if left_out == 1 else 'are'} left out "
+                 "(tick *Ignore exclusion* to take them)")
+    return text
 
 
 def _charts(figures: dict[str, Any], legend: tuple[str, ...]) -> None:
@@ -240,7 +328,7 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: Field
                                      label_visibility="collapsed") or "count"
     st.session_state["sx.chart_mode"] = mode
     if step is None:
-        cols = st.columns(4)
+        cols = st.columns([2, 3], vertical_alignment="center")
         cols[0].metric("Members now", n(size), border=True)
         with cols[1]:
             st.caption("Build a filter on the left: its step is previewed here before anything is written.")
@@ -265,7 +353,7 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: Field
     c = p.counts
     with counts_box:
         _metrics(c.size_before, c.size_after, c.added, c.removed, c.matched)
-        st.caption(f"{n(c.matched)} contacts match the filter · computed in {p.elapsed_ms:,.0f} ms")
+        st.caption(f"{match_caption(c.matched, c.skipped_excluded)} · computed in {p.elapsed_ms:,.0f} ms")
     _charts(figures, (BEFORE_NAME, AFTER_NAME))
     _samples("Would enter", p.entering, c.added)
     _samples("Would leave", p.leaving, c.removed)
@@ -311,10 +399,22 @@ def _log_tab(info: SegmentInfo) -> None:
     c1, c2 = st.columns(2, gap="large")
     with c1:
         st.markdown("**Why is this contact here?**")
-        contact_no = st.text_input("Contact no.", key="bd.prov", placeholder="e.g. CT000123")
-        if contact_no.strip():
+        query = st.text_input("Contact", key="bd.prov", placeholder="Contact no., name or e-mail",
+                              help="A contact number in any case, part of a name (accents and case ignored) or an "
+                              "e-mail address.")
+        if query.strip():
             with state.core_errors():
-                st.info(provenance(db, info.no, contact_no.strip()).explain(), icon=":material/search:")
+                found = find_contacts(db, query, limit=20)
+                if not found:
+                    st.warning(f"No contact matches “{query.strip()}”.", icon=":material/search_off:")
+                else:
+                    picked = found[0]
+                    if len(found) > 1:
+                        labels = {r["contact_no"]: _contact_label(r) for r in found}
+                        more = " (the first 20)" if len(found) == 20 else ""
+                        chosen = st.selectbox(f"{len(found)} contacts match{more}", list(labels), format_func=labels.get, key="bd.prov.pick")
+                        picked = next(r for r in found if r["contact_no"] == chosen)
+                    st.info(provenance(db, info.no, picked["contact_no"]).explain(), icon=":material/search:")
     with c2:
         if with_filter:
             st.markdown("**Reuse a step's filter**")
@@ -323,6 +423,12 @@ def _log_tab(info: SegmentInfo) -> None:
             entry = next(e for e in with_filter if e.seq == seq)
             st.button("Edit in the builder", icon=":material/edit:", on_click=_load_step,
                       args=(entry.filter_json, entry.kind), key="bd.loadbtn")
+            state.show_flashes(SLOT_LOG)
+
+
+def _contact_label(row: dict[str, Any]) -> str:
+    """A look-up match as a person recognises it: CT000123 · Marie Lefèvre · marie@example.com."""
+    return " · ".join(str(row[k]) for k in ("contact_no", "name", "email") if row.get(k))
 
 
 def _reset_members_page() -> None:
@@ -330,7 +436,7 @@ def _reset_members_page() -> None:
 
 
 def _remove_selected(no: str, version: int, contact_nos: list[str]) -> None:
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_MEMBERS):
         _done("Removed contacts in", apply_action(db, no, ActionRequest("remove_contacts", contact_nos=tuple(contact_nos)),
                                                   expected_version=version, user=state.user()))
 
@@ -358,7 +464,7 @@ def _members_tab(info: SegmentInfo) -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         first = page.offset + 1
         total = f"{n(page.total)}+" if page.capped else n(page.total)
-        st.caption(f"{n(first)}–{n(page.offset + len(page.rows))} of {total} members"
+        st.caption(f"{n(first)}–{n(page.offset + len(page.rows))} of {total} {'member' if page.total == 1 else 'members'}"
                    + (f" matching “{query}”" if query else "")
                    + (" · type more to narrow the search" if page.capped else ""))
         if page.pages > 1:
@@ -367,6 +473,7 @@ def _members_tab(info: SegmentInfo) -> None:
         st.button(f"Remove selected ({len(selected)})", icon=":material/person_remove:",
                   disabled=not selected or info.read_only, on_click=_remove_selected,
                   args=(info.no, info.version, selected), key="bd.mem.remove")
+    state.show_flashes(SLOT_MEMBERS)
 
 
 def _by_hand_tab(info: SegmentInfo) -> None:
@@ -381,7 +488,8 @@ def _by_hand_tab(info: SegmentInfo) -> None:
             for kind, label in (("add_contacts", "Add contacts"), ("remove_contacts", "Remove contacts")):
                 step = ActionRequest(kind, contact_nos=nos).to_step() if nos else None
                 st.button(label, key=f"bd.hand.{kind}", disabled=step is None or info.read_only, on_click=_apply,
-                          args=(info.no, info.version, step))
+                          args=(info.no, info.version, step, SLOT_HAND))
+        state.show_flashes(SLOT_HAND)
     with c2:
         st.markdown("**Contacts by e-mail**")
         text = st.text_area("E-mail addresses", key="bd.hand.emails", height=120,
@@ -391,7 +499,8 @@ def _by_hand_tab(info: SegmentInfo) -> None:
                    if emails else "Up to 10,000 and more at a time; matched case-insensitively.")
         step = ActionRequest("add_emails", emails=emails).to_step() if emails else None
         st.button("Add e-mails", key="bd.hand.add_emails", disabled=step is None or info.read_only,
-                  on_click=_apply, args=(info.no, info.version, step))
+                  on_click=_apply, args=(info.no, info.version, step, SLOT_HAND + ".emails"))
+        state.show_flashes(SLOT_HAND + ".emails")
         unmatched = st.session_state.get(K_UNMATCHED)
         if unmatched:
             with st.expander(f"{plural(len(unmatched), 'address', 'addresses')} matched no contact", expanded=True):
@@ -411,6 +520,7 @@ def _reuse_tab(info: SegmentInfo) -> None:
         st.checkbox("Replace if the code exists", key="bd.crit.replace")
         st.button("Save criteria", key="bd.crit.save", disabled=info.head_seq == 0, on_click=_save_criteria,
                   args=(info.no,), help=None if info.head_seq else "No applied step to save yet")
+        state.show_flashes(SLOT_REUSE + ".save")
     with c2:
         st.markdown("**Reuse criteria**")
         saved = list_criteria(db)
@@ -422,6 +532,7 @@ def _reuse_tab(info: SegmentInfo) -> None:
             st.caption("Each replayed step is its own undoable step.")
             st.button("Replay on this segment", key="bd.crit.reuse", disabled=info.read_only,
                       on_click=_reuse_criteria, args=(info.no, info.version, code))
+            state.show_flashes(SLOT_REUSE)
     with c3:
         st.markdown("**Reuse segment**")
         others = [s for s in list_segments(db) if s.no != info.no]
@@ -432,7 +543,34 @@ def _reuse_tab(info: SegmentInfo) -> None:
             source = st.selectbox("Segment", list(labels), format_func=labels.get, key="bd.reuse.pick")
             st.caption("Adds that segment's members to this one.")
             st.button("Add its members", key="bd.reuse.go", disabled=info.read_only, on_click=_apply,
-                      args=(info.no, info.version, ActionRequest("reuse_segment", source_segment_no=source).to_step()))
+                      args=(info.no, info.version, ActionRequest("reuse_segment", source_segment_no=source).to_step(),
+                            SLOT_REUSE + ".segment"))
+            state.show_flashes(SLOT_REUSE + ".segment")
+
+
+def _export_popover(info: SegmentInfo) -> None:
+    """Export the members (CSV or Excel) from here too; the core decides what may go out (small segments are
+    refused; a logged segment's holdout stays as `export_members` has it)."""
+    with st.popover("Export", icon=":material/download:", help="Download the members with their contact fields"):
+        try:
+            count = check_exportable(db, info.no)
+        except SegcoreError as e:
+            st.warning(str(e), icon=":material/block:")
+            return
+        st.caption(f"{plural(count, 'member')} with every contact field. A cell a spreadsheet would run as a "
+                   "formula is neutralised.")
+        with st.container(horizontal=True):
+            for fmt, label, mime in FILE_FORMATS:
+                # The file is written when the button is pressed, not on every run of the page.
+                st.download_button(f"Download {label}", _export_file(info.no, fmt), file_name=f"segment-{info.no}.{fmt}",
+                                   mime=mime, icon=":material/download:", key=f"bd.export.{fmt}", on_click="ignore")
+
+
+def _export_file(no: str, fmt: str) -> Any:
+    def make() -> bytes:
+        return export_members(db, no, fmt)
+
+    return make
 
 
 # ------------------------------------------------------------------------------------------------- page
@@ -449,16 +587,21 @@ if info is None:
 if st.query_params.get("segment") != info.no:
     st.query_params["segment"] = info.no
 
+own_pending_step(info.no)
+
 with st.container(horizontal=True, vertical_alignment="center"):
     st.header(f"{info.no}", anchor=False, width="content")
     frame.status_badge(info.status)
+    st.space("stretch")
+    _export_popover(info)
 st.caption(" · ".join(x for x in (
     info.description or "No description",
     f"campaign {info.campaign_no}" if info.campaign_no else "",
     f"owner {info.owner}" if info.owner else "",
     f"{plural(info.head_seq, 'step')}",
-    f"{n(info.size)} members",
+    plural(info.size, "member"),
 ) if x))
+frame.rejection_note(db, info)
 state.show_flashes()
 if info.read_only:
     st.warning("This segment is logged: its members and log are kept as a record and cannot change.")
@@ -487,3 +630,5 @@ for tab, render in zip(tabs, renderers, strict=True):
     if tab.open is not False:
         with tab:
             render(info)
+# A message whose control is not on screen this run (another tab is open) still shows, at the end.
+state.show_leftover_flashes()

@@ -12,6 +12,7 @@ from ._browse import (
     contact_detail,
     contacts_by_ids,
     data_token,
+    find_contacts,
     minimum_segment_size,
     number_bounds,
     search_contacts,
@@ -41,6 +42,7 @@ from ._dynamic import (
 # the segment engine: segments, steps, undo/redo, criteria, provenance
 from ._engine import (
     ACTION_KINDS,
+    CONTACT_TYPES,
     REVIEWED_STATUSES,
     ActionOptions,
     ActionRequest,
@@ -89,6 +91,7 @@ from ._export import (
     export_members,
     neutralise,
 )
+from ._filter_check import known_values
 from ._filter_describe import describe
 from ._filter_sql import compile_filter, matching_ids
 from ._filter_text import parse_text, to_text
@@ -141,6 +144,9 @@ from ._lifecycle import (
     withdraw_segment,
 )
 
+# per-user preferences (the Add's default contact type, the date order of typed dates)
+from ._preferences import PREFERENCES, PreferenceSpec, get_preference, preferences_of, set_preference
+
 # previews and chart distributions (fast path)
 from ._preview import (
     StepPreview,
@@ -191,6 +197,7 @@ from .imports import (
     CONTACT_TARGETS,
     DATE_ORDERS,
     INTERACTION_TARGETS,
+    OUTCOME_TARGETS,
     ColumnChoice,
     ColumnReport,
     ImportPlan,
@@ -201,15 +208,59 @@ from .imports import (
     delete_mapping,
     import_contacts,
     import_interactions,
+    import_outcomes,
     list_mappings,
     plan_import,
     run_import,
     save_mapping,
     validate_contacts,
     validate_interactions,
+    validate_outcomes,
+)
+
+# campaign results against the control group, and the power hint before logging
+from .results import (
+    DEFAULT_WINDOW_DAYS,
+    MIN_RESPONDERS,
+    RESULT_STATES,
+    BaseRate,
+    CurvePoint,
+    GroupResult,
+    PowerHint,
+    ResponseCurve,
+    Results,
+    base_rate,
+    campaign_results,
+    detectable_lift,
+    normalise_kinds,
+    outcome_kinds,
+    response_curve,
+    results_frame,
+    segment_results,
 )
 
 __all__ = [
+    "find_contacts",
+    "segment_results",
+    "campaign_results",
+    "response_curve",
+    "results_frame",
+    "detectable_lift",
+    "base_rate",
+    "Results",
+    "GroupResult",
+    "ResponseCurve",
+    "CurvePoint",
+    "PowerHint",
+    "BaseRate",
+    "RESULT_STATES",
+    "DEFAULT_WINDOW_DAYS",
+    "MIN_RESPONDERS",
+    "normalise_kinds",
+    "outcome_kinds",
+    "OUTCOME_TARGETS",
+    "import_outcomes",
+    "validate_outcomes",
     "BROWSE_COLUMNS",
     "contact_count",
     "contact_detail",
@@ -229,6 +280,12 @@ __all__ = [
     "CONTACT_FIELDS",
     "EVALUATIONS",
     "ACTION_KINDS",
+    "CONTACT_TYPES",
+    "PREFERENCES",
+    "PreferenceSpec",
+    "get_preference",
+    "preferences_of",
+    "set_preference",
     "CONTACT_TARGETS",
     "INTERACTION_TARGETS",
     "custom_field_name",
@@ -358,6 +415,7 @@ __all__ = [
     "parse_email_csv",
     "parse_emails",
     "parse_text",
+    "known_values",
     "preview",
     "preview_step",
     "provenance",

@@ -19,6 +19,7 @@ from ._engine import (
     apply_action,
     create_segment,
     criteria_log,
+    current_user,
     get_segment,
     member_contact_nos,
     redo,
@@ -30,6 +31,7 @@ from ._engine import (
 )
 from ._errors import RefusedError, UsageError
 from ._export import FORMATS, check_exportable, export_members
+from ._filter_check import known_values
 from ._filter_text import parse_text
 from ._filter_tree import Group, Node, from_json
 from ._lifecycle import (
@@ -49,11 +51,15 @@ from ._lifecycle import (
     update_campaign,
     withdraw_segment,
 )
+from ._preferences import PREFERENCES, get_preference
 from ._preview import preview_step
+from .fields import fields_of as load_fields_of
+from .results.cli import add_campaign_results_command, add_results_command
 
 __all__ = ["add_segment_commands"]
 
 Output = tuple[str, Any]  # (plain text, JSON-able data)
+DATE_ORDER_CHOICES = PREFERENCES["date_order"].values
 
 
 def add_segment_commands(sub: Any) -> None:
@@ -80,7 +86,15 @@ def add_segment_commands(sub: Any) -> None:
         p.add_argument("no")
         p.add_argument("--where", action="append", default=[], metavar="F=EXPR", help="a condition; repeat to AND")
         p.add_argument("--filter", type=Path, metavar="FILE.json", help="a filter tree in JSON")
+        p.add_argument("--date-order", type=str.upper, choices=DATE_ORDER_CHOICES, metavar="DMY|MDY|YMD",
+                       help="how short dates in --where are read (311225, 31/12/25); default: your date_order "
+                       "preference, else DMY")
         if kind == "add":
+            who = p.add_mutually_exclusive_group()
+            who.add_argument("--persons-only", action="store_const", const="person", dest="contact_type",
+                             help="match persons only (before the company options apply)")
+            who.add_argument("--companies-only", action="store_const", const="company", dest="contact_type",
+                             help="match companies only (before the company options apply)")
             p.add_argument("--expand-companies", action="store_true")
             p.add_argument("--related-companies", action="store_true")
             p.add_argument("--ignore-exclusion", action="store_true")
@@ -163,6 +177,8 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("no")
     p.set_defaults(handler=_history)
 
+    add_results_command(ss)
+
     crit = sub.add_parser("criteria", help="save and reuse a segment's steps")
     cs = crit.add_subparsers(dest="criteria_command", required=True, metavar="COMMAND")
     p = cs.add_parser("save", help="save segment NO's applied steps under CODE")
@@ -177,6 +193,7 @@ def add_segment_commands(sub: Any) -> None:
 
     camp = sub.add_parser("campaign", help="create and list campaigns")
     cc = camp.add_subparsers(dest="campaign_command", required=True, metavar="COMMAND")
+    add_campaign_results_command(cc)
     p = cc.add_parser("create", help="create a campaign")
     p.add_argument("no")
     p.add_argument("--description", default="")
@@ -237,7 +254,28 @@ def _update(db: Database, args: argparse.Namespace) -> Output:
         "segment": info.no, "description": info.description, "campaign": info.campaign_no, "status": info.status}
 
 
-def _read_filter(args: argparse.Namespace) -> Node:
+def _date_order(db: Database | None, args: argparse.Namespace) -> str:
+    """The date order --where text is read in: --date-order, else the user's preference, else DMY."""
+    chosen = getattr(args, "date_order", None)
+    if chosen:
+        return str(chosen)
+    if db is None:
+        return PREFERENCES["date_order"].default
+    try:
+        return get_preference(db, current_user() or "cli", "date_order")
+    except UsageError:
+        return PREFERENCES["date_order"].default
+
+
+def parse_where(db: Database | None, lines: list[str], date_order: str) -> Node:
+    """--where text as a tree: short dates read in `date_order`, codes checked against the database's values
+    ("did you mean FR?"), custom fields known."""
+    if db is None:
+        return parse_text(lines, date_order=date_order)
+    return parse_text(lines, load_fields_of(db), date_order=date_order, known=known_values(db))
+
+
+def _read_filter(args: argparse.Namespace, db: Database | None = None) -> Node:
     parts: list[Node] = []
     if args.filter is not None:
         try:
@@ -249,7 +287,7 @@ def _read_filter(args: argparse.Namespace) -> Node:
         except json.JSONDecodeError as exc:
             raise UsageError(f"{args.filter}: not JSON (line {exc.lineno}, column {exc.colno})") from exc
     if args.where:
-        parts.append(parse_text(args.where))
+        parts.append(parse_where(db, args.where, _date_order(db, args)))
     if not parts:
         raise UsageError("give the filter with --where F=EXPR (repeatable) or --filter FILE.json")
     return parts[0] if len(parts) == 1 else Group("all", tuple(parts))
@@ -261,6 +299,7 @@ def _options(args: argparse.Namespace) -> ActionOptions:
         related_companies=getattr(args, "related_companies", False),
         ignore_exclusion=getattr(args, "ignore_exclusion", False),
         entire_companies=getattr(args, "entire_companies", False),
+        contact_type=getattr(args, "contact_type", None),
     )
 
 
@@ -270,11 +309,12 @@ def _run(db: Database, args: argparse.Namespace, request: ActionRequest) -> Outp
         data = {
             "segment": args.no, "kind": request.kind, "preview": True, "size_before": pv.size_before,
             "size_after": pv.size_after, "matched": pv.matched, "added": pv.added, "removed": pv.removed,
-            "unmatched": list(pv.unmatched),
+            "unmatched": list(pv.unmatched), "excluded_left_out": pv.skipped_excluded,
         }
+        left_out = f"; {pv.skipped_excluded:,} excluded from segments left out" if pv.skipped_excluded else ""
         text = (
             f"preview {request.kind} on {args.no}: {pv.size_before:,} -> {pv.size_after:,} "
-            f"(+{pv.added:,} / -{pv.removed:,}; {pv.matched:,} matched)"
+            f"(+{pv.added:,} / -{pv.removed:,}; {pv.matched:,} matched{left_out})"
         )
         return text + _unmatched_text(pv.unmatched), data
     result = apply_action(db, args.no, request)
@@ -305,7 +345,7 @@ def _unmatched_text(unmatched: tuple[str, ...]) -> str:
 
 
 def _filter_action(db: Database, args: argparse.Namespace) -> Output:
-    return _run(db, args, ActionRequest(args.kind, _read_filter(args), _options(args)))
+    return _run(db, args, ActionRequest(args.kind, _read_filter(args, db), _options(args)))
 
 
 def _named_action(db: Database, args: argparse.Namespace) -> Output:

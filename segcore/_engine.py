@@ -41,6 +41,7 @@ from .fields import FieldRegistry, load_fields
 
 __all__ = [
     "ACTION_KINDS",
+    "CONTACT_TYPES",
     "ActionOptions",
     "ActionRequest",
     "ActionResult",
@@ -113,16 +114,31 @@ def _now() -> dt.datetime:
 # --------------------------------------------------------------------------------------------------- values
 
 
+CONTACT_TYPES = ("person", "company")
+# How a step sentence names the Add's contact-type restriction.
+_CONTACT_TYPE_TEXT = {"person": "persons only", "company": "companies only"}
+
+
 @dataclass(frozen=True)
 class ActionOptions:
-    """The options of Add (expand/related companies, ignore exclusion) and of Refine/Reduce (entire companies)."""
+    """The options of Add (contact type, expand/related companies, ignore exclusion) and of Refine/Reduce (entire
+    companies).
+
+    `contact_type` ("person", "company" or None for both) restricts the contacts C an Add's filter matches to that
+    type *before* expand / related companies apply, so None keeps Business Central's semantics exactly and "person"
+    with related companies still brings each matched person's company."""
 
     expand_companies: bool = False
     related_companies: bool = False
     ignore_exclusion: bool = False
     entire_companies: bool = False
+    contact_type: str | None = None
 
-    def as_dict(self) -> dict[str, bool]:
+    def __post_init__(self) -> None:
+        if self.contact_type is not None and self.contact_type not in CONTACT_TYPES:
+            raise UsageError(f"contact type {self.contact_type!r} is not valid; use person, company or none (both)")
+
+    def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}
 
     @classmethod
@@ -131,7 +147,16 @@ class ActionOptions:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise UsageError(f"unknown action option: {', '.join(sorted(unknown))}")
-        return cls(**{k: bool(v) for k, v in data.items()})
+        flags = {k: bool(v) for k, v in data.items() if k != "contact_type"}
+        kind = data.get("contact_type") or None
+        if kind is not None and not isinstance(kind, str):
+            raise UsageError(f"contact type {kind!r} is not valid; use person, company or none (both)")
+        return cls(**flags, contact_type=kind.lower() if kind else None)
+
+    def describe(self) -> list[str]:
+        """The options as the step sentence names them: "persons only", "expand companies"…"""
+        first = [_CONTACT_TYPE_TEXT[self.contact_type]] if self.contact_type else []
+        return first + [k.replace("_", " ") for k in self.as_dict() if k != "contact_type"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +180,8 @@ class ActionRequest:
             raise UsageError(f"{_KIND_LABELS[self.kind]} takes no expand/related/ignore-exclusion option")
         if self.options.entire_companies and self.kind not in ("refine", "reduce"):
             raise UsageError("the entire-companies option is for Refine and Reduce")
+        if self.options.contact_type is not None and self.kind != "add":
+            raise UsageError("persons only / companies only is an option of Add")
         if self.kind in ("add_contacts", "remove_contacts") and not self.contact_nos:
             raise UsageError(f"{_KIND_LABELS[self.kind]} needs at least one contact number")
         if self.kind == "add_emails" and not self.emails:
@@ -209,7 +236,7 @@ class ActionRequest:
             text = f"{len(self.emails):,} e-mail address(es)"
         else:
             text = f"members of segment {self.source_segment_no}"
-        opts = [o.replace("_", " ") for o in self.options.as_dict()]
+        opts = self.options.describe()
         return text + (f" [{', '.join(opts)}]" if opts else "")
 
 
@@ -463,6 +490,9 @@ def _matched_set(
         return (_org_grown(base) if opts.entire_companies else base), unmatched
 
     if request.kind == "add":
+        if opts.contact_type is not None:
+            # Persons only / companies only restrict C itself, before the company options widen it.
+            base = base.where(contacts.c.type == opts.contact_type)
         parts = [base]
         if opts.expand_companies:
             parts.append(_org_grown(base))
@@ -534,8 +564,9 @@ def _step_scan(seg_id: int, request: ActionRequest, matched: Select[Any]) -> Ste
 
 
 def _skipped_excluded(conn: Connection, request: ActionRequest, today: dt.date | None, n_matched: int) -> int:
-    """How many named contacts (add contacts / e-mails) the exclusion flag kept out."""
-    if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
+    """How many contacts the exclusion flag kept out of an adding step (Add, add contacts, add e-mails): C' taken
+    without the exclusion, less C' with it. It is the gap between a value's count on the Builder and the preview."""
+    if request.kind in ("add", "add_contacts", "add_emails") and not request.options.ignore_exclusion:
         raw, _ = _matched_set(conn, request, today=today, exclusion=False)
         return _count(conn, raw) - n_matched
     return 0

@@ -45,7 +45,7 @@ from ._stats import (
     flagged_distributions,
     mask_small,
 )
-from .fields import AGE_BANDS
+from .fields import AGE_BANDS, FieldRegistry, load_fields
 
 __all__ = ["StepPreview", "all_distributions", "clear_caches", "preview_step", "segment_distributions"]
 
@@ -171,10 +171,12 @@ def _distribution(snap: Snapshot, mask: np.ndarray, dimension: str, today: dt.da
         codes, labels = _bucket_codes(snap, dimension, today)
         counts_arr = np.bincount(codes[mask], minlength=len(labels))
         counts = {labels[i]: int(c) for i, c in enumerate(counts_arr) if c}
-    return Distribution(dimension, _ordered(dimension, counts), total)
+    return Distribution(dimension, _ordered(dimension, counts, snap.fields), total)
 
 
-def _combine(before: Distribution, plus: Distribution | None, minus: Distribution | None) -> Distribution:
+def _combine(
+    before: Distribution, plus: Distribution | None, minus: Distribution | None, fields: FieldRegistry
+) -> Distribution:
     counts = dict(before.counts)
     total = before.total
     if plus is not None:
@@ -185,10 +187,19 @@ def _combine(before: Distribution, plus: Distribution | None, minus: Distributio
         total -= minus.total
         for k, v in minus.counts.items():
             counts[k] = counts.get(k, 0) - v
-    return Distribution(before.dimension, _ordered(before.dimension, {k: v for k, v in counts.items() if v}), total)
+    kept = {k: v for k, v in counts.items() if v}
+    return Distribution(before.dimension, _ordered(before.dimension, kept, fields), total)
 
 
-def _apply_options(snap: Snapshot, base: np.ndarray, request: ActionRequest) -> np.ndarray:
+def _excluded(snap: Snapshot, request: ActionRequest) -> np.ndarray:
+    """The contacts an adding step leaves out for their exclude-from-segments flag (none for other steps)."""
+    if request.kind in ("add", "add_contacts", "add_emails") and not request.options.ignore_exclusion:
+        return snap.excluded
+    return np.zeros(snap.n, dtype=bool)
+
+
+def _widen(snap: Snapshot, base: np.ndarray, request: ActionRequest) -> np.ndarray:
+    """C' before the exclusion: the contact-type restriction, then the company options (as `_matched_set`)."""
     opts = request.options
     has_org = snap.org_pos >= 0
     if request.kind in ("refine", "reduce"):
@@ -197,14 +208,16 @@ def _apply_options(snap: Snapshot, base: np.ndarray, request: ActionRequest) -> 
         return base | _org_members(snap, base & has_org)
     c = base
     if request.kind == "add":
+        if opts.contact_type is not None:
+            # Persons only / companies only restrict C before the company options widen it.
+            base = base & (snap.is_person if opts.contact_type == "person" else ~snap.is_person)
+            c = base
         if opts.expand_companies:
             c = c | _org_members(snap, base & has_org)
         if opts.related_companies:
             rel = np.zeros(snap.n, dtype=bool)
             rel[snap.org_pos[base & snap.is_person & has_org]] = True
             c = c | rel
-    if request.kind in ("add", "add_contacts", "add_emails") and not opts.ignore_exclusion:
-        c = c & ~snap.excluded
     return c
 
 
@@ -240,7 +253,9 @@ def _preview_memory(
             ids = np.fromiter(conn.execute(ids_stmt).scalars(), dtype=np.int64)
             base = snap.mask_of(ids)
     members = _members_mask(db, snap, row.id, row.version)
-    matched = _apply_options(snap, base, request)
+    widened = _widen(snap, base, request)
+    left_out = widened & _excluded(snap, request)
+    matched = widened & ~left_out
     if request.adds:
         entering, leaving = matched & ~members, None
     elif request.kind == "refine":
@@ -249,9 +264,7 @@ def _preview_memory(
         entering, leaving = None, members & matched
     added = int(entering.sum()) if entering is not None else 0
     removed = int(leaving.sum()) if leaving is not None else 0
-    skipped = 0
-    if request.kind in ("add_contacts", "add_emails") and not request.options.ignore_exclusion:
-        skipped = int((base & snap.excluded).sum())
+    skipped = int(left_out.sum())
     counts = Preview.of(
         request,
         int(members.sum()),
@@ -276,7 +289,7 @@ def _preview_memory(
         before[dim] = b
         plus = _distribution(snap, entering, dim, today) if entering is not None and added else None
         minus = _distribution(snap, leaving, dim, today) if leaving is not None and removed else None
-        after[dim] = _combine(b, plus, minus)
+        after[dim] = _combine(b, plus, minus, snap.fields)
     return StepPreview(
         counts=counts,
         before=before,
@@ -313,13 +326,15 @@ def _members_sql(
     return hit
 
 
-def _shifted(before: dict[str, Distribution], change: dict[str, Distribution], sign: int) -> dict[str, Distribution]:
+def _shifted(
+    before: dict[str, Distribution], change: dict[str, Distribution], sign: int, fields: FieldRegistry
+) -> dict[str, Distribution]:
     """Charts after a step: the members' charts plus (sign 1) or minus (-1) the charts of who enters or leaves."""
     out = {}
     for d, b in before.items():
         c = change[d]
         counts = {k: b.counts.get(k, 0) + sign * c.counts.get(k, 0) for k in dict.fromkeys([*b.counts, *c.counts])}
-        out[d] = Distribution(d, _ordered(d, {k: v for k, v in counts.items() if v}), b.total + sign * c.total)
+        out[d] = Distribution(d, _ordered(d, {k: v for k, v in counts.items() if v}, fields), b.total + sign * c.total)
     return out
 
 
@@ -329,19 +344,26 @@ def _preview_sql(
     start = time.perf_counter()
     with db.read() as conn:
         row = _segment_row(conn, no)
-        matched, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
+        excluding = request.kind == "add" and not request.options.ignore_exclusion
+        # An Add scans C' taken without the exclusion and flags the excluded rows, so the same pass counts who the
+        # exclusion leaves out (the gap between a value's count and the preview) at no extra scan.
+        matched, unmatched = _matched_set(conn, request, today=today, segment_id=row.id, exclusion=not excluding)
         scan = _step_scan(row.id, request, matched)
+        left_out: sa.ColumnElement[int] = sa.literal(0)
+        if excluding:
+            left_out = sa.case((contacts.c.exclude_from_segments.is_(True), 1), else_=0)
+            scan = replace(scan, hit=scan.hit * (1 - left_out), chg=scan.chg * (1 - left_out))
         # One pass gives the counts and the charts of who enters or leaves (and, for a removing step, of the
         # members too, since it scans them).
-        (_, rows), (n_hit, _), (n_chg, chg) = flagged_distributions(
-            conn, scan.frm, scan.where, [sa.literal(1), scan.hit, scan.chg], dims, today=today
+        (_, rows), (n_hit, _), (n_chg, chg), (n_left_out, _) = flagged_distributions(
+            conn, scan.frm, scan.where, [sa.literal(1), scan.hit, scan.chg, left_out], dims, today=today
         )
         if request.adds:
             before = _members_sql(conn, db.url, row.id, row.version, dims, today)
-            after = _shifted(before, chg, 1)
+            after = _shifted(before, chg, 1, load_fields(conn))
         else:
             before = rows
-            after = _shifted(before, chg, -1)
+            after = _shifted(before, chg, -1, load_fields(conn))
         # A sample of who changes; with no one changing there is nothing to look for (and no scan to wait on).
         sample_ids = tuple(
             int(i) for i in conn.execute(
@@ -350,7 +372,7 @@ def _preview_sql(
         ) if n_chg and sample else ()
         if not request.adds and request.kind not in ("refine", "reduce"):
             n_hit = _count(conn, matched)  # remove contacts: "matched" counts the named contacts, members or not
-        skipped = _skipped_excluded(conn, request, today, n_hit)
+        skipped = n_left_out if excluding else _skipped_excluded(conn, request, today, n_hit)
     return StepPreview(
         counts=Preview.of(request, int(row.size), n_hit, n_chg, unmatched, skipped),
         before=before,

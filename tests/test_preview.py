@@ -119,3 +119,74 @@ def test_no_change_means_no_sample_query_and_empty_deltas(world: Database) -> No
     with world.read() as conn:
         others = conn.execute(select(Contact.id).where(Contact.gender == "other")).all()
     assert again.before["gender"].counts["other"] == len(others)
+
+
+# ---------------------------------------------------------------------------------------------- issue 13: Add options
+
+
+def _expected_add(flt: int, opts: ActionOptions) -> tuple[set[str], int]:
+    """C' of an Add on WORLD by the rule of SPEC §3, the contact type first: (contacts added, flagged ones left out)."""
+    from tests.test_engine_property import ORG
+
+    c = {no for no, r in INFO.items() if FILTERS[flt][1](r)}
+    if opts.contact_type is not None:
+        c = {no for no in c if INFO[no]["type"] == opts.contact_type}
+    wide = set(c)
+    if opts.expand_companies:
+        orgs = {ORG[no] for no in c if ORG[no]}
+        wide |= {no for no in INFO if ORG[no] in orgs}
+    if opts.related_companies:
+        wide |= {INFO[no]["company_no"] for no in c if INFO[no]["type"] == "person" and INFO[no].get("company_no")}
+    flagged = {no for no in wide if INFO[no].get("exclude_from_segments")}
+    if opts.ignore_exclusion:
+        return wide, 0
+    return wide - flagged, len(flagged)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flt=st.integers(0, len(FILTERS) - 1), contact_type=st.sampled_from((None, "person", "company")),
+       expand=st.booleans(), related=st.booleans(), ignore=st.booleans())
+def test_add_contact_type_and_excluded_count_agree_on_both_paths(
+    world: Database, flt: int, contact_type: str | None, expand: bool, related: bool, ignore: bool
+) -> None:
+    """Persons only / companies only restrict C before the company options; the count of contacts the exclusion
+    leaves out is the same on the SQL path, the in-memory path and the reference preview, and matches the rule."""
+    no = f"T{next(_counter)}"
+    create_segment(world, no)
+    opts = ActionOptions(expand_companies=expand, related_companies=related, ignore_exclusion=ignore,
+                         contact_type=contact_type)
+    request = ActionRequest("add", from_json(FILTERS[flt][0]), opts)
+    sql = preview_step(world, no, request, today=TODAY, backend="sql")
+    memory = preview_step(world, no, request, today=TODAY, backend="memory")
+    assert sql.counts == memory.counts == preview_sql(world, no, request, today=TODAY)
+    assert sql.after == memory.after
+    expected, left_out = _expected_add(flt, opts)
+    assert (sql.counts.matched, sql.counts.skipped_excluded) == (len(expected), left_out)
+    apply_action(world, no, request)
+    with world.read() as conn:
+        by_id = dict(conn.execute(select(Contact.id, Contact.contact_no)).all())
+    assert {by_id[i] for i in member_ids(world, no)} == expected
+
+
+def test_contact_type_is_an_add_option_logged_and_described(world: Database) -> None:
+    from segcore import UsageError, criteria_log, save_criteria
+
+    create_segment(world, "CT")
+    fr = from_json({"field": "country", "op": "eq", "value": "FR"})
+    request = ActionRequest("add", fr, ActionOptions(contact_type="person", related_companies=True))
+    assert request.describe() == "Country is FR [persons only, related companies]"
+    apply_action(world, "CT", request)
+    entry = criteria_log(world, "CT")[-1]
+    assert entry.options == {"contact_type": "person", "related_companies": True}
+    assert entry.description.endswith("[persons only, related companies]")
+    # Saved criteria carry it, and a replayed step keeps it.
+    assert ActionRequest.from_step(request.to_step()) == request
+    save_criteria(world, "CT", "CT-PERSONS")
+    with pytest.raises(UsageError):
+        ActionRequest("refine", fr, ActionOptions(contact_type="person"))
+    with pytest.raises(UsageError):
+        ActionOptions(contact_type="robot")
+    with pytest.raises(UsageError):
+        ActionOptions.from_dict({"contact_type": 3})
+    # "both" (None) keeps Business Central's Add exactly: no option recorded.
+    assert ActionOptions(contact_type=None).as_dict() == {}

@@ -33,14 +33,21 @@ from segcore import (
     BUILTIN,
     CONTACT_FIELDS,
     EVALUATIONS,
+    PREFERENCES,
+    Condition,
     FieldRegistry,
     FieldSpec,
     FilterError,
     FilterSyntaxError,
+    Group,
+    Node,
+    Not,
+    Related,
     SegcoreError,
     describe,
     fields_of,
     from_json,
+    known_values,
     number_bounds,
     parse_text,
     to_json,
@@ -51,12 +58,14 @@ from segcore import (
     data_token as _core_data_token,
 )
 from ui import state
-from ui.format import n, with_count
+from ui.format import n, plural, with_count
 
 K_MODEL = "sx.filter"
 K_MODE = "sx.filter_mode"
 K_TEXT = "sx.filter_text"
 K_SEQ = "sx.filter_seq"
+K_MODE_NOTE = "sx.filter_mode_note"  # (text it is about, why the widgets cannot show it)
+W_DATE_ORDER = "fb.date_order"
 MODES = {"widgets": "Widgets", "text": "Text form"}
 
 # UI operators per field type: (ui op, label). Date presets and ranges map onto the language's ge/lt/between.
@@ -152,6 +161,7 @@ def clear() -> None:
     st.session_state[K_MODEL] = {"combine": "all", "groups": [new_group()]}
     st.session_state[K_TEXT] = ""
     st.session_state.pop("fb.text", None)
+    st.session_state.pop(K_MODE_NOTE, None)
 
 
 def default_item(choice: str, fields: FieldRegistry = BUILTIN) -> dict[str, Any]:
@@ -263,6 +273,129 @@ def model_json(m: dict[str, Any], fields: FieldRegistry = BUILTIN) -> tuple[dict
     if not groups:
         return None, incomplete
     return (groups[0] if len(groups) == 1 else {m["combine"]: groups}), incomplete
+
+
+# ------------------------------------------------------------------------------------------------- tree -> model
+
+
+class _NoWidgets(Exception):
+    """The widgets cannot show this part of a filter; the message says which part, for the user."""
+
+
+_RELATIVE_PRESET = {f"today-{days}d": op for op, days in DATE_PRESETS.items()}
+
+
+def _is_iso(value: Any) -> bool:
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _field_item_of(node: Condition, fields: FieldRegistry) -> dict[str, Any]:
+    spec = fields.get(node.field)
+    if spec is None:
+        raise _NoWidgets(f"{node.field} is not a field")
+    op, value = node.op, node.value
+    if spec.type == "code" and op in ("eq", "ne"):
+        op, value = ("in" if op == "eq" else "not_in"), [value]
+    elif spec.type == "number" and op in ("gt", "lt") and spec.integer:
+        # Whole numbers: > 30 is ≥ 31, exactly.
+        op, value = ("ge", value + 1) if op == "gt" else ("le", value - 1)
+    elif spec.type == "date" and op not in ("is_empty", "is_not_empty"):
+        if op == "ge" and str(value).lower() in _RELATIVE_PRESET:
+            op, value = _RELATIVE_PRESET[str(value).lower()], None
+        elif op in ("ge", "lt") and _is_iso(value):
+            value = str(value)
+        elif op == "between" and all(_is_iso(v) for v in value):
+            value = [str(v) for v in value]
+        else:
+            raise _NoWidgets(f"the date condition on {spec.label} ({op} {value})")
+    if isinstance(value, tuple):
+        value = list(value)
+    if op not in dict(_ops_for(spec)):
+        raise _NoWidgets(f"“{spec.label}” with the operator {op}")
+    return {"id": _next_id("c"), "field": node.field, "op": op, "value": value}
+
+
+def _related_item_of(node: Related) -> dict[str, Any]:
+    where = node.where
+    parts = where.children if isinstance(where, Group) and where.kind == "all" else (where,)
+    item = default_item(f"@{node.relation}")
+    item["min_count"] = int(node.min_count)
+    seen: set[str] = set()
+    for part in parts:
+        if not isinstance(part, Condition) or part.field in seen:
+            raise _NoWidgets(f"this {node.relation} condition")
+        seen.add(part.field)
+        values = list(part.value) if part.op == "in" else [part.value] if part.op == "eq" else None
+        if node.relation == "interactions" and part.field in ("template", "campaign_no", "evaluation") and values:
+            item[part.field] = [str(v) for v in values]
+        elif node.relation == "interactions" and part.field == "date":
+            if part.op == "ge" and str(part.value).lower() in _RELATIVE_PRESET:
+                item["date"] = _RELATIVE_PRESET[str(part.value).lower()]
+            elif part.op == "between" and all(_is_iso(v) for v in part.value):
+                item["date"], item["date_range"] = "between", [str(v) for v in part.value]
+            else:
+                raise _NoWidgets(f"the interaction date condition ({part.op} {part.value})")
+        elif node.relation == "profile" and part.field == "questionnaire" and part.op == "eq":
+            item["questionnaire"] = str(part.value)
+        elif node.relation == "profile" and part.field == "answer" and values:
+            item["answer"] = [str(v) for v in values]
+        else:
+            raise _NoWidgets(f"the {node.relation} condition on {part.field} ({part.op})")
+    if node.relation == "profile" and not item.get("questionnaire"):
+        raise _NoWidgets("a profile answer without its questionnaire")
+    return item
+
+
+def _leaf(node: Node) -> bool:
+    return isinstance(node, Condition | Related)
+
+
+def _item_of(node: Node, fields: FieldRegistry) -> dict[str, Any]:
+    return _related_item_of(node) if isinstance(node, Related) else _field_item_of(node, fields)  # type: ignore[arg-type]
+
+
+def _group_of(node: Node, fields: FieldRegistry) -> dict[str, Any]:
+    """One widget group: a condition, an AND/OR of conditions, or the NOT of either."""
+    group = new_group()
+    if isinstance(node, Not):
+        group["negate"], node = True, node.child
+    if isinstance(node, Group):
+        if not node.children or not all(_leaf(c) for c in node.children):
+            raise _NoWidgets("groups nested more than two levels deep")
+        group["kind"] = node.kind
+        group["items"] = [_item_of(c, fields) for c in node.children]
+    elif _leaf(node):
+        group["items"] = [_item_of(node, fields)]
+    else:
+        raise _NoWidgets("a NOT of a NOT")
+    return group
+
+
+def model_from_tree(node: Node, fields: FieldRegistry = BUILTIN) -> tuple[dict[str, Any] | None, str | None]:
+    """The widget model that shows this filter tree, or (None, the part the widgets cannot show).
+
+    The widgets hold two levels (groups combined with AND/OR, each group an AND/OR of conditions, a group may be
+    negated), the operators of UI_OPS and the date presets; a text filter within that converts exactly."""
+    try:
+        if isinstance(node, Group) and not node.children and node.kind == "all":
+            return {"combine": "all", "groups": [new_group()]}, None
+        if isinstance(node, Group) and node.children and not all(_leaf(c) for c in node.children):
+            leaves = [c for c in node.children if _leaf(c)]
+            groups = [_group_of(Group(node.kind, tuple(leaves)), fields)] if leaves else []
+            groups += [_group_of(c, fields) for c in node.children if not _leaf(c)]
+            m = {"combine": node.kind, "groups": groups}
+        else:
+            m = {"combine": "all", "groups": [_group_of(node, fields)]}
+    except _NoWidgets as e:
+        return None, str(e)
+    _, incomplete = model_json(m, fields)
+    if incomplete:
+        return None, "a condition the widgets would leave incomplete"
+    return m, None
 
 
 # ------------------------------------------------------------------------------------------------- cached lookups
@@ -498,6 +631,49 @@ def _to_text(lines: list[str]) -> None:
     set_text("\n".join(lines))
 
 
+def _switch_mode(fields: FieldRegistry) -> None:
+    """Carry the filter over when the user switches between the widgets and the text form.
+
+    Text to widgets converts the text's tree when the widgets can show it; when they cannot (or the text has an
+    error), the switch stays on the text form and the note next to it says why, so nothing is dropped."""
+    ss = st.session_state
+    wanted = ss.get("fb.mode") or "widgets"
+    ss.pop(K_MODE_NOTE, None)
+    if wanted == ss.get(K_MODE, "widgets"):
+        return
+    if wanted == "widgets":
+        text = ss.get(K_TEXT, "") or ""
+        if text.strip():
+            try:
+                node = parse(text, fields)
+            except SegcoreError:
+                ss[K_MODE_NOTE] = (text, "The text has an error: fix it first, the widgets cannot show it.")
+                ss["fb.mode"] = "text"
+                return
+            m, why = model_from_tree(node, fields)
+            if m is None:
+                ss[K_MODE_NOTE] = (text, f"The widgets cannot show {why}: the filter stays in the text form.")
+                ss["fb.mode"] = "text"
+                return
+            ss[K_MODEL] = m
+        else:
+            ss[K_MODEL] = {"combine": "all", "groups": [new_group()]}
+    else:
+        j, _ = model_json(model(), fields)
+        lines: list[str] | None = []
+        if j is not None:
+            try:
+                lines = to_text(from_json(j, fields), fields)
+            except SegcoreError:
+                lines = None
+        if lines is None:
+            ss[K_MODE_NOTE] = (None, "This filter has no text form: it stays in the widgets.")
+            ss["fb.mode"] = "widgets"
+            return
+        ss[K_TEXT] = ss["fb.text"] = "\n".join(lines)
+    ss[K_MODE] = ss["fb.mode"]
+
+
 def set_text(text: str) -> None:
     """Put a filter into the text form and show it (callbacks only: widget keys are reset here)."""
     st.session_state[K_TEXT] = text
@@ -568,6 +744,35 @@ def _custom_names_caption(fields: FieldRegistry) -> None:
     st.caption(f"Custom fields: {shown}{more}.")
 
 
+@st.cache_resource(show_spinner=False, max_entries=16, ttl=600)
+def _known(url: str, token: str) -> Any:
+    # The code values present in the data, read once per field when a text names it; new data, new look-up.
+    del token
+    return known_values(state._open(url))
+
+
+def date_order() -> str:
+    """How this user's typed short dates are read (DMY, MDY or YMD): the control by the text form, else their
+    preference."""
+    return str(st.session_state.get(W_DATE_ORDER) or state.preference("date_order"))
+
+
+def parse(text: str, fields: FieldRegistry) -> Node:
+    """The text form's tree: short dates in the user's date order, codes checked against the data ("did you mean
+    FR?")."""
+    url = state.db_url()
+    return parse_text(text, fields, date_order=date_order(), known=_known(url, data_token(url)))
+
+
+def _date_order_control() -> None:
+    state.seed_preference_widget(W_DATE_ORDER, "date_order")
+    orders = PREFERENCES["date_order"].values
+    st.selectbox("Short dates", orders, key=W_DATE_ORDER, width=150, on_change=state.save_preference,
+                 args=("date_order", W_DATE_ORDER), format_func=lambda o: f"Dates {'/'.join(o)}",
+                 help="How a short date such as 311225 or 31/12/25 is read: day, month, year (DMY), month first "
+                 "(MDY) or year first (YMD). Remembered for you.", label_visibility="collapsed")
+
+
 def _render_text(fields: FieldRegistry) -> tuple[Any, str | None]:
     state.seed_widget("fb.text", state.session(K_TEXT, ""))
     text = st.text_area(
@@ -584,7 +789,7 @@ def _render_text(fields: FieldRegistry) -> tuple[Any, str | None]:
         return None, None
 
     try:
-        return parse_text(text, fields), None
+        return parse(text, fields), None
     except FilterSyntaxError as e:
         return None, syntax_error_markdown(e, text)
     except SegcoreError as e:
@@ -608,9 +813,16 @@ def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
     if fields is None:
         fields = fields_of(state.get_db())
     state.seed_widget("fb.mode", state.session(K_MODE, "widgets"))
-    mode = st.segmented_control("Build with", list(MODES), key="fb.mode", format_func=MODES.get, required=True,
-                                label_visibility="collapsed") or "widgets"
+    with st.container(horizontal=True, vertical_alignment="center"):
+        mode = st.segmented_control("Build with", list(MODES), key="fb.mode", format_func=MODES.get, required=True,
+                                    label_visibility="collapsed", on_change=_switch_mode, args=(fields,)) or "widgets"
+        if mode == "text":
+            _date_order_control()
     st.session_state[K_MODE] = mode
+    state.show_flashes(W_DATE_ORDER)
+    note = st.session_state.get(K_MODE_NOTE)
+    if note and (note[0] is None or note[0] == st.session_state.get(K_TEXT)):
+        st.warning(note[1], icon=":material/info:")
     incomplete = 0
     if mode == "text":
         node, error = _render_text(fields)
@@ -631,5 +843,6 @@ def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
             st.button(":material/edit_note: Edit as text", type="tertiary", on_click=_to_text, args=(lines,),
                       help="Copy this filter into the text form")
     if incomplete:
-        st.caption(f"{n(incomplete)} condition(s) without a value yet are left out.")
+        st.caption(f"{plural(incomplete, 'condition')} without a value yet "
+                   f"{'is' if incomplete == 1 else 'are'} left out.")
     return BuiltFilter(j if node is not None else None, node, desc, error, incomplete)

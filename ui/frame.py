@@ -10,10 +10,12 @@ from pathlib import Path
 import streamlit as st
 
 from segcore import (
+    Database,
     NotFoundError,
     SegcoreError,
     SegmentInfo,
     get_segment,
+    status_history,
 )
 from ui import state
 from ui.format import STATUS_COLORS, n
@@ -102,6 +104,18 @@ def open_segment_info() -> SegmentInfo | None:
         return None
 
 
+def rejection_note(db: Database, info: SegmentInfo) -> None:
+    """Under a rejected segment's header: who rejected it, when, and the reviewer's comment, so its owner sees what
+    to change before submitting again."""
+    if info.status != "rejected":
+        return
+    events = [e for e in status_history(db, info.no) if e.to_status == "rejected"]
+    last = events[-1] if events else None
+    who = f" by {last.user}" if last is not None and last.user else ""
+    comment = info.status_comment or (last.comment if last is not None else None) or "no comment given"
+    st.error(f"**Rejected{who}:** {comment}", icon=":material/block:")
+
+
 def status_badge(status: str) -> None:
     st.badge(status.capitalize(), color=STATUS_COLORS.get(status, "gray"))  # type: ignore[arg-type]
 
@@ -116,9 +130,8 @@ def sidebar_segment_box() -> None:
                 st.markdown("None yet. Open or create one on **Segments**.")
                 return
             st.markdown(f"**{info.no}** · {info.description or 'no description'}")
-            c1, c2 = st.columns([3, 2], vertical_alignment="center")
-            c1.metric("Members", n(info.size))
-            with c2:
-                status_badge(info.status)
+            status_badge(info.status)
+            # The whole box's width for the number: beside the badge, "10,993,120" was cut to "10,…".
+            st.metric("Members", n(info.size))
             st.page_link(state.PAGES["builder"], label="Open in Builder", icon=":material/tune:",
                          query_params={"segment": info.no})
