@@ -1,4 +1,4 @@
-"""Data: import contacts and interactions (read and map the file, check it, then import the valid rows or nothing);
+"""Data: import contacts, interactions and outcomes (read and map the file, check it, then import the valid rows or nothing);
 the custom fields imports create; export; the settings (minimum segment size, where previews run).
 
 The import is segcore's pipeline: `plan_import` reads and maps the file without writing, `run_import` checks it
@@ -22,6 +22,7 @@ from segcore import (
     CUSTOM_TYPES,
     DATE_ORDERS,
     INTERACTION_TARGETS,
+    OUTCOME_TARGETS,
     SETTINGS,
     ImportPlan,
     ImportReport,
@@ -45,9 +46,17 @@ from segcore import (
 )
 from ui import frame, state
 from ui.format import n, plural, when
+from ui.results import forget_outcomes
 from ui.tables import table_height
 
-KINDS = {"contacts": "Contacts", "interactions": "Interactions"}
+KINDS = {"contacts": "Contacts", "interactions": "Interactions", "outcomes": "Outcomes"}
+# What each kind of file needs, for the line under an empty uploader.
+NEEDS = {
+    "contacts": "a contact number or e-mail column",
+    "interactions": "contact number, date and template",
+    "outcomes": "contact number, date and kind (an order, a sign-up … as a code such as ORDER); amount and "
+                "reference (an order number: the same reference imported again counts once) are optional",
+}
 K_UPLOAD = "sx.import.upload"  # (file name, bytes) of the file being imported
 K_TOKEN = "sx.import.token"  # (those bytes, name, digest): the digest identifies the file in the caches below
 K_SEEN = "sx.import.seen"  # the token the settings below belong to
@@ -82,7 +91,8 @@ frame.page_guard()
 db = state.get_db()
 # The field registry, read once per run (an import or a rename reruns the page).
 registry = fields_of(db)
-frame.header("Data", "Bring contacts and interactions in from CSV or Excel files; take a segment's members out.")
+frame.header("Data", "Bring contacts, interactions and outcomes in from CSV or Excel files; take a segment's members "
+             "out.")
 
 
 # --------------------------------------------------------------------------------------------- small helpers
@@ -222,6 +232,8 @@ def _targets(kind: str) -> tuple[dict[str, str], dict[str, str]]:
     """(built-in import targets, existing custom fields): field name -> label, in the order the dropdown shows."""
     if kind == "interactions":
         return dict(INTERACTION_TARGETS), {}
+    if kind == "outcomes":
+        return dict(OUTCOME_TARGETS), {}
     custom = {spec.name: spec.label for spec in registry.custom}
     return dict(CONTACT_TARGETS), custom
 
@@ -454,6 +466,10 @@ def _report_view(report: ImportReport, *, applied: bool) -> None:
                       help="Contacts already in the database, found by their key" if not applied else None)
         else:
             st.metric("To add" if not applied else "Added", n(report.inserted), border=True, width="content")
+            if report.kind == "outcomes":
+                st.metric("To update" if not applied else "Updated", n(report.updated), border=True,
+                          width="content", help="Outcomes whose kind and reference are stored already: updated, "
+                          "not counted twice" if not applied else None)
     notes = [f"Read: {report.source or report.encoding}"]
     if report.new_fields:
         verb = "created" if applied else "to create"
@@ -483,9 +499,8 @@ def _uploader(kind: str) -> None:
     upload = st.file_uploader(f"{KINDS[kind]} file", type=["csv", "txt", "xlsx"], key=f"dt.up.{kind}.{generation}",
                               help=UPLOAD_HELP)
     if upload is None:
-        required = "a contact number or e-mail column" if kind == "contacts" else "contact number, date and template"
-        st.caption(f"CSV, TXT or Excel; it needs {required}. You see how every column is read and check the file "
-                   "before anything is written.")
+        st.caption(f"CSV, TXT or Excel; it needs {NEEDS[kind]}. You see how every column is read and check the "
+                   "file before anything is written.")
         return
     st.session_state[K_UPLOAD] = (upload.name, upload.getvalue())
     st.rerun()
@@ -610,6 +625,8 @@ def _check_and_import(kind: str, plan_key: tuple[Any, ...], plan: ImportPlan) ->
             s = st.session_state[K_SETTINGS]
             result = run_import(db, plan, empty_clears=bool(s["empty"]) and kind == "contacts",
                                 progress=progress, user=state.user())
+            if kind == "outcomes":
+                forget_outcomes()  # campaign results and base rates count the new outcomes at once
             st.session_state[K_REPORT] = (plan_key, report, result)
             st.rerun()
 

@@ -7,6 +7,7 @@ page draws it and passes the version it showed with every decision, so a segment
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -38,6 +39,15 @@ from ui.charts import breakdown_picker
 from ui.filter_builder import data_token
 from ui.format import n, plural, when
 from ui.lifecycle import history_table, log_form, logged_box
+from ui.results import (
+    TABLE_CONFIG,
+    metric_controls,
+    response_chart,
+    results_csv,
+    results_of,
+    results_table,
+    show_result,
+)
 from ui.review_charts import composition_figure, overlap_figure
 from ui.tables import table_height
 
@@ -50,15 +60,19 @@ MAX_OVERLAP = 12
 frame.page_guard()
 db = state.get_db()
 fields = fields_of(db)
-frame.header("Review", "Campaign targets: check size, overlap and composition, then approve, reject or log.")
+frame.header("Review", "Campaign targets: check size, overlap and composition, then approve, reject or log; see what "
+             "logged segments achieved against their control group.")
 
 
 # ------------------------------------------------------------------------------------------------- decisions
 
 
+SLOT_DECISION, SLOT_NEW_CAMPAIGN, SLOT_EDIT_CAMPAIGN = "rv.decision", "rv.cmp", "rv.cmpe"
+
+
 def _decide(action: str, no: str, version: int) -> None:
     comment = (st.session_state.get("rv.comment") or "").strip()
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_DECISION):
         if action == "approve":
             approve_segment(db, no, comment=comment or None, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} approved. It can be logged now.")
@@ -78,6 +92,8 @@ def _decision_box(info: SegmentInfo) -> None:
                       on_click=_decide, args=("approve", info.no, info.version))
             st.button("Reject", icon=":material/block:", key="rv.reject",
                       on_click=_decide, args=("reject", info.no, info.version))
+        # A refused decision (a reject without a comment, a four-eyes refusal) shows here, under its buttons.
+        state.show_flashes(SLOT_DECISION)
     elif info.status == "approved":
         log_form(db, info)
     elif info.status == "logged":
@@ -143,6 +159,23 @@ def _drift_of(url: str, no: str, version: int, data: str, segments: tuple[tuple[
     return drift(state._open(url), no, today=today)
 
 
+CARD_DIGITS = 7  # "999,999": what a half-column card shows in full at 1440 px
+
+
+def card_number(value: int) -> str:
+    """A count as a narrow card shows it: exact up to 999,999, then compact (12.3M, 1.23M, 123.4k never cut)."""
+    text = n(value)
+    if len(text) <= CARD_DIGITS:
+        return text
+    return f"{value / 1_000_000:.3g}M" if abs(value) >= 1_000_000 else f"{value / 1_000:.4g}k"
+
+
+def _card(where: Any, label: str, value: int, *, delta: int | None = None) -> None:
+    shown = card_number(value)
+    where.metric(label, shown, delta=f"{delta:+,}" if delta else None, border=True,
+                 help=f"Exactly {n(value)}" if shown != n(value) else None)
+
+
 def _drift(info: SegmentInfo) -> None:
     st.markdown("**Drift**" + (" since approval" if info.status in ("approved", "logged") else ""))
     if info.head_seq == 0:
@@ -159,12 +192,14 @@ def _drift(info: SegmentInfo) -> None:
         st.success(f"Replaying {ref} ({plural(d.steps_replayed, 'step')}) on today's data gives the same "
                    f"{plural(d.current_size, 'member')}.", icon=":material/verified:")
         return
-    cols = st.columns(3)
-    cols[0].metric("Members now", n(d.current_size), border=True)
-    cols[1].metric("Would join", n(d.joined), border=True)
-    cols[2].metric("Would leave", n(d.left), border=True)
+    # Two cards a row: three in this narrow column cut "10,993" to "10,…" at 1440 px.
+    top, bottom = st.columns(2, gap="small"), st.columns(2, gap="small")
+    _card(top[0], "Members now", d.current_size)
+    _card(top[1], "After replay", d.replay_size, delta=d.replay_size - d.current_size)
+    _card(bottom[0], "Would join", d.joined)
+    _card(bottom[1], "Would leave", d.left)
     st.caption(f"If {ref} ({plural(d.steps_replayed, 'step')}) were replayed on today's data, the segment would have "
-               f"{n(d.replay_size)} members.")
+               f"{plural(d.replay_size, 'member')}.")
     samples = {"Would join": d.joined_sample, "Would leave": d.left_sample}
     shown = {k: ", ".join(v) for k, v in samples.items() if v}
     if shown:
@@ -297,12 +332,53 @@ def _logged_tab(campaign: str) -> None:
         logged_box(db, segments_by_no[no])
 
 
+# ------------------------------------------------------------------------------------------------- results
+
+
+def _results_tab(campaign: str) -> None:
+    """The campaign's logged segments side by side: treated against control for the chosen metric, exportable, and
+    one segment's result in words with its cumulative chart."""
+    records = list_logged(db, campaign_no=None if campaign in (ALL, NONE) else campaign)
+    if campaign == NONE:
+        records = [r for r in records if r.campaign_no is None]
+    if not records:
+        st.info("No logged segment here yet. Results compare a logged segment's contacted members with its control "
+                "group (the holdout kept out when it was logged).", icon=":material/info:")
+        return
+    metric = metric_controls(db, "rv.res")
+    with state.core_errors():
+        if campaign in (ALL, NONE):
+            results = results_of(db, nos=[r.segment_no for r in records], metric=metric)
+        else:
+            results = results_of(db, campaign=campaign, metric=metric)
+        st.caption(f"A member responded with {metric.words()} (only days that have passed count). Treated = "
+                   "contacted members, control = the holdout. Rates with their 95% Wilson interval, the lift with its "
+                   "95% Newcombe interval; p-value from Fisher's exact test when a cell is under 10, else the "
+                   "z-test.")
+        st.dataframe(results_table(results), hide_index=True, height=table_height(len(results), max_rows=8),
+                     column_config=TABLE_CONFIG, key="rv.res.table")
+        name = "all" if campaign == ALL else "no-campaign" if campaign == NONE else campaign
+        st.download_button("Download results (CSV)", results_csv(results), file_name=f"results-{name}.csv",
+                           mime="text/csv", icon=":material/download:", key="rv.res.csv", on_click="ignore")
+        by_no = {r.segment_no: r for r in results}
+        if st.session_state.get("rv.res.pick") not in by_no:
+            st.session_state["rv.res.pick"] = results[0].segment_no
+        no = st.selectbox("Logged segment", list(by_no), key="rv.res.pick", width=420,
+                          format_func=lambda v: f"{v} · logged {by_no[v].log_date:%Y-%m-%d}")
+        r = by_no[no]
+        left, right = st.columns([5, 7], gap="large")
+        with left:
+            show_result(r)
+        with right:
+            response_chart(db, r, metric, key="rv.res.chart")
+
+
 # ------------------------------------------------------------------------------------------------- campaigns
 
 
 def _save_campaign() -> None:
     ss = st.session_state
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_NEW_CAMPAIGN):
         c = create_campaign(db, (ss.get("rv.cmp.no") or "").strip(), description=ss.get("rv.cmp.desc") or "",
                             start_date=ss.get("rv.cmp.start"), end_date=ss.get("rv.cmp.end"),
                             status=ss.get("rv.cmp.status") or "planned")
@@ -313,14 +389,14 @@ def _save_campaign() -> None:
 
 def _edit_campaign(no: str) -> None:
     ss = st.session_state
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_EDIT_CAMPAIGN):
         update_campaign(db, no, description=ss.get(f"rv.cmpe.desc.{no}"), start_date=ss.get(f"rv.cmpe.start.{no}") or "",
                         end_date=ss.get(f"rv.cmpe.end.{no}") or "", status=ss.get(f"rv.cmpe.status.{no}"))
         state.flash("success", f"Campaign {no} saved.")
 
 
 def _delete_campaign(no: str) -> None:
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_EDIT_CAMPAIGN):
         delete_campaign(db, no)
         state.flash("success", f"Campaign {no} deleted.")
 
@@ -348,6 +424,7 @@ def _campaigns_tab(campaigns: list[CampaignInfo]) -> None:
         b.date_input("End", key="rv.cmp.end", value=None)
         c.selectbox("Status", CAMPAIGN_STATUSES, key="rv.cmp.status")
         st.form_submit_button("Create campaign", type="primary", on_click=_save_campaign)
+        state.show_flashes(SLOT_NEW_CAMPAIGN)
     if not campaigns:
         return
     with c2, st.container(border=True):
@@ -369,6 +446,7 @@ def _campaigns_tab(campaigns: list[CampaignInfo]) -> None:
             st.button("Delete", key="rv.cmpe.delete", icon=":material/delete:", on_click=_delete_campaign, args=(no,),
                       disabled=cur.segment_count > 0 or cur.logged_count > 0,
                       help="A campaign with segments or logs is kept" if cur.segment_count or cur.logged_count else None)
+        state.show_flashes(SLOT_EDIT_CAMPAIGN)
 
 
 # ------------------------------------------------------------------------------------------------- page
@@ -385,11 +463,13 @@ elif campaign == NONE:
 else:
     targets = [s for s in everything if s.campaign_no == campaign]
 
-TABS = ["Targets", "Overlap", "Logged", "Campaigns"]
+TABS = ["Targets", "Overlap", "Logged", "Results", "Campaigns"]
 tabs = st.tabs(TABS, key="rv.tab", on_change="rerun")
 renderers = (lambda: _targets_tab(targets), lambda: _overlap_tab(targets, everything), lambda: _logged_tab(campaign),
-             lambda: _campaigns_tab(campaigns))
+             lambda: _results_tab(campaign), lambda: _campaigns_tab(campaigns))
 for tab, render in zip(tabs, renderers, strict=True):
     if tab.open is not False:
         with tab:
             render()
+# A message whose control is not on screen this run still shows, at the end.
+state.show_leftover_flashes()

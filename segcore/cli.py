@@ -166,8 +166,9 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
             raise RefusedError(
                 f"the database already holds {plural(stored, 'contact')}: add --force to load demo contacts anyway"
             )
+        # As the dashboard's first start: a logged demo campaign with a holdout, so `segment results` has an answer.
         summary = load_demo(
-            db, args.demo, seed=args.seed, today=args.today, progress=progress_printer("demo")
+            db, args.demo, seed=args.seed, today=args.today, progress=progress_printer("demo"), logged_campaign=True
         )
         data["demo"] = summary.as_dict()
         lines.append(
@@ -175,6 +176,11 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
             f"{summary.inserted:,} new, {summary.updated:,} updated), {plural(summary.interactions, 'interaction')} "
             f"(seed {summary.seed}, reference date {summary.today.isoformat()})"
         )
+        if summary.logged_segment:
+            lines.append(
+                f"demo campaign logged: segment {summary.logged_segment} with a control group "
+                f"(try: segment results {summary.logged_segment})"
+            )
     return "\n".join(lines), data
 
 

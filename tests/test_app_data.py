@@ -279,6 +279,75 @@ def test_interactions_are_mapped_checked_and_imported(app_db: Database, tmp_path
     assert any("1 inserted" in s for s in texts(at.success))
 
 
+def outcome_rows(db: Database) -> list[tuple[str, dt.date, str, float | None, str | None]]:
+    from sqlalchemy import select
+
+    from segcore._models import Contact, Outcome
+
+    with db.read() as conn:
+        rows = conn.execute(
+            select(Contact.contact_no, Outcome.date, Outcome.kind, Outcome.amount, Outcome.reference)
+            .join(Contact, Contact.id == Outcome.contact_id)
+            .where(Outcome.kind == "ORDER", Outcome.reference.like("B-%"))
+            .order_by(Outcome.reference)
+        ).all()
+    return [(c, d, k, None if a is None else float(a), r) for c, d, k, a, r in rows]
+
+
+def test_outcomes_are_mapped_checked_and_imported_all_or_nothing(app_db: Database, tmp_path: Path) -> None:
+    today = dt.date.today()
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "Kunde;Bestelldatum;Art;Betrag;Bestellnummer\n"
+        f"CT000001;{today:%d.%m.%Y};order;1.234,50;B-1\n"
+        f"CT000002;{today:%d.%m.%Y};ORDER;;B-2\n"
+        f"NOPE;{today:%d.%m.%Y};ORDER;10;B-3\n",
+        encoding="utf-8",
+    )
+    at = open_data()
+    assert list(at.segmented_control(key="dt.kind").options) == ["Contacts", "Interactions", "Outcomes"]
+    at.segmented_control(key="dt.kind").set_value("outcomes")
+    at = run(at)
+    assert any("contact number, date and kind" in c for c in texts(at.caption))
+    at = hand_file(at, path=path, name="orders.csv")
+    table = mapping(at)
+    assert list(table["field"]) == ["contact_no", "date", "kind", "amount", "reference"]
+    assert not [s for s in at.selectbox if s.key == "dt.imp.key"]
+    button(at, "Check the file").click()
+    run(at)
+    shown = metrics(at)
+    assert (shown["Rows read"], shown["Valid"], shown["Rejected"], shown["To add"], shown["To update"]) == (
+        "3", "2", "1", "2", "0")
+    assert set(table_with(at, "reason")["line"]) == {4}
+    assert outcome_rows(app_db) == []  # a check writes nothing
+    # "Import nothing" leaves the database as it was.
+    at.radio(key="dt.choice.outcomes").set_value("nothing")
+    button(at, "Go").click()
+    run(at)
+    assert outcome_rows(app_db) == [] and any("Nothing was imported" in i for i in texts(at.info))
+    # The same file again, the valid rows this time.
+    at = hand_file(at, path=path, name="orders.csv")
+    button(at, "Check the file").click()
+    run(at)
+    at.radio(key="dt.choice.outcomes").set_value("valid")
+    button(at, "Go").click()
+    run(at)
+    assert any("2 inserted" in s for s in texts(at.success))
+    assert outcome_rows(app_db) == [("CT000001", today, "ORDER", 1234.5, "B-1"), ("CT000002", today, "ORDER", None, "B-2")]
+    # Imported again, a reference counts once: the two stored outcomes are updated, not added.
+    button(at, "Import another file").click()
+    run(at)
+    at = hand_file(at, path=path, name="orders.csv")
+    button(at, "Check the file").click()
+    run(at)
+    assert (metrics(at)["To add"], metrics(at)["To update"]) == ("0", "2")
+    at.radio(key="dt.choice.outcomes").set_value("valid")
+    button(at, "Go").click()
+    run(at)
+    assert any("0 inserted, 2 updated" in s for s in texts(at.success))
+    assert len(outcome_rows(app_db)) == 2
+
+
 def test_an_unreadable_file_is_one_red_line(app_db: Database) -> None:
     at = hand_file(open_data(), path=ROOT / "app.py", name="notes.txt")
     assert at.error and not at.exception

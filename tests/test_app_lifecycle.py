@@ -20,6 +20,7 @@ from segcore._lifecycle import (
 )
 from segcore._models import Interaction, Setting, table_of
 from segcore._settings import set_setting
+from tests.apptest_paths import assert_right_after
 from tests.apptest_support import REVIEW, metrics, new_app, open_builder, run, texts
 from ui.format import n
 
@@ -224,7 +225,9 @@ def test_reject_needs_a_comment(app_db: Database) -> None:
     at.button(key="rv.reject").click()
     run(at)
     assert get_segment(app_db, "S1").status == "submitted"
-    assert texts(at.error)
+    # The refusal shows right under the Approve / Reject buttons, not at the top of the page.
+    error = next(e for e in at.error if "comment" in e.value)
+    assert_right_after(at, error, at.button(key="rv.reject"))
     at.text_input(key="rv.comment").input("too broad, add an age range")
     at.button(key="rv.reject").click()
     run(at)

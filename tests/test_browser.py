@@ -128,9 +128,31 @@ def no_exception(pg: Any, where: str) -> None:
     assert pg.locator('[data-testid="stException"]').count() == 0, f"exception shown on {where}"
 
 
+# Every metric card's label, value and delta, and every element inside them, whose text is wider than its box
+# (Streamlit cuts such text with an ellipsis: "Added +4,…").
+_TRUNCATED_JS = """() => {
+  const out = [];
+  const sel = '[data-testid="stMetricValue"], [data-testid="stMetricLabel"], [data-testid="stMetricDelta"]';
+  for (const box of document.querySelectorAll(sel)) {
+    for (const el of [box, ...box.querySelectorAll('*')]) {
+      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) { out.push(box.innerText.trim()); break; }
+    }
+  }
+  return out;
+}"""
+
+
+def truncated_numbers(pg: Any) -> list[str]:
+    """The metric texts cut short on the page as it is drawn now."""
+    return list(pg.evaluate(_TRUNCATED_JS))
+
+
 def shot(pg: Any, name: str) -> None:
+    """A screenshot at 1440x900, after checking that no metric card on it shows a cut number or label."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    cut = truncated_numbers(pg)
+    assert not cut, f"{name}: metric cards cut short at {VIEWPORT['width']}x{VIEWPORT['height']}: {cut}"
 
 
 def metric(pg: Any, label: str, *, sidebar: bool = False) -> str:
@@ -229,7 +251,8 @@ def test_pages_and_an_add_step(page: Any, server: dict[str, Any]) -> None:
 
     nav.get_by_text("Segments", exact=True).click()
     settle(pg, 1.5)
-    expect(pg.get_by_text("1 segment · 20,002 contacts", exact=False)).to_be_visible()
+    # LINK and the demo's logged segment (DEMO-NEWSLETTER, made by the first start for the Results tab).
+    expect(pg.get_by_text("2 segments · 20,002 contacts", exact=False)).to_be_visible()
 
 
 BAD_CSV = (
@@ -306,6 +329,21 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     assert pg.locator('[data-testid="stPlotlyChart"]').count() >= 1
     shot(pg, "review-overlap")
 
+    # Results of the demo's logged campaign (the first start logs it with a holdout): treated against control, every
+    # rate with its 95% interval, and the cumulative chart with its bands.
+    choose(pg, "Campaign", "DEMO-SPRING · Spring newsletter (demo)")
+    pg.get_by_role("tab", name="Results").click()
+    settle(pg, 3.0)
+    no_exception(pg, "results")
+    main = pg.locator('[data-testid="stMain"]')
+    expect(main.get_by_text(re.compile(r"^Treated: [\d,]+ of [\d,]+ responded, \d+\.\d% \[\d+\.\d%, \d+\.\d%\]"))
+           ).to_be_visible()
+    expect(main.get_by_text(re.compile(r"^Control: [\d,]+ of [\d,]+ responded, \d+\.\d% \[\d+\.\d%, \d+\.\d%\]"))
+           ).to_be_visible()
+    expect(main.get_by_text(re.compile(r"^Lift: [+−]\d+\.\d pts \[[+−]\d+\.\d, [+−]\d+\.\d\]"))).to_be_visible()
+    assert main.locator('[data-testid="stPlotlyChart"]').count() == 1
+    shot(pg, "review-results")
+
     # The Builder's Review & log tab of a logged segment.
     pg.goto(f"{base}/builder?segment=SPRING-FR")
     expect(pg.get_by_role("heading", name="SPRING-FR")).to_be_visible()
@@ -314,7 +352,46 @@ def test_campaign_lifecycle_pages(page: Any, server: dict[str, Any]) -> None:
     settle(pg, 2.0)
     no_exception(pg, "builder review tab")
     expect(pg.get_by_text("Logged record")).to_be_visible()
+    # Logged today: its result says "too early" in words, under the record.
+    result = pg.locator('[data-testid="stMain"]').get_by_text("Result", exact=True)
+    expect(pg.get_by_text(re.compile(r"Too early: the 30-day window starts on"))).to_be_visible()
+    result.scroll_into_view_if_needed()
     shot(pg, "builder-review-log")
+    # The demo's logged segment: its result on the record, each rate with its interval.
+    pg.goto(f"{base}/builder?segment=DEMO-NEWSLETTER")
+    expect(pg.get_by_role("heading", name="DEMO-NEWSLETTER")).to_be_visible()
+    settle(pg, 2.0)
+    pg.get_by_role("tab", name="Review & log").click()
+    settle(pg, 2.0)
+    no_exception(pg, "builder logged result")
+    treated = pg.get_by_text(re.compile(r"^Treated: [\d,]+ of [\d,]+ responded, \d+\.\d% \[\d+\.\d%, \d+\.\d%\]"))
+    expect(treated).to_be_visible()
+    treated.scroll_into_view_if_needed()
+    shot(pg, "builder-logged-result")
+
+    # Before logging: the power hint right under the holdout share, following it.
+    pg.goto(f"{base}/builder?segment=SPRING-NL")
+    expect(pg.get_by_role("heading", name="SPRING-NL")).to_be_visible()
+    settle(pg, 2.0)
+    pg.get_by_role("tab", name="Review & log").click()
+    settle(pg, 2.0)
+    expect(pg.get_by_text(re.compile(r"No holdout: without a control group"))).to_be_visible()
+    holdout = pg.get_by_role("spinbutton", name="Holdout %")
+    holdout.fill("20")
+    holdout.press("Enter")
+    settle(pg, 2.0)
+    hint = pg.get_by_text(re.compile(r"can detect a lift of \+\d+\.\d points"))
+    expect(hint).to_be_visible()
+    at_20 = hint.inner_text()
+    holdout.fill("40")
+    holdout.press("Enter")
+    settle(pg, 2.0)
+    expect(hint).not_to_have_text(at_20)
+    no_exception(pg, "power hint")
+    hint.scroll_into_view_if_needed()
+    pg.mouse.wheel(0, 250)  # the holdout input above and the Log button below in view
+    settle(pg, 0.5)
+    shot(pg, "builder-log-hint")
 
     # Dynamic segments and known user groups.
     nav = pg.locator('[data-testid="stSidebarNav"]')

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from segcore import Database, UsageError, validate_contacts, validate_interactions
 from segcore._demo import DemoData, contacts_csv_frame, generate_demo, load_demo, write_demo_csv
-from segcore._models import Contact, ContactCode, Interaction, ProfileAnswer
+from segcore._models import Contact, ContactCode, Interaction, Outcome, ProfileAnswer
 from segcore.imports.check import COUNTRY_CODES, LANGUAGE_CODES
 
 TODAY = dt.date(2025, 6, 30)
@@ -201,3 +201,69 @@ def test_load_demo_writes_through_the_import_path(db: Database) -> None:
     # Loading again updates the same numbers instead of adding contacts.
     again = load_demo(db, 400, seed=9, today=TODAY)
     assert (again.inserted, again.updated) == (0, 400)
+
+
+def test_outcomes_are_seeded_and_leave_contacts_and_interactions_as_they_were() -> None:
+    a = generate_demo(1500, seed=3, today=TODAY)
+    b = generate_demo(1500, seed=3, today=TODAY)
+    assert a.outcomes is not None and b.outcomes is not None
+    pd.testing.assert_frame_equal(a.outcomes, b.outcomes)
+    o = a.outcomes
+    assert set(o["kind"]) == {"ORDER", "SIGNUP"} and o["reference"].is_unique
+    assert o.loc[o["kind"] == "ORDER", "amount"].gt(0).all() and o.loc[o["kind"] == "SIGNUP", "amount"].isna().all()
+    days = (pd.Timestamp(TODAY) - pd.to_datetime(o["date"])).dt.days
+    assert days.between(0, 119).all()
+    assert set(o["contact_no"]) <= set(a.batch.contacts["contact_no"])
+
+
+def test_load_demo_logs_a_campaign_whose_contacted_members_respond_more(sqlite_db: Database) -> None:
+    from segcore.results import segment_results
+
+    summary = load_demo(sqlite_db, 6000, seed=7, today=TODAY, logged_campaign=True)
+    assert summary.logged_segment == "DEMO-NEWSLETTER" and summary.outcomes > 0
+    r = segment_results(sqlite_db, "DEMO-NEWSLETTER", kinds="ORDER", today=TODAY)
+    assert r.state == "ok" and r.control.contacts > 100 and r.days_observed == 30
+    # A real, moderate effect, seeded: the treated rate is above the control's.
+    assert 0 < r.lift_abs < 0.1 and r.campaign_no == "DEMO-SPRING"
+    with sqlite_db.read() as conn:
+        outcomes = conn.execute(select(func.count()).select_from(Outcome)).scalar_one()
+    # Loading again: references update the same outcomes, and the logged segment is not made twice.
+    again = load_demo(sqlite_db, 6000, seed=7, today=TODAY, logged_campaign=True)
+    assert again.logged_segment is None and again.outcomes == 0
+    with sqlite_db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(Outcome)).scalar_one() == outcomes
+
+
+def test_a_demo_too_small_to_log_leaves_no_half_made_campaign(sqlite_db: Database) -> None:
+    from segcore import list_campaigns, list_segments
+
+    # 150 contacts: the newsletter readers in FR, DE and BE are under the minimum segment size of 50.
+    summary = load_demo(sqlite_db, 150, seed=7, today=TODAY, logged_campaign=True)
+    assert summary.logged_segment is None
+    assert list_segments(sqlite_db) == [] and list_campaigns(sqlite_db) == []
+    with sqlite_db.read() as conn:
+        stored = conn.execute(select(func.count()).select_from(Outcome)).scalar_one()
+    # The demo's own outcomes are written all the same.
+    assert stored == summary.outcomes > 0
+
+
+def test_the_logged_campaigns_extra_orders_go_in_with_the_other_outcomes(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One outcome write for the demo and the campaign's extra orders together (a second write re-reads every
+    # contact number: it cost seconds at 100,000 contacts).
+    import segcore._demo as demo
+
+    calls: list[int] = []
+    real = demo.write_outcomes
+
+    def counting(conn, frame, **kw):  # type: ignore[no-untyped-def]
+        calls.append(len(frame))
+        return real(conn, frame, **kw)
+
+    monkeypatch.setattr(demo, "write_outcomes", counting)
+    summary = load_demo(sqlite_db, 6000, seed=7, today=TODAY, logged_campaign=True)
+    assert len(calls) == 1 and calls[0] == summary.outcomes
+    with sqlite_db.read() as conn:
+        extra = conn.execute(select(func.count()).where(Outcome.reference.like("DEMO7-C%"))).scalar_one()
+    assert extra > 0

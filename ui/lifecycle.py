@@ -31,6 +31,7 @@ from segcore import (
 )
 from ui import frame, state
 from ui.format import n, plural, when
+from ui.results import logged_result, power_hint
 from ui.tables import PLACEHOLDER, table_height
 
 __all__ = ["TEMPLATES", "history_table", "log_form", "logged_box", "review_and_log_tab", "small_warning"]
@@ -62,9 +63,12 @@ def small_warning(db: Database, info: SegmentInfo) -> None:
 # ------------------------------------------------------------------------------------------------- callbacks
 
 
+SLOT_REVIEW = "bd.review"
+
+
 def _transition(db: Database, action: str, no: str, version: int, comment_key: str) -> None:
     comment = st.session_state.get(comment_key) or None
-    with state.core_errors(to_flash=True):
+    with state.core_errors(to_flash=True, slot=SLOT_REVIEW):
         if action == "submit":
             submit_segment(db, no, comment=comment, expected_version=version, user=state.user())
             state.flash("success", f"Segment {no} submitted for review.")
@@ -103,6 +107,8 @@ def _log_dialog(db: Database, info: SegmentInfo, opts: dict[str, Any]) -> None:
     )
     if opts["follow_up"]:
         st.markdown(f"A follow-up draft segment **{opts['follow_up_no'] or info.no + '-FU'}** gets the same members.")
+    if opts["holdout_pct"]:
+        power_hint(db, info.no, info.version, info.size, opts["holdout_pct"])
     st.caption("A log cannot be undone; it can be cancelled, which marks its interactions cancelled.")
     c1, c2 = st.columns(2)
     if c1.button("Log segment", type="primary", width="stretch", key="bd.log.confirm"):
@@ -162,8 +168,7 @@ def _review_box(db: Database, info: SegmentInfo) -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         frame.status_badge(info.status)
         st.caption(STATUS_TEXT.get(info.status, ""))
-    if info.status == "rejected" and info.status_comment:
-        st.error(f"Rejected: {info.status_comment}", icon=":material/block:")
+    # A rejection's comment shows under the Builder's header (frame.rejection_note), above every tab.
     if info.status == "logged":
         return
     comment_key = "bd.review.comment"
@@ -179,6 +184,7 @@ def _review_box(db: Database, info: SegmentInfo) -> None:
         else:
             st.button("Back to draft", icon=":material/undo:", key="bd.review.withdraw",
                       on_click=_transition, args=(db, "withdraw", info.no, info.version, comment_key))
+    state.show_flashes(SLOT_REVIEW)
     if info.status == "submitted":
         st.page_link("pages/review.py", label="Managers decide on the Review page", icon=":material/fact_check:")
 
@@ -217,6 +223,10 @@ def log_form(db: Database, info: SegmentInfo) -> None:
                     help="A random share of members kept out of the interactions and stored as the control group")
     c4.text_input("Seed", key="bd.log.seed", placeholder="drawn at random",
                   help="The same seed draws the same control group again", disabled=not st.session_state.get("bd.log.holdout"))
+    # Right under the holdout: the smallest lift this split can detect (the base rate is cached; a change of the
+    # share only reruns the power formula).
+    if info.size > 0:
+        power_hint(db, info.no, info.version, info.size, float(st.session_state.get("bd.log.holdout") or 0))
     fu = st.checkbox("Create a follow-up segment", key="bd.log.fu",
                      help="A new draft segment with the same members and campaign, for the next contact")
     if fu:
@@ -252,6 +262,7 @@ def logged_box(db: Database, info: SegmentInfo) -> None:
     if rec.cancelled:
         st.warning(f"Cancelled at {when(rec.cancelled_at)} UTC: its interactions are marked cancelled.",
                    icon=":material/cancel:")
+    logged_result(db, rec.segment_no)
     with st.container(horizontal=True, vertical_alignment="center"):
         if rec.follow_up_segment_no:
             st.page_link("pages/builder.py", label=f"Open follow-up {rec.follow_up_segment_no}",

@@ -18,13 +18,16 @@ from typing import Any
 import streamlit as st
 
 from segcore import (
+    PREFERENCES,
     ConflictError,
     Database,
     SegcoreError,
     contact_count,
     current_user,
+    get_preference,
     load_demo,
     resolve_url,
+    set_preference,
 )
 
 PAGES = {
@@ -94,7 +97,8 @@ def _load_demo(db: Database, n: int) -> None:
         bar.progress(frac, text=f"{stage.capitalize()}: {done:,} of {total:,}")
 
     try:
-        summary = load_demo(db, n, progress=progress)
+        # A logged demo campaign with a holdout and outcomes: the Review page's Results tab shows a lift.
+        summary = load_demo(db, n, progress=progress, logged_campaign=True)
     except SegcoreError as e:
         st.error(str(e))
         st.stop()
@@ -158,33 +162,79 @@ def user_input() -> None:
                   help="Your name as the criteria log, the review history and logged segments record it.")
 
 
+# --------------------------------------------------------------------------------------------- preferences
+
+
+def preference(key: str) -> str:
+    """The working user's preference (segcore._preferences), or its default when it cannot be read."""
+    try:
+        return get_preference(get_db(), user(), key)
+    except SegcoreError:
+        return PREFERENCES[key].default
+
+
+def seed_preference_widget(widget_key: str, pref_key: str) -> None:
+    """Seed a widget with the working user's preference; a change of "Working as" seeds it again."""
+    owner = f"{widget_key}.user"
+    if st.session_state.get(owner) != user():
+        st.session_state.pop(widget_key, None)
+        st.session_state[owner] = user()
+    seed_widget(widget_key, preference(pref_key))
+
+
+def save_preference(pref_key: str, widget_key: str) -> None:
+    """on_change of a preference widget: remember the choice for this user (an error shows by the widget)."""
+    with core_errors(to_flash=True, slot=widget_key):
+        set_preference(get_db(), user(), pref_key, st.session_state.get(widget_key))
+
+
 # --------------------------------------------------------------------------------------------- messages
 
 
-def flash(kind: str, text: str) -> None:
-    """A message to show on the next run (callbacks cannot draw where the page wants them)."""
-    st.session_state.setdefault(K_FLASH, []).append((kind, text))
+def flash(kind: str, text: str, slot: str | None = None) -> None:
+    """A message to show on the next run (callbacks cannot draw where the page wants them).
+
+    With a `slot`, the message waits for `show_flashes(slot)`, which the page calls right by the control that
+    caused it (an error shows at its button, not at the top of the page)."""
+    st.session_state.setdefault(K_FLASH, []).append((kind, text, slot))
 
 
-def show_flashes() -> None:
-    for kind, text in st.session_state.pop(K_FLASH, []):
-        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(text)
+_SHOW = {"success": st.success, "warning": st.warning, "error": st.error}
+
+
+def show_flashes(slot: str | None = None) -> None:
+    """Show (and forget) the waiting messages of one slot; the page header shows those without one."""
+    waiting = st.session_state.get(K_FLASH, [])
+    mine = [f for f in waiting if (f[2] if len(f) > 2 else None) == slot]
+    if not mine:
+        return
+    st.session_state[K_FLASH] = [f for f in waiting if f not in mine]
+    for kind, text, *_ in mine:
+        _SHOW.get(kind, st.info)(text)
+
+
+def show_leftover_flashes() -> None:
+    """At the end of a page: the messages whose control was not drawn this run (e.g. another tab is open)."""
+    for kind, text, *_ in st.session_state.pop(K_FLASH, []):
+        _SHOW.get(kind, st.info)(text)
 
 
 @contextmanager
-def core_errors(*, to_flash: bool = False) -> Iterator[None]:
-    """Show a SegcoreError as one line (never a traceback); a conflict as "segment changed, review and retry"."""
+def core_errors(*, to_flash: bool = False, slot: str | None = None) -> Iterator[None]:
+    """Show a SegcoreError as one line (never a traceback); a conflict as "segment changed, review and retry".
+
+    `to_flash` keeps it for the next run (in a callback), shown by `show_flashes(slot)`."""
     try:
         yield
     except ConflictError as e:
-        _say("warning", f"{e}. The page now shows the current segment.", to_flash)
+        _say("warning", f"{e}. The page now shows the current segment.", to_flash, slot)
     except SegcoreError as e:
-        _say("error", str(e), to_flash)
+        _say("error", str(e), to_flash, slot)
 
 
-def _say(kind: str, text: str, to_flash: bool) -> None:
+def _say(kind: str, text: str, to_flash: bool, slot: str | None = None) -> None:
     if to_flash:
-        flash(kind, text)
+        flash(kind, text, slot)
     else:
         getattr(st, kind)(text)
 
