@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import os
 import pickle
+import subprocess
+import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc
 import sqlalchemy as sa
 from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.engine import make_url
@@ -294,66 +299,59 @@ def _fetch(conn: Connection) -> dict[str, pa.Table]:
 
 
 def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
-    """The snapshot's tables straight into Arrow through the ADBC SQLite driver (no Python object per value), or
-    None when the driver is not installed or the data changed while reading (the caller then reads as usual).
+    """The snapshot's tables straight into Arrow through the ADBC SQLite driver (no Python object per value), read
+    by a child process (segcore/_arrow_reader.py says why), or None when the driver is missing, the child fails or
+    the data changed while reading (the caller then reads through our own connection).
 
-    A fresh connection every time, closed after: a kept one would hold an old read view of the file. The reads are
-    separate statements, so the data version is read before and after: equal tokens (random, never reused) mean no
-    write committed in between."""
-    try:
-        import adbc_driver_sqlite.dbapi as adbc
-    except ImportError:
+    The reads are separate statements, so the data version is read before and after: equal tokens (random, never
+    reused) mean no write committed in between."""
+    if importlib.util.find_spec("adbc_driver_sqlite") is None:
         return None
     from sqlalchemy.dialects import sqlite
 
     dialect = sqlite.dialect()
-    version_sql = str(
-        select(Setting.value).where(Setting.key == _DATA_VERSION_KEY).compile(
-            dialect=dialect, compile_kwargs={"literal_binds": True}
-        )
-    )
-    statements = {
-        name: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for name, stmt in _statements().items()
+    request = {
+        "version_sql": str(
+            select(Setting.value).where(Setting.key == _DATA_VERSION_KEY).compile(
+                dialect=dialect, compile_kwargs={"literal_binds": True}
+            )
+        ),
+        "statements": {
+            name: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            for name, stmt in _statements().items()
+        },
     }
-
-    def version_now() -> Any:
-        with adbc.connect(path) as conn, conn.cursor() as cur:
-            cur.execute("PRAGMA busy_timeout = 30000")  # wait out a writer's checkpoint instead of failing
-            cur.execute(version_sql)
-            row = cur.fetchone()
-        value = row[0] if row else None
-        return json.loads(value) if isinstance(value, str) else value
-
-    def read(names: list[str]) -> dict[str, pa.Table]:
-        out = {}
-        with adbc.connect(path) as conn, conn.cursor() as cur:
-            cur.execute("PRAGMA busy_timeout = 30000")
-            # One batch per result: the driver infers each column's type from the rows of a batch, and a first
-            # batch of NULLs followed by numbers would otherwise be an error.
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "1000000000"})
-            for name in names:
-                cur.execute(statements[name])
-                out[name] = cur.fetch_arrow_table()
-        return out
-
-    # The two largest reads (custom values, list codes) beside the rest, on two connections: the driver releases
-    # the GIL while it reads, so the two cores share the work.
-    heavy = ["custom_values", "codes"]
-    rest = [n for n in statements if n not in heavy]
-    try:
-        seen = [version_now()]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = list(pool.map(read, [heavy, rest]))
-        seen.append(version_now())
-    except Exception as exc:  # noqa: BLE001 - any driver trouble: read the usual way
-        _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
-        return None
-    tables = {name: table for part in parts for name, table in part.items()}
-    if any(str(v or "0") != version for v in seen):
-        _last_arrow_failure[:] = [f"the data version changed while reading ({seen} against {version})"]
-        return None
+    with tempfile.TemporaryDirectory(prefix="segcore-snapshot-", dir=_SHM if os.access(_SHM, os.W_OK) else None) as tmp:
+        try:
+            done = subprocess.run(  # noqa: S603 - our own interpreter and script, arguments from our own code
+                [sys.executable, str(_READER), path, tmp], input=json.dumps(request), capture_output=True,
+                text=True, timeout=_READER_TIMEOUT, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as exc:
+            _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
+            return None
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            _last_arrow_failure[:] = [f"the Arrow reader exited with {done.returncode}: {last}"]
+            return None
+        seen = json.loads(done.stdout)["versions"]
+        if any(str(v or "0") != version for v in seen):
+            _last_arrow_failure[:] = [f"the data version changed while reading ({seen} against {version})"]
+            return None
+        # Memory-mapped, no copy: on Linux a mapping outlives the removal of its file, which the end of this block
+        # does; the pages go when the last table using them does.
+        tables = {
+            name: pa.ipc.open_file(pa.memory_map(str(Path(tmp) / f"{name}.arrow"))).read_all()
+            for name in request["statements"]
+        }
     return tables
+
+
+_READER = Path(__file__).with_name("_arrow_reader.py")
+# Shared memory, where the system has it: the child's files never touch a disk.
+_SHM = "/dev/shm"
+# A million contacts read in a few seconds; a read that takes ten minutes is stuck, and the driver path takes over.
+_READER_TIMEOUT = 600
 
 
 # Why the last Arrow read fell back to the driver (for tests and debugging; the fallback itself is silent).

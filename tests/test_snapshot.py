@@ -85,3 +85,19 @@ def test_free_text_columns_are_folded_codes_and_emails_lower_cased(demo: Databas
     assert not snap.text["email"].folded and set(snap.text["email"].values.to_pylist()) == {e.lower() for e in emails}
     assert not snap.text["country"].folded and snap.text["city"].folded
     assert snap.interactions.cols["campaign_no"].folded and not snap.interactions.cols["template"].folded
+
+
+def test_the_sqlite_copy_of_the_arrow_driver_never_loads_in_this_process(demo: Database) -> None:
+    # Two copies of SQLite in one process break each other's file locks (sqlite.org/howtocorrupt.html): the driver,
+    # which carries its own, reads in a child process.
+    import sys
+    from pathlib import Path
+
+    path = demo.engine.url.database
+    assert path
+    with demo.read() as conn:
+        version = data_version(conn)
+    assert _fetch_arrow(path, version) is not None, snapshot._last_arrow_failure
+    maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
+    assert "libadbc_driver_sqlite" not in maps
+    assert "adbc_driver_sqlite.dbapi" not in sys.modules
