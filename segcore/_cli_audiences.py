@@ -46,8 +46,12 @@ def add_audience_commands(sub: Any) -> None:
     p.add_argument("no")
     p.add_argument("--where", action="append", default=[], metavar="F=EXPR", help="a condition; repeat to AND")
     p.add_argument("--filter", type=Path, metavar="FILE.json", help="a filter tree in JSON")
+    p.add_argument("--date-order", type=str.upper, choices=("DMY", "MDY", "YMD"), metavar="DMY|MDY|YMD",
+                   help="how short dates in --where are read (311225, 31/12/25); default: your date_order "
+                   "preference, else DMY")
     p.add_argument("--description", default="")
-    p.set_defaults(handler=lambda db, a: _dyn_create(db, a, _read_filter(a)))
+    # With the database: the user's date order, and "did you mean FR?" for a code value absent from the data.
+    p.set_defaults(handler=lambda db, a: _dyn_create(db, a, _read_filter(a, db)))
     p = ds.add_parser("list", help="dynamic segments with their last recorded count")
     p.set_defaults(handler=_dyn_list)
     p = ds.add_parser("show", help="expression, count now against all contacts, count history")

@@ -108,3 +108,12 @@ def test_group_commands(capsys: pytest.CaptureFixture[str], url: str, tmp_path: 
         assert get_group(db, "Fair").address_count == 4
     finally:
         db.dispose()
+
+
+def test_dynamic_create_reads_where_with_the_database(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    # "Did you mean" needs the data's values, short dates the user's date order: both come with the database.
+    code, _out, err = run(capsys, url, "dynamic", "create", "D1", "--where", "country=France")
+    assert code == 2 and "did you mean FR?" in err
+    code, _out, err = run(capsys, url, "dynamic", "create", "D2", "--where", "birth_date=..311290",
+                          "--date-order", "DMY")
+    assert code == 0, err
