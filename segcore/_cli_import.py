@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from ._db import Database
 from ._errors import UsageError
+from ._words import plural
 from .fields.custom import (
     CUSTOM_TYPES,
     delete_custom_field,
@@ -168,7 +169,7 @@ def import_text(plan: ImportPlan, report: ImportReport, *, limit: int = TEXT_ERR
     lines += [f"  {e.message}" for e in report.errors[:limit]]
     more = report.errors_total - min(limit, len(report.errors))
     if more > 0:
-        lines.append(f"  ... and {more:,} more problems (the JSON report lists the first {len(report.errors):,})")
+        lines.append(f"  ... and {plural(more, 'more problem')} (the JSON report lists the first {len(report.errors):,})")
     return "\n".join(lines)
 
 
@@ -176,7 +177,7 @@ def _fields_list(db: Database, args: argparse.Namespace) -> Output:
     infos = list_custom_fields(db)
     if not infos:
         return "no custom fields: an import makes them from columns that match no built-in field", []
-    lines = [f"{i.name}  {i.type}  '{i.label}'  {i.contacts:,} contacts"
+    lines = [f"{i.name}  {i.type}  '{i.label}'  {plural(i.contacts, 'contact')}"
              + (f"  used by {', '.join(i.used_by)}" if i.used_by else "") for i in infos]
     data = [{"name": i.name, "label": i.label, "type": i.type, "integer": i.integer, "contacts": i.contacts,
              "used_by": list(i.used_by)} for i in infos]
@@ -193,7 +194,7 @@ def _fields_rename(db: Database, args: argparse.Namespace) -> Output:
 
 def _fields_retype(db: Database, args: argparse.Namespace) -> Output:
     moved = retype_custom_field(db, args.name, args.type, date_order=args.date_format)
-    return f"custom field {args.name} is now {args.type} ({moved:,} values converted)", {"converted": moved}
+    return f"custom field {args.name} is now {args.type} ({plural(moved, 'value')} converted)", {"converted": moved}
 
 
 def _fields_delete(db: Database, args: argparse.Namespace) -> Output:
@@ -205,7 +206,7 @@ def _mappings_list(db: Database, args: argparse.Namespace) -> Output:
     rows = list_mappings(db)
     if not rows:
         return "no saved mappings (import with --save-mapping NAME to keep one)", []
-    lines = [f"{r['name']}  {r['kind']}  {len(r['mapping'].get('columns', []))} columns" for r in rows]
+    lines = [f"{r['name']}  {r['kind']}  {plural(len(r['mapping'].get('columns', [])), 'column')}" for r in rows]
     return "\n".join(lines), [{"name": r["name"], "kind": r["kind"], "mapping": r["mapping"]} for r in rows]
 
 

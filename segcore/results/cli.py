@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from .._db import Database
+from .._words import plural
 from .compute import DEFAULT_WINDOW_DAYS, MAX_WINDOW_DAYS, Results, campaign_results, segment_results
 
 __all__ = [
@@ -128,13 +129,13 @@ def results_text(r: Results) -> str:
         metric += " or a positive interaction"
     campaign = f", campaign {r.campaign_no}" if r.campaign_no else ""
     lines = [
-        f"segment {r.segment_no} (logged {r.log_date.isoformat()}{campaign}): {metric} within {r.window_days} days "
-        f"after the log ({r.days_observed} of {r.window_days} days observed, "
+        f"segment {r.segment_no} (logged {r.log_date.isoformat()}{campaign}): {metric} within {plural(r.window_days, 'day')} "
+        f"after the log ({r.days_observed} of {plural(r.window_days, 'day')} observed, "
         f"{r.window_start.isoformat()} to {r.window_end.isoformat()})",
         f"state: {r.state}: {r.message}",
     ]
     if r.state in ("cancelled", "too_early"):
-        lines.append(f"treated {r.treated.contacts:,} contacts, control {r.control.contacts:,} contacts")
+        lines.append(f"treated {plural(r.treated.contacts, 'contact')}, control {plural(r.control.contacts, 'contact')}")
         return "\n".join(lines)
     lines.append(f"{'':<9}{'contacts':>10}{'responders':>12}{'rate':>8}  {'95% interval':<17}{'revenue':>14}"
                  f"{'per contact':>13}")
