@@ -254,6 +254,22 @@ def test_pages_and_an_add_step(page: Any, server: dict[str, Any]) -> None:
     # LINK and the demo's logged segment (DEMO-NEWSLETTER, made by the first start for the Results tab).
     expect(pg.get_by_text("2 segments · 20,002 contacts", exact=False)).to_be_visible()
 
+    # 7. A broad pending Add on a fresh segment, typed in the text form: five-digit numbers on every card, and
+    #    shot() fails if any card cuts one at 1440x900.
+    create_segment(db, "BROAD", description="Every person")
+    pg.goto(f"{base}/builder?segment=BROAD")
+    expect(pg.get_by_role("heading", name="BROAD")).to_be_visible()
+    settle(pg)
+    pg.get_by_role("radio", name="Text form", exact=True).click()
+    settle(pg)
+    area = pg.locator('[data-testid="stTextArea"] textarea').first
+    area.fill("type=person")
+    area.press("Control+Enter")
+    settle(pg, 2.5)
+    no_exception(pg, "builder broad add")
+    assert len(metric(pg, "After this step").replace(",", "")) >= 5
+    shot(pg, "builder-broad-add")
+
 
 BAD_CSV = (
     b"contact_no,type,name,country,email\n"
