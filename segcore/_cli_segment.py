@@ -30,7 +30,7 @@ from ._engine import (
     update_segment,
 )
 from ._errors import RefusedError, UsageError
-from ._export import FORMATS, check_exportable, export_members
+from ._export import EXPORT_GROUP_LABELS, EXPORT_GROUPS, FORMATS, export_members, export_scope
 from ._filter_check import known_values
 from ._filter_text import parse_text
 from ._filter_tree import Group, Node, from_json
@@ -53,6 +53,7 @@ from ._lifecycle import (
 )
 from ._preferences import PREFERENCES, get_preference
 from ._preview import preview_step
+from ._words import plural
 from .fields import fields_of as load_fields_of
 from .results.cli import add_campaign_results_command, add_results_command
 
@@ -135,10 +136,16 @@ def add_segment_commands(sub: Any) -> None:
         help="write the members with their contact fields to FILE.csv or FILE.xlsx",
         description="Write the members with their contact fields; the format follows the file extension. A cell "
         "a spreadsheet would run as a formula is neutralised. A small or empty segment is refused (exit 1) and "
-        "no file is left behind.",
+        "no file is left behind. A logged segment exports its contacted (treated) members unless --group says "
+        "otherwise, so the control group is never mailed by accident.",
     )
     p.add_argument("no")
     p.add_argument("file", type=Path, metavar="FILE.csv|FILE.xlsx")
+    p.add_argument(
+        "--group", type=str.lower, choices=EXPORT_GROUPS, metavar="treated|control|all",
+        help="for a logged segment: " + "; ".join(f"{g}: {EXPORT_GROUP_LABELS[g]}" for g in EXPORT_GROUPS)
+        + " (default treated; a segment that is not logged has no groups)",
+    )
     p.set_defaults(handler=_export)
 
     p = ss.add_parser(
@@ -147,12 +154,14 @@ def add_segment_commands(sub: Any) -> None:
         description="Write one interaction per member (template, date, campaign, segment number, user), keep an "
         "immutable logged snapshot and make the segment read-only. With --holdout PCT, a random share of the "
         "members is kept out of the interactions as the control group; --seed S repeats a draw (without it a "
-        "seed is drawn and printed). With --follow-up, a new draft segment gets the same members and campaign.",
+        "seed is drawn and printed). With --follow-up, a new draft segment gets the contacted members (the control "
+        "group left out) and the campaign.",
     )
     p.add_argument("no")
     p.add_argument("--template", required=True, metavar="CODE", help="interaction template, e.g. EMAIL")
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="interaction date (default today)")
-    p.add_argument("--follow-up", action="store_true", help="create a follow-up segment with the same members")
+    p.add_argument("--follow-up", action="store_true",
+                   help="create a follow-up segment with the contacted members (control group left out)")
     p.add_argument("--follow-up-no", metavar="NO", help="number of the follow-up segment (default NO-FU)")
     p.add_argument("--holdout", type=_percent, metavar="PCT", help="percentage of members kept out (control group)")
     p.add_argument("--seed", type=_whole, metavar="S", help="seed of the holdout draw (needs --holdout)")
@@ -331,7 +340,7 @@ def _result_data(r: ActionResult) -> dict[str, Any]:
 def _result_text(r: ActionResult, verb: str) -> str:
     text = (
         f"{verb} on {r.segment_no}: step {r.seq}, +{r.added:,} / -{r.removed:,}, "
-        f"{r.size_after:,} members"
+        f"{plural(r.size_after, 'member')}"
     )
     return text + _unmatched_text(r.unmatched)
 
@@ -341,7 +350,7 @@ def _unmatched_text(unmatched: tuple[str, ...]) -> str:
         return ""
     shown = "\n".join(f"  not found: {e}" for e in unmatched[:50])
     more = f"\n  … and {len(unmatched) - 50:,} more" if len(unmatched) > 50 else ""
-    return f"\n{len(unmatched):,} address(es) matched no contact:\n{shown}{more}"
+    return f"\n{plural(len(unmatched), 'address', 'addresses')} matched no contact:\n{shown}{more}"
 
 
 def _filter_action(db: Database, args: argparse.Namespace) -> Output:
@@ -368,7 +377,7 @@ def _emails_action(db: Database, args: argparse.Namespace) -> Output:
 def _undo_redo(db: Database, args: argparse.Namespace) -> Output:
     result = args.fn(db, args.no)
     verb = "undid" if args.verb == "undo" else "redid"
-    text = f"{verb} step {result.seq} ({result.kind}) on {args.no}: {result.size_after:,} members"
+    text = f"{verb} step {result.seq} ({result.kind}) on {args.no}: {plural(result.size_after, 'member')}"
     return text, _result_data(result)
 
 
@@ -419,7 +428,7 @@ def _members(db: Database, args: argparse.Namespace) -> Output:
 def _criteria_save(db: Database, args: argparse.Namespace) -> Output:
     n = save_criteria(db, args.no, args.code, description=args.description)
     code = args.code.strip().upper()
-    return f"saved {n} step(s) of {args.no} as criteria {code}", {"code": code, "steps": n}
+    return f"saved {plural(n, 'step')} of {args.no} as criteria {code}", {"code": code, "steps": n}
 
 
 def _criteria_reuse(db: Database, args: argparse.Namespace) -> Output:
@@ -441,11 +450,16 @@ def _export(db: Database, args: argparse.Namespace) -> Output:
     folder = target.parent
     if not folder.is_dir():
         raise UsageError(f"folder {folder} does not exist")
-    count = check_exportable(db, args.no)  # refuses a small or empty segment before anything is written
-    data = export_members(db, args.no, fmt)
+    # Refuses a small or empty segment (or group) before anything is written.
+    scope = export_scope(db, args.no, args.group)
+    data = export_members(db, args.no, fmt, group=scope.group)
     _write_whole(target, data)
-    text = f"exported {count:,} members of segment {args.no} to {target}"
-    return text, {"segment": args.no, "file": str(target), "format": fmt, "members": count, "bytes": len(data)}
+    which = f" ({scope.group}: {scope.label})" if scope.group else ""
+    text = f"exported {plural(scope.count, 'member')}{which} of segment {args.no} to {target}"
+    return text, {
+        "segment": args.no, "file": str(target), "format": fmt, "group": scope.group, "members": scope.count,
+        "bytes": len(data), "suggested_file_name": scope.file_name(fmt),
+    }
 
 
 def _write_whole(target: Path, data: bytes) -> None:
@@ -480,11 +494,12 @@ def _logged_data(info: LoggedInfo) -> dict[str, Any]:
 def _logged_text(info: LoggedInfo) -> str:
     text = (
         f"logged as {info.template} on {info.date.isoformat()} by {info.logged_by or '-'}: "
-        f"{info.contacted_count:,} interaction(s)"
+        f"{plural(info.contacted_count, 'interaction')}"
     )
     if info.holdout_count or info.holdout_pct is not None:
         text += (
-            f", {info.holdout_count:,} member(s) held out ({info.holdout_pct:g} % holdout, seed {info.holdout_seed})"
+            f", {plural(info.holdout_count, 'member')} held out ({info.holdout_pct:g} % holdout, "
+            f"seed {info.holdout_seed})"
         )
     if info.follow_up_segment_no:
         text += f"; follow-up segment {info.follow_up_segment_no}"
@@ -508,7 +523,10 @@ def _log(db: Database, args: argparse.Namespace) -> Output:
 
 def _cancel_log(db: Database, args: argparse.Namespace) -> Output:
     info = cancel_logged(db, args.no)
-    text = f"cancelled the log of segment {info.segment_no}: {info.contacted_count:,} interaction(s) marked cancelled"
+    text = (
+        f"cancelled the log of segment {info.segment_no}: {plural(info.contacted_count, 'interaction')} marked "
+        "cancelled"
+    )
     return text, _logged_data(info)
 
 

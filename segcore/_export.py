@@ -6,6 +6,12 @@ exported file can be imported again. Members are read in key-ordered chunks and 
 spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) is neutralised: in CSV
 it gets a leading `'` (a CSV cell has no type), in Excel it is written as a text cell, unchanged, so a phone
 `+49 30 1234` reads as written and `=1+1` is never evaluated.
+
+A logged segment is exported by group, so its control group never leaks into a mailing by accident (issue 14):
+`treated` (the members that were contacted, the default), `control` (the held-out members only) or `all` (every
+member, with a last column `group` saying treated or control). The groups come from the logged snapshot
+(`logged_segment_members.holdout`). A segment that is not logged has no groups: it exports all its members, and
+asking it for a group is a UsageError. The minimum segment size applies to the rows the file would hold.
 """
 
 from __future__ import annotations
@@ -26,11 +32,34 @@ from sqlalchemy import Connection, select
 from ._browse import minimum_segment_size
 from ._db import Database
 from ._errors import NotFoundError, RefusedError, UsageError
-from ._models import Contact, ContactCode, CustomValue, ProfileAnswer, Segment, SegmentMember
-from .fields import LIST_FIELDS, FieldRegistry, fields_of, load_fields
+from ._models import (
+    Contact,
+    ContactCode,
+    CustomValue,
+    LoggedSegment,
+    LoggedSegmentMember,
+    ProfileAnswer,
+    Segment,
+    SegmentMember,
+)
+from ._words import plural
+from .fields import LIST_FIELDS, FieldRegistry, load_fields
 from .imports.check import CONTACT_COLUMNS
 
-__all__ = ["EXPORT_COLUMNS", "FORMATS", "check_exportable", "export_frames", "export_members", "export_rows", "neutralise"]
+__all__ = [
+    "EXPORT_COLUMNS",
+    "EXPORT_GROUPS",
+    "EXPORT_GROUP_LABELS",
+    "FORMATS",
+    "GROUP_COLUMN",
+    "ExportScope",
+    "check_exportable",
+    "export_frames",
+    "export_members",
+    "export_rows",
+    "export_scope",
+    "neutralise",
+]
 
 contacts = Contact.__table__
 members = SegmentMember.__table__
@@ -38,6 +67,8 @@ codes = ContactCode.__table__
 answers = ProfileAnswer.__table__
 segments = Segment.__table__
 custom_values = CustomValue.__table__
+logged = LoggedSegment.__table__
+logged_mem = LoggedSegmentMember.__table__
 
 EXPORT_COLUMNS: tuple[str, ...] = tuple(CONTACT_COLUMNS)
 FORMATS = ("csv", "xlsx")
@@ -51,24 +82,103 @@ _BOOLEANS = frozenset({"exclude_from_segments"})
 
 Progress = Callable[[int, int, str], None]
 
+# Which members of a logged segment a file holds; the labels are what a screen offers.
+EXPORT_GROUPS = ("treated", "control", "all")
+EXPORT_GROUP_LABELS = {
+    "treated": "contacted members only",
+    "control": "control group only",
+    "all": "all with a group column",
+}
+GROUP_COLUMN = "group"
+_FILE_SUFFIX = {None: "", "treated": "-treated", "control": "-control", "all": "-all-groups"}
+
 
 def neutralise(value: str) -> str:
     """A CSV text cell a spreadsheet would evaluate (=, +, -, @, tab, CR first) gets a leading quote."""
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _checked_segment(conn: Connection, no: str, minimum: int) -> tuple[int, int]:
-    row = conn.execute(select(segments.c.id, segments.c.size).where(segments.c.no == no)).first()
+@dataclass(frozen=True)
+class ExportScope:
+    """What an export of a segment holds: which group (None for a segment that is not logged) and how many rows.
+
+    `holdout_count` is the control group's size (0 when not logged, or logged without a holdout)."""
+
+    segment_no: str
+    group: str | None
+    count: int
+    logged: bool
+    holdout_count: int
+
+    @property
+    def label(self) -> str:
+        """"contacted members only", "control group only", "all with a group column", or "all members"."""
+        return EXPORT_GROUP_LABELS[self.group] if self.group is not None else "all members"
+
+    def file_name(self, fmt: str) -> str:
+        """A file name that says which group the file holds: segment-S1-treated.csv, segment-S1-control.xlsx,
+        segment-S1-all-groups.csv; segment-S1.csv for a segment that is not logged."""
+        return f"segment-{self.segment_no}{_FILE_SUFFIX[self.group]}.{(fmt or '').lower().lstrip('.')}"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The rows to export: a membership table (segment or logged snapshot), its conditions, the group column."""
+
+    table: sa.FromClause
+    where: tuple[sa.ColumnElement[bool], ...]
+    group_column: bool
+
+
+def _clean_group(group: str | None) -> str | None:
+    if group is None:
+        return None
+    text = str(group).strip().lower()
+    if text not in EXPORT_GROUPS:
+        raise UsageError(f"unknown export group {group!r}; use {', '.join(EXPORT_GROUPS[:-1])} or {EXPORT_GROUPS[-1]}")
+    return text
+
+
+def _checked_scope(conn: Connection, no: str, group: str | None, minimum: int) -> tuple[ExportScope, _Source]:
+    group = _clean_group(group)
+    row = conn.execute(select(segments.c.id, segments.c.size, segments.c.status).where(segments.c.no == no)).first()
     if row is None:
         raise NotFoundError(f"no segment {no!r}")
-    if row.size == 0:
+    rec = conn.execute(
+        select(logged.c.id, logged.c.member_count, logged.c.holdout_count).where(logged.c.segment_id == row.id)
+    ).first()
+    if rec is None:
+        if group is not None:
+            raise UsageError(
+                f"segment {no} is {row.status}, not logged: it has no treated or control group; export it without one"
+            )
+        scope = ExportScope(no, None, int(row.size), False, 0)
+        source = _Source(members, (members.c.segment_id == row.id,), False)
+    else:
+        group = group or "treated"
+        held = int(rec.holdout_count)
+        counts = {"treated": int(rec.member_count) - held, "control": held, "all": int(rec.member_count)}
+        if group == "control" and held == 0:
+            raise RefusedError(f"segment {no} was logged without a holdout: it has no control group to export")
+        scope = ExportScope(no, group, counts[group], True, held)
+        flag = {
+            "treated": (logged_mem.c.holdout.is_(False),),
+            "control": (logged_mem.c.holdout.is_(True),),
+            "all": (),
+        }[group]
+        source = _Source(logged_mem, (logged_mem.c.logged_id == rec.id, *flag), group == "all")
+    if scope.count == 0:
         raise RefusedError(f"segment {no} has no members to export")
-    if row.size < minimum:
-        # SPEC §3: a small segment cannot be exported (it could single people out).
-        raise RefusedError(
-            f"segment {no} has {row.size:,} members, fewer than the minimum of {minimum:,}: it cannot be exported"
-        )
-    return int(row.id), int(row.size)
+    if scope.count < minimum:
+        # SPEC §3: a small segment cannot be exported (it could single people out); the same for a small group.
+        if scope.group == "control":
+            what = f"the control group of segment {no} has {plural(scope.count, 'member')}"
+        elif scope.group == "treated":
+            what = f"segment {no} has {plural(scope.count, 'contacted member')}"
+        else:
+            what = f"segment {no} has {plural(scope.count, 'member')}"
+        raise RefusedError(f"{what}, fewer than the minimum of {minimum:,}: it cannot be exported")
+    return scope, source
 
 
 def _joined(conn: Connection, stmt: Any) -> dict[str, dict[int, str]]:
@@ -81,11 +191,21 @@ def _joined(conn: Connection, stmt: Any) -> dict[str, dict[int, str]]:
     return {key: {cid: ";".join(values) for cid, values in by_id.items()} for key, by_id in grouped.items()}
 
 
-def check_exportable(db: Database, no: str) -> int:
-    """The member count when the segment may be exported; RefusedError (empty, or under the minimum) otherwise."""
+def export_scope(db: Database, no: str, group: str | None = None) -> ExportScope:
+    """What exporting segment `no` with `group` would write (group, row count, a file name), or why it cannot.
+
+    `group` is for a logged segment: "treated" (the contacted members; what None means for a logged segment),
+    "control" (the control group only) or "all" (every member, with a `group` column). A segment that is not logged
+    has no groups: None exports all its members, any group is a UsageError. RefusedError when the rows to write are
+    none (an empty segment, a control group of a log without holdout) or fewer than the minimum segment size."""
     minimum = minimum_segment_size(db)
     with db.read() as conn:
-        return _checked_segment(conn, no, minimum)[1]
+        return _checked_scope(conn, no, group, minimum)[0]
+
+
+def check_exportable(db: Database, no: str, group: str | None = None) -> int:
+    """How many rows the export would hold when it may be made (see `export_scope`); RefusedError otherwise."""
+    return export_scope(db, no, group).count
 
 
 @dataclass(frozen=True)
@@ -100,10 +220,10 @@ class _Layout:
     numbers: frozenset[str]
 
     @classmethod
-    def of(cls, fields: FieldRegistry) -> _Layout:
+    def of(cls, fields: FieldRegistry, *, group_column: bool = False) -> _Layout:
         custom = fields.custom
         return cls(
-            columns=EXPORT_COLUMNS + tuple(s.name for s in custom),
+            columns=EXPORT_COLUMNS + tuple(s.name for s in custom) + ((GROUP_COLUMN,) if group_column else ()),
             dates=_DATES | {s.name for s in custom if s.type == "date"},
             money=_MONEY,
             integers=_INTEGERS | {s.name for s in custom if s.type == "number" and s.integer},
@@ -112,20 +232,32 @@ class _Layout:
         )
 
 
-def export_frames(db: Database, no: str, *, progress: Progress | None = None) -> Iterator[pd.DataFrame]:
-    """The members in chunks of rows, as typed frames with the export columns and custom fields, in contact order.
+def export_frames(
+    db: Database, no: str, *, group: str | None = None, progress: Progress | None = None
+) -> Iterator[pd.DataFrame]:
+    """The rows to export in chunks, as typed frames with the export columns and custom fields, in contact order
+    (and a last column `group`, treated or control, when `group` is "all"). `group` as in `export_scope`.
 
-    Refuses (RefusedError) an empty segment or one under the minimum size at once, before any file is begun."""
+    Refuses (RefusedError / UsageError) at once, before any file is begun."""
+    return _prepared(db, no, group, progress)[1]
+
+
+def _prepared(
+    db: Database, no: str, group: str | None, progress: Progress | None
+) -> tuple[ExportScope, Iterator[pd.DataFrame], _Layout]:
     minimum = minimum_segment_size(db)
     with db.read() as conn:
-        seg_id, size = _checked_segment(conn, no, minimum)
+        scope, source = _checked_scope(conn, no, group, minimum)
         fields = load_fields(conn)
-    return _member_frames(db, seg_id, size, progress, fields)
+    layout = _Layout.of(fields, group_column=source.group_column)
+    return scope, _member_frames(db, source, scope.count, progress, fields, layout), layout
 
 
-def export_rows(db: Database, no: str, *, progress: Progress | None = None) -> Iterator[dict[str, Any]]:
-    """The same members one dict a row (None for empty), for callers that want rows."""
-    frames = export_frames(db, no, progress=progress)
+def export_rows(
+    db: Database, no: str, *, group: str | None = None, progress: Progress | None = None
+) -> Iterator[dict[str, Any]]:
+    """The same rows one dict a row (None for empty), for callers that want rows."""
+    frames = export_frames(db, no, group=group, progress=progress)
 
     def rows() -> Iterator[dict[str, Any]]:
         for frame in frames:
@@ -135,47 +267,51 @@ def export_rows(db: Database, no: str, *, progress: Progress | None = None) -> I
 
 
 def _member_frames(
-    db: Database, seg_id: int, size: int, progress: Progress | None, fields: FieldRegistry
+    db: Database, source: _Source, size: int, progress: Progress | None, fields: FieldRegistry, layout: _Layout
 ) -> Iterator[pd.DataFrame]:
-    layout = _Layout.of(fields)
     by_id = {s.custom_id: s for s in fields.custom}
+    mem = source.table
+    extra = [mem.c.holdout] if source.group_column else []
     with db.read() as conn:
         last, done = -1, 0
         while True:
-            # Keyset paging on the members key: each chunk is an index range, never a growing OFFSET.
+            # Keyset paging on the membership key: each chunk is an index range, never a growing OFFSET.
             rows = conn.execute(
-                select(contacts.c.id, *[contacts.c[c] for c in _DIRECT])
-                .join(members, members.c.contact_id == contacts.c.id)
-                .where(members.c.segment_id == seg_id, members.c.contact_id > last)
-                .order_by(members.c.contact_id)
+                select(contacts.c.id, *[contacts.c[c] for c in _DIRECT], *extra)
+                .join(mem, mem.c.contact_id == contacts.c.id)
+                .where(*source.where, mem.c.contact_id > last)
+                .order_by(mem.c.contact_id)
                 .limit(_CHUNK)
             ).all()
             if not rows:
                 break
             # Plain tuples: pandas probes each SQLAlchemy Row for attributes, which is slow on 50,000 rows.
-            frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=["id", *_DIRECT])
+            names = ["id", *_DIRECT] + (["holdout"] if extra else [])
+            frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
             lo, hi = int(frame["id"].iloc[0]), int(frame["id"].iloc[-1])
-            in_range = (members.c.segment_id == seg_id, members.c.contact_id.between(lo, hi))
+            in_range = (*source.where, mem.c.contact_id.between(lo, hi))
             lists = _joined(
                 conn,
                 select(codes.c.contact_id, codes.c.kind, codes.c.code)
-                .join(members, members.c.contact_id == codes.c.contact_id)
+                .join(mem, mem.c.contact_id == codes.c.contact_id)
                 .where(*in_range)
                 .order_by(codes.c.contact_id, codes.c.kind, codes.c.code),
             )
             profile = _joined(
                 conn,
                 select(answers.c.contact_id, sa.literal("profile"), answers.c.questionnaire + "=" + answers.c.answer)
-                .join(members, members.c.contact_id == answers.c.contact_id)
+                .join(mem, mem.c.contact_id == answers.c.contact_id)
                 .where(*in_range)
                 .order_by(answers.c.contact_id, answers.c.questionnaire, answers.c.answer),
             )
             ids = frame["id"].tolist()
-            for name, source in [(k, lists) for k in LIST_FIELDS] + [("profile", profile)]:
-                joined = source.get(name, {})
+            for name, src in [(k, lists) for k in LIST_FIELDS] + [("profile", profile)]:
+                joined = src.get(name, {})
                 frame[name] = [joined.get(i, "") for i in ids]
             if by_id:
-                _custom_columns(conn, frame, ids, in_range, by_id, lists)
+                _custom_columns(conn, frame, ids, mem, in_range, by_id, lists)
+            if extra:
+                frame[GROUP_COLUMN] = np.where(frame["holdout"].astype(bool), "control", "treated")
             yield frame[list(layout.columns)]
             last = hi
             done += len(frame)
@@ -184,14 +320,15 @@ def _member_frames(
 
 
 def _custom_columns(
-    conn: Connection, frame: pd.DataFrame, ids: list[int], in_range: Any, by_id: dict[Any, Any], lists: Any
+    conn: Connection, frame: pd.DataFrame, ids: list[int], mem: sa.FromClause, in_range: Any, by_id: dict[Any, Any],
+    lists: Any,
 ) -> None:
     """Each custom field's value per member of the chunk (lists joined by ';', as the import reads them)."""
     values: dict[int, dict[int, Any]] = {}
     cv = custom_values
     rows = conn.execute(
         select(cv.c.contact_id, cv.c.field_id, cv.c.num, cv.c.txt, cv.c.day)
-        .join(members, members.c.contact_id == cv.c.contact_id)
+        .join(mem, mem.c.contact_id == cv.c.contact_id)
         .where(*in_range)
     ).all()
     for cid, fid, num, txt, day in rows:
@@ -291,14 +428,23 @@ def _to_xlsx(frames: Iterator[pd.DataFrame], title: str, layout: _Layout) -> byt
     return buf.getvalue()
 
 
-def export_members(db: Database, no: str, fmt: str = "csv", *, progress: Progress | None = None) -> bytes:
-    """The segment's members with their contact fields as a CSV or Excel file's bytes."""
+def export_members(
+    db: Database, no: str, fmt: str = "csv", *, group: str | None = None, progress: Progress | None = None
+) -> bytes:
+    """The segment's members with their contact fields as a CSV or Excel file's bytes.
+
+    For a logged segment, `group` chooses who: "treated" (the contacted members, also what None gives), "control"
+    (the control group only) or "all" (every member with a last column `group`, treated or control), so the control
+    group never goes out unless asked for by name. A segment that is not logged has no groups: None exports all
+    its members, and any group is a UsageError. `export_scope(db, no, group)` tells the group, the row count and a
+    file name naming the group (segment-S1-treated.csv) without writing anything. An Excel sheet is titled with
+    the group too."""
     fmt = (fmt or "").lower().lstrip(".")
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; use csv or xlsx")
-    frames = export_frames(db, no, progress=progress)
-    layout = _Layout.of(fields_of(db))
+    scope, frames, layout = _prepared(db, no, group, progress)
     if fmt == "csv":
         return _to_csv(frames, layout)
     # Sheet titles cannot hold []:*?/\ ; segment numbers never do (letters, digits, - _ .).
-    return _to_xlsx(frames, f"Segment {no}", layout)
+    title = f"Segment {no}" + (f" {scope.group}" if scope.group else "")
+    return _to_xlsx(frames, title, layout)

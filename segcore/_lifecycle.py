@@ -6,6 +6,8 @@ transaction. Any change to the members of a reviewed segment sends it back to dr
 
 Log segment writes, in one transaction, an immutable snapshot (`logged_segments` + `logged_segment_members`), one
 interaction per member that is not held out, the status change, and optionally a follow-up draft segment. The
+follow-up takes the treated members only (the control group must stay uncontacted, or the test is void): with a
+holdout its one step names those members and says "treated members of <NO> (control group of N left out)". The
 holdout (control group) is drawn from a stored seed: shuffle the member ids in ascending order with
 `numpy.random.default_rng(seed).permutation`, keep the first round(size × pct / 100). Same seed and members, same
 control group, on every database.
@@ -28,6 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from ._db import Database
 from ._engine import (
     _SEGMENT_NO,
+    MAX_MANUAL_VALUES,
+    ActionOptions,
     ActionRequest,
     SegmentInfo,
     _apply,
@@ -45,6 +49,7 @@ from ._models import (
     LoggedSegment,
     LoggedSegmentMember,
     Segment,
+    SegmentAction,
     SegmentMember,
     SegmentStatusEvent,
     table_of,
@@ -88,6 +93,7 @@ logged = table_of(LoggedSegment)
 logged_mem = table_of(LoggedSegmentMember)
 interactions = table_of(Interaction)
 contacts = table_of(Contact)
+actions = table_of(SegmentAction)
 
 CAMPAIGN_STATUSES = ("planned", "active", "completed", "cancelled")
 # The seed is stored in an INTEGER column: keep it inside 32 bits so PostgreSQL takes it.
@@ -533,9 +539,31 @@ def _free_follow_up_no(conn: Connection, no: str) -> str:
     raise RefusedError(f"no free follow-up number for segment {no}: give one")
 
 
-def _create_follow_up(conn: Connection, source: sa.Row[Any], fu_no: str, *, user: str) -> int:
+def _create_follow_up(
+    conn: Connection, source: sa.Row[Any], fu_no: str, *, user: str, logged_id: int, n_holdout: int
+) -> int:
+    """A draft with the source's campaign and its treated members only: the control group is left out.
+
+    Without a holdout every member was contacted: one Reuse segment step. With one, the step names the treated
+    members (Add contacts, exclusion ignored as Reuse segment ignores it), so a replay (drift, saved criteria)
+    gives the same members and never brings the control group back; its log line says so."""
     if conn.execute(select(segments.c.id).where(segments.c.no == fu_no)).first() is not None:
         raise RefusedError(f"segment {fu_no} already exists: choose another follow-up number")
+    treated: tuple[str, ...] = ()
+    if n_holdout:
+        treated = tuple(
+            conn.execute(
+                select(contacts.c.contact_no)
+                .join(logged_mem, logged_mem.c.contact_id == contacts.c.id)
+                .where(logged_mem.c.logged_id == logged_id, logged_mem.c.holdout.is_(False))
+                .order_by(contacts.c.contact_no)
+            ).scalars()
+        )
+        if len(treated) > MAX_MANUAL_VALUES:
+            raise RefusedError(
+                f"a follow-up of segment {source.no} would name {plural(len(treated), 'treated member')}, more than "
+                f"{MAX_MANUAL_VALUES:,} in one step: log it without a follow-up"
+            )
     now = _now()
     try:
         seg_id = conn.execute(
@@ -548,10 +576,18 @@ def _create_follow_up(conn: Connection, source: sa.Row[Any], fu_no: str, *, user
         ).scalar_one()
     except IntegrityError:
         raise RefusedError(f"segment {fu_no} already exists: choose another follow-up number") from None
-    # Same members, and a criteria log that says where they came from.
-    _apply(
-        conn, fu_no, ActionRequest("reuse_segment", source_segment_no=source.no),
-        user=user, expected_version=None, today=None,
+    if n_holdout:
+        request = ActionRequest(
+            "add_contacts", contact_nos=treated, options=ActionOptions(ignore_exclusion=True)
+        )
+        text = f"treated members of {source.no} (control group of {n_holdout:,} left out)"
+    else:
+        request = ActionRequest("reuse_segment", source_segment_no=source.no)
+        text = f"treated members of {source.no} (all members: logged without a control group)"
+    result = _apply(conn, fu_no, request, user=user, expected_version=None, today=None)
+    # The criteria log says which group the follow-up took, not "N named contacts".
+    conn.execute(
+        update(actions).where(actions.c.segment_id == seg_id, actions.c.seq == result.seq).values(description=text)
     )
     return int(seg_id)
 
@@ -598,7 +634,9 @@ def log_segment(
 ) -> LoggedInfo:
     """Log a segment: one interaction per member not held out, an immutable snapshot, the segment read-only.
 
-    All in one transaction; with `follow_up`, a new draft segment with the same members and campaign too."""
+    All in one transaction; with `follow_up`, a new draft segment with the same campaign and the treated members
+    only (the control group is left out; its criteria log says "treated members of <NO> (control group of N left
+    out)")."""
     code, pct, seed, fu_no = _check_log_inputs(template, holdout_pct, seed, follow_up, follow_up_no)
     day = _as_date(date, "date") or dt.date.today()
     user = user if user is not None else current_user()
@@ -613,7 +651,7 @@ def log_segment(
         n_holdout = _holdout_count(row.size, pct) if pct is not None else 0
         if n_holdout >= row.size:
             raise RefusedError(
-                f"a holdout of {pct:g} % keeps all {row.size:,} members of segment {no} out: lower it"
+                f"a holdout of {pct:g} % keeps every member of segment {no} out ({plural(row.size, 'member')}): lower it"
             )
 
         now = _now()
@@ -677,7 +715,10 @@ def log_segment(
         bump_data_version(conn)
 
         if follow_up:
-            fu_id = _create_follow_up(conn, row, fu_no or _free_follow_up_no(conn, row.no), user=user)
+            fu_id = _create_follow_up(
+                conn, row, fu_no or _free_follow_up_no(conn, row.no), user=user, logged_id=logged_id,
+                n_holdout=n_holdout,
+            )
             conn.execute(update(logged).where(logged.c.id == logged_id).values(follow_up_segment_id=fu_id))
         return _logged(conn, no)
 

@@ -17,6 +17,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 
 from segcore._db import Database
+from segcore._lifecycle import logged_members
 from segcore._models import Interaction, LoggedSegmentMember, Setting
 from segcore.cli import main
 from tests.factories import add_contacts, person
@@ -164,7 +165,7 @@ def test_log_with_holdout_and_follow_up(capsys: pytest.CaptureFixture[str], url:
     ok(capsys, url, "segment", "add", "S1", "--where", "country=FR")
     out = ok(capsys, url, "segment", "log", "S1", "--template", "email", "--date", "2024-05-02",
              "--holdout", "25", "--seed", "7", "--follow-up")
-    assert "10 interaction(s)" in out and "4 member(s) held out" in out and "seed 7" in out and "S1-FU" in out
+    assert "10 interactions" in out and "4 members held out" in out and "seed 7" in out and "S1-FU" in out
     assert table_count(url, Interaction.__table__) == 10
     assert table_count(url, LoggedSegmentMember.__table__, LoggedSegmentMember.holdout.is_(True)) == 4
     show = as_json(capsys, url, "segment", "show", "S1")
@@ -175,7 +176,12 @@ def test_log_with_holdout_and_follow_up(capsys: pytest.CaptureFixture[str], url:
     )
     assert (logged["holdout_seed"], logged["follow_up_segment_no"], logged["campaign_no"]) == (7, "S1-FU", "C1")
     assert "logged as EMAIL on 2024-05-02" in ok(capsys, url, "segment", "show", "S1")
-    assert len(ok(capsys, url, "segment", "members", "S1-FU").split()) == 14
+    # The follow-up takes the 10 contacted members: the control group stays out of the next mailing too.
+    follow = ok(capsys, url, "segment", "members", "S1-FU").split()
+    held = {r["contact_no"] for r in _logged_members(url, "S1") if r["holdout"]}
+    assert len(follow) == 10 and len(held) == 4 and not held & set(follow)
+    [step] = as_json(capsys, url, "segment", "show", "S1-FU")["log"]
+    assert step["description"] == "treated members of S1 (control group of 4 left out)"
     # Read-only now, and logged once.
     code, _, err = run(capsys, url, "segment", "add", "S1", "--where", "country=FR")
     assert code == 1 and "logged" in err
@@ -186,6 +192,34 @@ def test_log_with_holdout_and_follow_up(capsys: pytest.CaptureFixture[str], url:
     assert table_count(url, Interaction.__table__, Interaction.cancelled.is_(True)) == 10
     code, _, err = run(capsys, url, "segment", "cancel-log", "S1")
     assert code == 1 and "cancelled already" in err
+
+
+def _logged_members(url: str, no: str) -> list[dict[str, Any]]:
+    db = Database.open(url)
+    try:
+        return logged_members(db, no, limit=1000)[0]
+    finally:
+        db.dispose()
+
+
+def test_log_and_cancel_texts_count_in_words(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    make_segment(capsys, url, "S1", "contact_no=P01|P02|P03|P04|P05|P06")
+    out = ok(capsys, url, "segment", "log", "S1", "--template", "EMAIL", "--holdout", "10", "--seed", "1")
+    assert "5 interactions, 1 member held out" in out and "(s)" not in out
+    out = ok(capsys, url, "segment", "cancel-log", "S1")
+    assert "5 interactions marked cancelled" in out and "(s)" not in out
+
+
+def test_step_texts_count_in_words(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path) -> None:
+    ok(capsys, url, "segment", "create", "S1", "--description", "one")
+    out = ok(capsys, url, "segment", "add", "S1", "--where", "contact_no=P01")
+    assert out.strip() == "add on S1: step 1, +1 / -0, 1 member"
+    assert "saved 1 step of S1 as criteria ONE" in ok(capsys, url, "criteria", "save", "S1", "one")
+    emails = tmp_path / "emails.txt"
+    emails.write_text("nobody@example.org\n")
+    out = ok(capsys, url, "segment", "add-emails", "S1", str(emails))
+    assert "1 address matched no contact" in out and "(es)" not in out
+    assert ok(capsys, url, "segment", "undo", "S1").strip() == "undid step 2 (add_emails) on S1: 1 member"
 
 
 def test_log_without_seed_prints_the_drawn_seed(capsys: pytest.CaptureFixture[str], url: str) -> None:

@@ -18,10 +18,13 @@ from segcore._engine import (
     ActionRequest,
     apply_action,
     create_segment,
+    criteria_log,
     delete_segment,
     get_segment,
     member_contact_nos,
     redo,
+    reuse_criteria,
+    save_criteria,
     undo,
     update_segment,
 )
@@ -59,6 +62,7 @@ from segcore._models import (
     SegmentAction,
     SegmentStatusEvent,
 )
+from segcore._review import drift
 from segcore._settings import set_setting
 from segcore._snapshot import data_version
 from tests.factories import add_contacts, person
@@ -495,7 +499,7 @@ def test_log_usage_errors(db: Database, kwargs: dict[str, Any], fragment: str) -
 def test_holdout_that_keeps_everyone_out_is_refused(db: Database) -> None:
     set_minimum(db, 1)
     segment(db, "S1", contacts(db, 1))
-    with pytest.raises(RefusedError, match="keeps all 1 members"):
+    with pytest.raises(RefusedError, match=r"keeps every member of segment S1 out \(1 member\)"):
         log_segment(db, "S1", template="EMAIL", holdout_pct=60, seed=1)
     assert count(db, logged_t) == 0
 
@@ -603,17 +607,59 @@ def test_follow_up_segment(db: Database) -> None:
     info = log_segment(db, "S1", template="CALL", follow_up=True, user="ann", holdout_pct=25, seed=5)
     assert info.follow_up_segment_no == "S1-FU2"
     fu = get_segment(db, "S1-FU2")
-    assert (fu.status, fu.description, fu.campaign_no, fu.size, fu.owner) == ("draft", "Spring mailing", "C1", 4, "ann")
-    assert member_contact_nos(db, "S1-FU2") == nos[:4]  # all members, the control group too
+    assert (fu.status, fu.description, fu.campaign_no, fu.size, fu.owner) == ("draft", "Spring mailing", "C1", 3, "ann")
+    [held] = holdout_nos(db, "S1")
+    treated = [n for n in nos[:4] if n != held]
+    assert member_contact_nos(db, "S1-FU2") == treated  # the treated members only: the control group stays out
     with db.read() as conn:
         steps = conn.execute(
-            select(SegmentAction.kind, SegmentAction.payload).join(Segment, Segment.id == SegmentAction.segment_id)
+            select(SegmentAction.kind, SegmentAction.payload, SegmentAction.description)
+            .join(Segment, Segment.id == SegmentAction.segment_id)
             .where(Segment.no == "S1-FU2")
         ).all()
-    assert [(k, p) for k, p in steps] == [("reuse_segment", {"source_segment_no": "S1"})]
+    assert [tuple(r) for r in steps] == [
+        ("add_contacts", {"contact_nos": treated}, "treated members of S1 (control group of 1 left out)")
+    ]
+    # The step names the treated members, so a replay gives the same members and never brings the control back.
+    assert drift(db, "S1-FU2").unchanged
     # The follow-up is an ordinary draft: it can change and be logged in its turn.
-    apply_action(db, "S1-FU2", ActionRequest("remove_contacts", contact_nos=(nos[0],)))
-    assert get_segment(db, "S1-FU2").size == 3
+    apply_action(db, "S1-FU2", ActionRequest("remove_contacts", contact_nos=(treated[0],)))
+    assert get_segment(db, "S1-FU2").size == 2
+
+
+def test_follow_up_leaves_out_the_control_group_of_a_large_holdout(db: Database) -> None:
+    set_minimum(db, 1)
+    nos = contacts(db, 40)
+    segment(db, "S1", nos)
+    # An excluded member is still treated (it was contacted): the follow-up keeps it, as Reuse segment would.
+    with db.write() as conn:
+        conn.execute(update(contacts_t).values(exclude_from_segments=True))
+    info = log_segment(db, "S1", template="EMAIL", follow_up=True, holdout_pct=30, seed=11)
+    held = holdout_nos(db, "S1")
+    assert len(held) == info.holdout_count == 12
+    follow = member_contact_nos(db, "S1-FU")
+    assert follow == sorted(set(nos) - set(held)) and not set(follow) & set(held)
+    [entry] = criteria_log(db, "S1-FU")
+    assert (entry.kind, entry.description, entry.added, entry.size_after) == (
+        "add_contacts", "treated members of S1 (control group of 12 left out)", 28, 28,
+    )
+    # Saved criteria replayed elsewhere give the treated members too.
+    save_criteria(db, "S1-FU", "FOLLOW")
+    create_segment(db, "COPY", description="copy")
+    reuse_criteria(db, "FOLLOW", "COPY")
+    assert member_contact_nos(db, "COPY") == follow
+
+
+def test_follow_up_without_holdout_says_every_member_was_treated(db: Database) -> None:
+    set_minimum(db, 1)
+    nos = contacts(db, 3)
+    segment(db, "S1", nos)
+    log_segment(db, "S1", template="EMAIL", follow_up=True)
+    assert member_contact_nos(db, "S1-FU") == nos
+    [entry] = criteria_log(db, "S1-FU")
+    assert (entry.kind, entry.description) == (
+        "reuse_segment", "treated members of S1 (all members: logged without a control group)",
+    )
 
 
 def test_follow_up_with_its_own_number(db: Database) -> None:
