@@ -19,7 +19,6 @@ from segcore import (
     SegcoreError,
     SegmentInfo,
     apply_action,
-    check_exportable,
     contacts_by_ids,
     criteria_log,
     export_members,
@@ -49,6 +48,7 @@ from ui.charts import (
     legend_html,
     preview_with_figures,
 )
+from ui.export import choose_scope
 from ui.format import n, plural, signed, when
 from ui.lifecycle import review_and_log_tab, small_warning
 from ui.tables import PLACEHOLDER, contact_columns, table_height
@@ -550,25 +550,24 @@ def _reuse_tab(info: SegmentInfo) -> None:
 
 def _export_popover(info: SegmentInfo) -> None:
     """Export the members (CSV or Excel) from here too; the core decides what may go out (small segments are
-    refused; a logged segment's holdout stays as `export_members` has it)."""
+    refused; a logged segment gives its contacted members unless the control group is asked for by name)."""
     with st.popover("Export", icon=":material/download:", help="Download the members with their contact fields"):
-        try:
-            count = check_exportable(db, info.no)
-        except SegcoreError as e:
-            st.warning(str(e), icon=":material/block:")
+        scope = choose_scope(db, info.no, key="bd.export.group")
+        if scope is None:
             return
-        st.caption(f"{plural(count, 'member')} with every contact field. A cell a spreadsheet would run as a "
-                   "formula is neutralised.")
+        st.caption(f"{plural(scope.count, 'member')} ({scope.label}) with every contact field. A cell a "
+                   "spreadsheet would run as a formula is neutralised.")
         with st.container(horizontal=True):
             for fmt, label, mime in FILE_FORMATS:
                 # The file is written when the button is pressed, not on every run of the page.
-                st.download_button(f"Download {label}", _export_file(info.no, fmt), file_name=f"segment-{info.no}.{fmt}",
-                                   mime=mime, icon=":material/download:", key=f"bd.export.{fmt}", on_click="ignore")
+                st.download_button(f"Download {label}", _export_file(info.no, fmt, scope.group),
+                                   file_name=scope.file_name(fmt), mime=mime, icon=":material/download:",
+                                   key=f"bd.export.{fmt}", on_click="ignore")
 
 
-def _export_file(no: str, fmt: str) -> Any:
+def _export_file(no: str, fmt: str, group: str | None) -> Any:
     def make() -> bytes:
-        return export_members(db, no, fmt)
+        return export_members(db, no, fmt, group=group)
 
     return make
 

@@ -27,7 +27,6 @@ from segcore import (
     ImportPlan,
     ImportReport,
     SegcoreError,
-    check_exportable,
     custom_field_name,
     delete_custom_field,
     delete_mapping,
@@ -45,6 +44,7 @@ from segcore import (
     settings_of,
 )
 from ui import frame, state
+from ui.export import choose_scope
 from ui.format import n, plural, when
 from ui.results import forget_outcomes
 from ui.tables import table_height
@@ -754,26 +754,28 @@ def _export_section() -> None:
     no = st.selectbox("Segment", nos, key="dt.exp.seg",
                       format_func=lambda v: f"{v} · {by_no[v].description} ({plural(by_no[v].size, 'member')})")
     info = by_no[no]
+    scope = choose_scope(db, no, key="dt.exp.group")
+    if scope is None:
+        return
     with state.core_errors():
-        check_exportable(db, no)
-        st.caption("Members with every contact field, in the import format. Text that a spreadsheet would run as a "
-                   "formula is prefixed with ' .")
-        # Each file is made when asked for (with progress), then kept for this segment version only.
+        st.caption(f"{plural(scope.count, 'member')} ({scope.label}) with every contact field, in the import format. "
+                   "A CSV cell a spreadsheet would run as a formula is prefixed with ' ; in Excel it is a text cell.")
+        # Each file is made when asked for (with progress), then kept for this segment version and group only.
         files: dict[str, Any] = st.session_state.setdefault(K_FILES, {})
         row, slot = st.container(horizontal=True), st.empty()
         for fmt, label, mime in FILE_FORMATS:
-            key = (no, info.version, fmt)
+            key = (no, info.version, scope.group, fmt)
             data = files.get(key)
             if data is None:
                 if row.button(f"Prepare {label}", icon=":material/description:", key=f"dt.exp.prepare.{fmt}"):
                     _, progress = _progress_bar(f"Writing {label}…", slot)
-                    for old in [k for k in files if k[:2] != (no, info.version)]:
-                        del files[old]  # files of another segment or version are stale
-                    files[key] = export_members(db, no, fmt, progress=progress)
+                    for old in [k for k in files if k[:3] != (no, info.version, scope.group)]:
+                        del files[old]  # files of another segment, version or group are stale
+                    files[key] = export_members(db, no, fmt, group=scope.group, progress=progress)
                     st.rerun()
                 continue
             row.download_button(
-                f"Download {label} ({_size(len(data))})", data, file_name=f"segment-{no}.{fmt}", mime=mime,
+                f"Download {label} ({_size(len(data))})", data, file_name=scope.file_name(fmt), mime=mime,
                 icon=":material/download:", type="primary", key=f"dt.exp.{fmt}", on_click="ignore",
             )
 

@@ -86,9 +86,14 @@ from ._errors import (
 # CSV and Excel exports
 from ._export import (
     EXPORT_COLUMNS,
+    EXPORT_GROUP_LABELS,
+    EXPORT_GROUPS,
     FORMATS,
+    GROUP_COLUMN,
+    ExportScope,
     check_exportable,
     export_members,
+    export_scope,
     neutralise,
 )
 from ._filter_check import known_values
@@ -240,6 +245,11 @@ from .results import (
 )
 
 __all__ = [
+    "EXPORT_GROUPS",
+    "EXPORT_GROUP_LABELS",
+    "GROUP_COLUMN",
+    "ExportScope",
+    "export_scope",
     "find_contacts",
     "segment_results",
     "campaign_results",

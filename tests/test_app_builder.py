@@ -293,3 +293,21 @@ def test_why_is_this_contact_here_takes_a_number_in_any_case_a_name_or_an_e_mail
     at.text_input(key="bd.prov").input("nobody-by-that-name")
     run(at)
     assert any("No contact matches" in w for w in texts(at.warning))
+
+
+def test_export_of_a_logged_segment_leaves_the_control_group_out_unless_asked(app_db: Database) -> None:
+    from segcore import export_scope, log_segment
+
+    create_segment(app_db, "LOGGED", description="Logged with a holdout")
+    apply_action(app_db, "LOGGED", ActionRequest("add", filter=from_json(FR)))
+    log_segment(app_db, "LOGGED", template="EMAIL", holdout_pct=20, seed=5)
+    at = open_builder("LOGGED")
+    group = at.radio(key="bd.export.group")
+    assert group.value == "treated" and list(group.options)[0].lower().startswith("contacted")
+    treated = export_scope(app_db, "LOGGED", "treated")
+    assert any(f"{treated.count:,} members (contacted members only)" in c for c in texts(at.caption))
+    group.set_value("control")
+    run(at)
+    control = export_scope(app_db, "LOGGED", "control")
+    assert 0 < control.count < treated.count
+    assert any(f"{control.count:,} members (control group only)" in c for c in texts(at.caption))
