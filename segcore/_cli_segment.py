@@ -389,7 +389,7 @@ def _show(db: Database, args: argparse.Namespace) -> Output:
     lines = [
         f"segment {info.no}: {info.description}",
         f"  campaign {info.campaign_no or '-'} · owner {info.owner or '-'} · status {info.status} · "
-        f"{info.size:,} members{' (small)' if small else ''} · created {info.created_at:%Y-%m-%d %H:%M}",
+        f"{plural(info.size, 'member')}{' (small)' if small else ''} · created {info.created_at:%Y-%m-%d %H:%M}",
     ]
     if info.status_comment:
         lines.append(f"  status comment: {info.status_comment}")

@@ -89,7 +89,7 @@ def test_show_and_criteria(capsys: pytest.CaptureFixture[str], url: str) -> None
     run(capsys, url, "segment", "add", "S1", "--where", "country=FR")
     run(capsys, url, "segment", "reduce", "S1", "--where", "type=company")
     code, out, _ = run(capsys, url, "segment", "show", "S1")
-    assert code == 0 and "Spring mailing" in out and "Reduce" in out and "1 members" in out
+    assert code == 0 and "Spring mailing" in out and "Reduce" in out and "1 member (small)" in out and "1 members" not in out
     code, out, _ = run(capsys, url, "--json", "segment", "show", "S1")
     shown = json.loads(out)
     assert (shown["status"], shown["small"], shown["logged"], shown["size"]) == ("draft", True, None, 1)
