@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .._errors import ImportRejected, UsageError
+from .._words import plural
 
 __all__ = ["DELIMITERS", "RawTable", "load_bytes", "read_table"]
 
@@ -591,7 +592,7 @@ def _without_trailing_columns(
         if wide.any():
             rows = np.flatnonzero(wide)
             texts = [sep.join(str(col[int(i)].as_py()) for col in columns[: last[i]]) for i in rows]
-            reasons = [f"has {last[i]} values where the header has {written} columns" for i in rows]
+            reasons = [f"has {plural(last[i], 'value')} where the header has {plural(written, 'column')}" for i in rows]
             more = _errors_frame(lines[rows].tolist(), reasons, texts)
             errors = pd.concat([errors, more], ignore_index=True) if len(errors) else more
             errors = errors.sort_values("line", kind="stable", ignore_index=True)
@@ -721,7 +722,7 @@ def _ragged_errors(
     kept = [i for i, (_actual, text) in enumerate(bad_rows) if text.strip().strip(blank).strip()]
     return _errors_frame(
         bad_lines[kept].tolist() if kept else [],
-        [f"has {bad_rows[i][0]} values where the header has {width} columns" for i in kept],
+        [f"has {plural(bad_rows[i][0], 'value')} where the header has {plural(width, 'column')}" for i in kept],
         [bad_rows[i][1] for i in kept],
     )
 
@@ -878,7 +879,7 @@ def _sheet_rows(
             continue
         if len(cells) > width:
             err_lines.append(number)
-            reasons.append(f"has {len(cells)} values where the header has {width} columns")
+            reasons.append(f"has {plural(len(cells), 'value')} where the header has {plural(width, 'column')}")
             values.append(" | ".join(cells))
             continue
         cells.extend([""] * (width - len(cells)))

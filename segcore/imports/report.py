@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._words import plural
+
 __all__ = ["MAX_ERRORS_KEPT", "ErrorLog", "ImportReport", "RowError", "row_errors"]
 
 # Keep the first errors only: a garbage file of a million rows must not build a million messages.
@@ -62,7 +64,7 @@ class ImportReport:
     def summary(self) -> str:
         """One line for a person."""
         read = self.source or self.encoding
-        head = f"{self.kind}: {self.rows_total:,} rows read ({read}), {self.rows_valid:,} valid"
+        head = f"{self.kind}: {plural(self.rows_total, 'row')} read ({read}), {self.rows_valid:,} valid"
         head += f", {self.rows_rejected:,} rejected"
         if self.applied:
             head += f"; {self.inserted:,} inserted" + (
