@@ -18,7 +18,7 @@ from sqlalchemy.pool import StaticPool
 from ._errors import ConfigError
 from ._fold import SQLITE_FUNCTION, fold_or_none
 from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting, table_of
-from ._settings import DEFAULT_SETTINGS
+from ._setting_specs import DEFAULT_SETTINGS
 
 __all__ = ["DEFAULT_DB_PATH", "Database", "default_url", "resolve_url"]
 
@@ -59,7 +59,14 @@ def _to_v3(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[Base.metadata.tables["outcomes"]], checkfirst=True)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
+def _to_v4(conn: Connection) -> None:
+    """Accounts (users) and the append-only audit trail; a database without accounts keeps working as before."""
+    Base.metadata.create_all(
+        conn, tables=[Base.metadata.tables[n] for n in ("users", "audit_log")], checkfirst=True
+    )
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 
@@ -164,7 +171,8 @@ class Database:
     def scratch(self) -> Iterator[Connection]:
         """A write transaction that is always rolled back: "what if" work (a replay) that must leave no trace."""
         with self.engine.connect() as conn:
-            conn.execution_options(segcore_write=True, preserve_rowcount=True)
+            # segcore_scratch: nothing done here is kept, so permission checks let it through (auth.roles.require).
+            conn.execution_options(segcore_write=True, preserve_rowcount=True, segcore_scratch=True)
             trans = conn.begin()
             try:
                 yield conn

@@ -40,6 +40,9 @@ from ._filter_tree import EMPTY, Node, from_json, to_json, validate
 from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
 from ._settings import read_setting
 from ._snapshot import load_snapshot
+from ._words import plural
+from .auth.audit import record
+from .auth.roles import require
 from .fields import FieldRegistry, fields_of, load_fields
 
 __all__ = [
@@ -139,30 +142,47 @@ def _get(conn: Connection, no: str) -> DynamicInfo:
 
 
 def create_dynamic(
-    db: Database, no: str, filter: Node, *, description: str = "", owner: str | None = None
+    db: Database,
+    no: str,
+    filter: Node,
+    *,
+    description: str = "",
+    owner: str | None = None,
+    user: str | None = None,
 ) -> DynamicInfo:
-    """Save a filter as a dynamic segment."""
+    """Save a filter as a dynamic segment (who acts: `user`, else the owner named, else the current user)."""
     no = (no or "").strip()
     if not _NO.match(no):
         raise UsageError(f"dynamic segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.'")
     if len(description) > 200:
         raise UsageError("the description is longer than 200 characters")
+    actor = user if user is not None else (owner if owner is not None else current_user())
     with db.write() as conn:
-        node = _checked_filter(filter, load_fields(conn))
+        require(conn, actor, "dynamic.edit")
+        fields = load_fields(conn)
+        node = _checked_filter(filter, fields)
         if conn.execute(select(dynamic.c.id).where(dynamic.c.no == no)).first() is not None:
             raise RefusedError(f"dynamic segment {no} already exists")
         now = _now()
         conn.execute(insert(dynamic).values(
             no=no, description=description.strip(), filter_json=to_json(node),
-            owner=owner if owner is not None else current_user(), created_at=now, updated_at=now,
+            owner=owner if owner is not None else actor, created_at=now, updated_at=now,
         ))
+        record(conn, actor, "dynamic.create", f"dynamic segment {no}", f"dynamic segment {no} created",
+               after=describe(node, fields))
         return _get(conn, no)
 
 
 def update_dynamic(
-    db: Database, no: str, *, filter: Node | None = None, description: str | None = None
+    db: Database,
+    no: str,
+    *,
+    filter: Node | None = None,
+    description: str | None = None,
+    user: str | None = None,
 ) -> DynamicInfo:
     """Change a dynamic segment's filter or description; its recorded counts stay as history."""
+    user = user if user is not None else current_user()
     values: dict[str, Any] = {}
     if filter is not None:
         values["filter_json"] = to_json(_checked_filter(filter, fields_of(db)))
@@ -171,9 +191,16 @@ def update_dynamic(
             raise UsageError("the description is longer than 200 characters")
         values["description"] = description.strip()
     with db.write() as conn:
-        _get(conn, no)
+        require(conn, user, "dynamic.edit")
+        old = _get(conn, no)
         if values:
             conn.execute(update(dynamic).where(dynamic.c.no == no).values(updated_at=_now(), **values))
+            new = _get(conn, no)
+            fields = load_fields(conn)
+            what = " and ".join(k.replace("_json", "") for k in values)
+            record(conn, user, "dynamic.update", f"dynamic segment {no}", f"{what} changed",
+                   before=f"{old.description!r}: {describe(old.filter, fields)}",
+                   after=f"{new.description!r}: {describe(new.filter, fields)}")
         return _get(conn, no)
 
 
@@ -188,12 +215,16 @@ def list_dynamic(db: Database) -> list[DynamicInfo]:
         return _infos(conn)
 
 
-def delete_dynamic(db: Database, no: str) -> None:
+def delete_dynamic(db: Database, no: str, *, user: str | None = None) -> None:
     """Delete a dynamic segment and its count history (static segments frozen from it stay)."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "dynamic.edit")
         info = _get(conn, no)
         conn.execute(delete(counts).where(counts.c.dynamic_id == info.id))
         conn.execute(delete(dynamic).where(dynamic.c.id == info.id))
+        record(conn, user, "dynamic.delete", f"dynamic segment {no}", f"dynamic segment {no} deleted",
+               before=describe(info.filter, load_fields(conn)))
 
 
 # --------------------------------------------------------------------------------------------------- counting
@@ -228,15 +259,25 @@ def dynamic_count(db: Database, no: str, *, today: dt.date | None = None) -> tup
     return count_filter(db, get_dynamic(db, no).filter, today=today)
 
 
-def refresh_dynamic(db: Database, no: str, *, today: dt.date | None = None) -> DynamicCountPoint:
+def refresh_dynamic(
+    db: Database, no: str, *, today: dt.date | None = None, user: str | None = None
+) -> DynamicCountPoint:
     """Count now and record the count, so the page can show how the segment moves over time."""
+    user = user if user is not None else current_user()
+    with db.read() as conn:
+        # Refused before the count, which may take a while on a large database.
+        require(conn, user, "dynamic.edit")
     info = get_dynamic(db, no)
     n, total = count_filter(db, info.filter, today=today)
     at = _now()
     with db.write() as conn:
+        require(conn, user, "dynamic.edit")
         # Deleted meanwhile? Then there is nothing to record the count against.
         _get(conn, no)
         conn.execute(insert(counts).values(dynamic_id=info.id, at=at, count=n, total=total))
+        before = f"{plural(info.last_count, 'contact')}" if info.last_count is not None else None
+        record(conn, user, "dynamic.refresh", f"dynamic segment {no}", f"counted {n:,} of {plural(total, 'contact')}",
+               before=before, after=plural(n, "contact"))
     return DynamicCountPoint(at, n, total)
 
 
@@ -276,6 +317,7 @@ def freeze_dynamic(
     # The same checks as create_segment, which cannot be called here: it commits its own transaction.
     _check_new_segment(new_no, desc)
     with db.write() as conn:
+        require(conn, user, "segment.edit")
         if conn.execute(select(segments.c.id).where(segments.c.no == new_no)).first() is not None:
             raise RefusedError(f"segment {new_no} already exists")
         if campaign_no:
@@ -285,7 +327,10 @@ def freeze_dynamic(
             no=new_no, description=desc.strip()[:200], campaign_no=campaign_no or None, owner=user, status="draft",
             version=0, head_seq=0, size=0, created_at=now, updated_at=now,
         ))
+        record(conn, user, "segment.create", f"segment {new_no}", f"frozen from dynamic segment {no}",
+               after=f"description {desc.strip()[:200]!r}, campaign {campaign_no or '-'}, owner {user or '-'}")
         _apply(conn, new_no, ActionRequest("add", filter=info.filter), user=user, expected_version=None, today=today)
+        record(conn, user, "dynamic.freeze", f"dynamic segment {no}", f"frozen into segment {new_no}")
         return _info(conn, _segment_row(conn, new_no))
 
 

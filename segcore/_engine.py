@@ -11,7 +11,6 @@ UPDATE on PostgreSQL); a caller that passes the version it looked at is refused 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +36,10 @@ from ._models import (
     SegmentStatusEvent,
     table_of,
 )
+from ._words import plural
+from .auth.audit import record
+from .auth.identity import current_user
+from .auth.roles import require
 from .fields import FieldRegistry, load_fields
 
 __all__ = [
@@ -97,14 +100,6 @@ REVIEWED_STATUSES = ("submitted", "approved", "rejected")
 _SEGMENT_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,29}$")
 _EMAIL_SPLIT = re.compile(r"[\s,;]+")
 MAX_MANUAL_VALUES = 1_000_000
-
-
-def current_user() -> str:
-    """The operating-system user, the default author of actions from the CLI."""
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name is not an error worth failing an action for
-        return ""
 
 
 def _now() -> dt.datetime:
@@ -582,8 +577,9 @@ def create_segment(
     description: str = "",
     campaign_no: str | None = None,
     owner: str | None = None,
+    user: str | None = None,
 ) -> SegmentInfo:
-    """Create an empty draft segment."""
+    """Create an empty draft segment owned by `owner` (default: who acts, `user`, else the owner, else the current user)."""
     no = (no or "").strip()
     if not _SEGMENT_NO.match(no):
         raise UsageError(
@@ -591,7 +587,11 @@ def create_segment(
         )
     if len(description) > 200:
         raise UsageError("the description is longer than 200 characters")
+    actor = _actor(user, owner)
+    owner = owner if owner is not None else actor
     with db.write() as conn:
+        # Creating a segment for someone else is changing another person's segment.
+        require(conn, actor, "segment.edit", owner=owner)
         if conn.execute(select(segments.c.id).where(segments.c.no == no)).first() is not None:
             raise RefusedError(f"segment {no} already exists")
         if campaign_no:
@@ -602,7 +602,7 @@ def create_segment(
                 no=no,
                 description=description.strip(),
                 campaign_no=campaign_no or None,
-                owner=owner if owner is not None else current_user(),
+                owner=owner,
                 status="draft",
                 version=0,
                 head_seq=0,
@@ -611,7 +611,24 @@ def create_segment(
                 updated_at=now,
             )
         )
+        record(conn, actor, "segment.create", f"segment {no}", f"segment {no} created", after=_header_text(
+            description.strip(), campaign_no or None, owner))
         return _info(conn, _segment_row(conn, no))
+
+
+def _actor(user: str | None, owner: str | None = None) -> str:
+    """Who acts: `user`, else the owner a caller names (pages pass the person working), else the current user."""
+    if user is not None:
+        return user
+    return owner if owner is not None else current_user()
+
+
+def _header_text(description: str | None, campaign_no: str | None, owner: str | None = None) -> str:
+    """A segment header in a few words, for audit rows."""
+    parts = [f"description {description!r}", f"campaign {campaign_no or '-'}"]
+    if owner is not None:
+        parts.append(f"owner {owner or '-'}")
+    return ", ".join(parts)
 
 
 def _require_campaign(conn: Connection, campaign_no: str) -> None:
@@ -629,8 +646,9 @@ def update_segment(
     user: str | None = None,
 ) -> SegmentInfo:
     """Change a segment's description or campaign; a real change sends a reviewed segment back to draft."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
-        row = _lock_for_write(conn, no, expected_version)
+        row = _lock_for_write(conn, no, expected_version, user=user)
         values: dict[str, Any] = {}
         if description is not None and description.strip() != (row.description or ""):
             values["description"] = description.strip()
@@ -642,7 +660,13 @@ def update_segment(
             # What a manager approved is the audience for this campaign under this description: a new one of
             # either needs a new review, as a member change does.
             what = " and ".join(k.replace("_no", "") for k in values)
-            _bump(conn, row, user=user or current_user(), reason=f"{what} changed", **values)
+            _bump(conn, row, user=user, reason=f"{what} changed", **values)
+            record(
+                conn, user, "segment.update", f"segment {no}", f"{what} changed",
+                before=_header_text(row.description, row.campaign_no),
+                after=_header_text(values.get("description", row.description),
+                                   values.get("campaign_no", row.campaign_no)),
+            )
         return _info(conn, _segment_row(conn, no))
 
 
@@ -677,25 +701,51 @@ def list_segments(db: Database) -> list[SegmentInfo]:
     ]
 
 
-def copy_segment(db: Database, no: str, new_no: str, *, description: str | None = None, owner: str | None = None) -> SegmentInfo:
-    """A new draft segment with the same members; its log starts with one Reuse segment step."""
-    src = get_segment(db, no)
-    create_segment(
-        db, new_no, description=description if description is not None else src.description,
-        campaign_no=src.campaign_no, owner=owner,
-    )
-    try:
-        apply_action(db, new_no, ActionRequest("reuse_segment", source_segment_no=no), user=owner)
-    except Exception:
-        delete_segment(db, new_no)
-        raise
-    return get_segment(db, new_no)
+def copy_segment(
+    db: Database,
+    no: str,
+    new_no: str,
+    *,
+    description: str | None = None,
+    owner: str | None = None,
+    user: str | None = None,
+) -> SegmentInfo:
+    """A new draft segment with the same members, in one transaction; its log starts with one Reuse segment step."""
+    new_no = (new_no or "").strip()
+    if not _SEGMENT_NO.match(new_no):
+        raise UsageError(
+            f"segment number {new_no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    if description is not None and len(description) > 200:
+        raise UsageError("the description is longer than 200 characters")
+    actor = _actor(user, owner)
+    owner = owner if owner is not None else actor
+    with db.write() as conn:
+        require(conn, actor, "segment.edit", owner=owner)
+        src = _segment_row(conn, no)
+        if conn.execute(select(segments.c.id).where(segments.c.no == new_no)).first() is not None:
+            raise RefusedError(f"segment {new_no} already exists")
+        now = _now()
+        desc = (description if description is not None else src.description).strip()
+        conn.execute(insert(segments).values(
+            no=new_no, description=desc, campaign_no=src.campaign_no, owner=owner, status="draft",
+            version=0, head_seq=0, size=0, created_at=now, updated_at=now,
+        ))
+        record(conn, actor, "segment.copy", f"segment {new_no}", f"copy of segment {no}",
+               after=_header_text(desc, src.campaign_no, owner))
+        _apply(conn, new_no, ActionRequest("reuse_segment", source_segment_no=no), user=actor,
+               expected_version=None, today=None)
+        return _info(conn, _segment_row(conn, new_no))
 
 
-def delete_segment(db: Database, no: str, *, expected_version: int | None = None) -> None:
+def delete_segment(
+    db: Database, no: str, *, expected_version: int | None = None, user: str | None = None
+) -> None:
     """Delete a segment with its members and log; a logged segment cannot be deleted."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
         row = _segment_row(conn, no, lock=True)
+        require(conn, user, "segment.edit", owner=row.owner)
         if row.status == "logged":
             raise RefusedError(f"segment {no} is logged; its record is kept")
         if expected_version is not None and row.version != expected_version:
@@ -712,15 +762,18 @@ def delete_segment(db: Database, no: str, *, expected_version: int | None = None
             update(logged).where(logged.c.follow_up_segment_id == row.id).values(follow_up_segment_id=None)
         )
         conn.execute(delete(segments).where(segments.c.id == row.id))
+        record(conn, user, "segment.delete", f"segment {no}", f"segment {no} deleted",
+               before=f"{row.status}, {plural(row.size, 'member')}, owner {row.owner or '-'}")
 
 
 def _conflict(no: str) -> ConflictError:
     return ConflictError(f"segment {no} changed since you looked at it: review and retry")
 
 
-def _lock_for_write(conn: Connection, no: str, expected_version: int | None) -> sa.Row[Any]:
-    """Lock the segment row for this transaction and check it may change."""
+def _lock_for_write(conn: Connection, no: str, expected_version: int | None, *, user: str) -> sa.Row[Any]:
+    """Lock the segment row for this transaction and check it may change, and that `user` may change it."""
     row = _segment_row(conn, no, lock=True)
+    require(conn, user, "segment.edit", owner=row.owner)
     if expected_version is not None and row.version != expected_version:
         raise _conflict(no)
     if row.status not in _EDITABLE_STATUSES:
@@ -818,9 +871,32 @@ def _apply(
     expected_version: int | None,
     today: dt.date | None,
 ) -> ActionResult:
-    row = _lock_for_write(conn, no, expected_version)
+    row = _lock_for_write(conn, no, expected_version, user=user)
     if request.kind == "reuse_segment" and request.source_segment_no == no:
         raise UsageError("a segment cannot reuse itself")
+    result = _apply_locked(conn, row, request, user=user, today=today)
+    _audit_step(conn, user, "segment.apply", row, result, "step")
+    return result
+
+
+def _audit_step(conn: Connection, user: str, kind: str, row: sa.Row[Any], result: ActionResult, verb: str) -> None:
+    """The audit row of an applied, undone or redone step: which step, what it did, the size before and after."""
+    description = conn.execute(
+        select(actions.c.description).where(actions.c.segment_id == row.id, actions.c.seq == result.seq)
+    ).scalar() or ""
+    label = _KIND_LABELS.get(result.kind, result.kind)
+    record(
+        conn, user, kind, f"segment {row.no}",
+        f"{verb} {result.seq} {label}: {description} (+{result.added:,} −{result.removed:,})",
+        before=plural(int(row.size), "member"), after=plural(result.size_after, "member"),
+    )
+
+
+def _apply_locked(
+    conn: Connection, row: sa.Row[Any], request: ActionRequest, *, user: str, today: dt.date | None
+) -> ActionResult:
+    """The step on a segment row already locked and checked: member rows, criteria log line, header."""
+    no = row.no
     seq = row.head_seq + 1
     # A new step ends the redo history.
     tail = select(actions.c.id).where(actions.c.segment_id == row.id, actions.c.seq >= seq)
@@ -927,7 +1003,7 @@ def undo(db: Database, no: str, *, user: str | None = None, expected_version: in
     """Revert the last applied step exactly: members and their provenance."""
     user = user if user is not None else current_user()
     with db.write() as conn:
-        row = _lock_for_write(conn, no, expected_version)
+        row = _lock_for_write(conn, no, expected_version, user=user)
         if row.head_seq == 0:
             raise RefusedError(f"segment {no} has nothing to undo")
         seq = row.head_seq
@@ -955,6 +1031,9 @@ def undo(db: Database, no: str, *, user: str | None = None, expected_version: in
         ).rowcount
         size_after = row.size - added + removed
         version = _bump(conn, row, user=user, size=size_after, head_seq=seq - 1)
+        # Undoing takes members out that the step added, and puts back those it removed.
+        result = ActionResult(no, seq, act.kind, act.matched, removed, added, size_after, version)
+        _audit_step(conn, user, "segment.undo", row, result, "undid step")
         return ActionResult(no, seq, act.kind, act.matched, added, removed, size_after, version)
 
 
@@ -962,7 +1041,7 @@ def redo(db: Database, no: str, *, user: str | None = None, expected_version: in
     """Re-apply the step undone last, exactly as it was."""
     user = user if user is not None else current_user()
     with db.write() as conn:
-        row = _lock_for_write(conn, no, expected_version)
+        row = _lock_for_write(conn, no, expected_version, user=user)
         seq = row.head_seq + 1
         act = conn.execute(select(actions).where(actions.c.segment_id == row.id, actions.c.seq == seq)).first()
         if act is None:
@@ -986,7 +1065,9 @@ def redo(db: Database, no: str, *, user: str | None = None, expected_version: in
         ).rowcount
         size_after = row.size + added - removed
         version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
-        return ActionResult(no, seq, act.kind, act.matched, added, removed, size_after, version)
+        result = ActionResult(no, seq, act.kind, act.matched, added, removed, size_after, version)
+        _audit_step(conn, user, "segment.redo", row, result, "redid step")
+        return result
 
 
 # --------------------------------------------------------------------------------------------------- log, members
@@ -1097,7 +1178,9 @@ def save_criteria(
                 step["payload"] = r.payload
             steps.append(step)
         table = table_of(SavedCriteria)
-        exists_row = conn.execute(select(table.c.code).where(table.c.code == code)).first()
+        exists_row = conn.execute(select(table.c.code, table.c.created_by).where(table.c.code == code)).first()
+        # Saving is building; replacing criteria someone else saved is changing their work.
+        require(conn, user, "segment.edit", owner=exists_row.created_by if exists_row is not None else None)
         if exists_row is not None and not replace_existing:
             raise RefusedError(f"criteria {code} already exist")
         values = dict(
@@ -1108,6 +1191,9 @@ def save_criteria(
             conn.execute(update(table).where(table.c.code == code).values(**values))
         else:
             conn.execute(insert(table).values(code=code, **values))
+        record(conn, user, "criteria.save", f"criteria {code}",
+               f"{plural(len(steps), 'step')} saved from segment {no}",
+               before="replaced" if exists_row is not None else None)
         return len(steps)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "SCHEMA_VERSION",
     "ActionDelta",
+    "AuditEntry",
     "Base",
     "Campaign",
     "Contact",
@@ -50,11 +51,12 @@ __all__ = [
     "SegmentMember",
     "SegmentStatusEvent",
     "Setting",
+    "User",
     "table_of",
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -459,6 +461,52 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+class User(Base):
+    """A local account: who may sign in, with which role; the password is kept only as a slow, salted hash."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'marketer', 'manager', 'admin')", name="ck_users_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The name every record uses (criteria log, review history, audit): the same 60 characters as those columns.
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    role: Mapped[str] = mapped_column(String(10))
+    # An argon2id hash (PHC string: algorithm, parameters, salt, hash); NULL = no password, cannot sign in with one.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # For single sign-on later: the e-mail address an identity provider vouches for.
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit trail: who did what to which object, when, with a short before/after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_user_at", "user", "at"),
+        Index("ix_audit_log_object", "object"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    user: Mapped[str] = mapped_column(String(60), default="")
+    # A dotted kind, family first ("segment.apply", "user.sign_in_failed"), so a family filters by prefix.
+    kind: Mapped[str] = mapped_column(String(40))
+    # The object as a person names it: "segment SPRING", "setting four_eyes", "user alice".
+    object: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -21,6 +21,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ._errors import UsageError
 from ._models import Setting, table_of
 from ._settings import Store
+from .auth.audit import record
+from .auth.roles import require
 
 __all__ = ["PREFERENCES", "PreferenceSpec", "get_preference", "preferences_of", "set_preference"]
 
@@ -111,10 +113,14 @@ def preferences_of(db: Store, user: str) -> dict[str, str]:
 
 
 def set_preference(db: Store, user: str, key: str, value: Any) -> str:
-    """Validate and store one preference of a user in one transaction; returns the stored value."""
+    """Validate and store one preference of a user in one transaction; returns the stored value.
+
+    Once accounts exist, `user` must be an enabled account: a person saves their own preferences."""
     checked = _spec(key).check(value)
     row_key = storage_key(user, key)
     with db.write() as conn:
+        require(conn, user, "preferences")
+        before = _read(conn, user, key)
         dialect = conn.dialect.name
         if dialect == "sqlite":
             # One statement, so two sessions saving at once cannot both insert the row.
@@ -127,4 +133,7 @@ def set_preference(db: Store, user: str, key: str, value: Any) -> str:
             done = conn.execute(update(settings_t).where(settings_t.c.key == row_key).values(value=checked)).rowcount
             if not done:
                 conn.execute(settings_t.insert().values(key=row_key, value=checked))
+        if before != checked:
+            record(conn, user, "preference.set", f"preference {key} of {_user(user)}", f"{key} changed",
+                   before=before, after=checked)
     return checked

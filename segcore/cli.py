@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TextIO
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from ._cli_auth import USER_ENV, add_auth_commands, cli_user
 from ._cli_import import add_import_commands as _add_import_commands
 from ._cli_import import progress_printer
 from ._db import ENV_VAR, Database
@@ -28,6 +29,7 @@ from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
 from ._models import Contact
 from ._settings import SETTINGS, set_setting, settings_of
 from ._words import plural
+from .auth import acting_as, current_user, require
 from .imports import ImportReport
 
 __all__ = ["build_parser", "main"]
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="URL", help=f"database URL (default: ${ENV_VAR} or the embedded SQLite file)"
     )
     parser.add_argument("--json", action="store_true", help="machine output on standard output as JSON")
+    parser.add_argument(
+        "--user", metavar="NAME",
+        help=f"the account this command acts as (default: ${USER_ENV}; without accounts, the operating-system user)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     add_init_command(sub)
     add_import_commands(sub)
@@ -98,6 +104,7 @@ def _add_other_commands(sub: Any) -> None:
     add_segment_commands(sub)
     add_audience_commands(sub)
     add_settings_command(sub)
+    add_auth_commands(sub)
 
 
 # ------------------------------------------------------------------------------------------------------ settings
@@ -162,6 +169,9 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
     if args.demo:
         with db.read() as conn:
             stored = conn.execute(select(func.count()).select_from(Contact)).scalar_one()
+            # Demo contacts are an import: once accounts exist, an administrator's. (load_demo should check this
+            # itself, inside its own transaction; until then the command checks before calling it.)
+            require(conn, current_user(), "import")
         if stored and not args.force:
             raise RefusedError(
                 f"the database already holds {plural(stored, 'contact')}: add --force to load demo contacts anyway"
@@ -232,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("no command given (see python -m segcore --help)")
         db = Database.open(args.db)
         try:
-            text, data = handler(db, args)
+            # Writers called without user= act as this name (current_user), so every command obeys the roles.
+            with acting_as(cli_user(db, args.user)):
+                text, data = handler(db, args)
         finally:
             db.dispose()
         _emit(args, text, data, sys.stdout)

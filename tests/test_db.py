@@ -91,7 +91,7 @@ def _back_to_v1(db: Database) -> None:
     from sqlalchemy import text
 
     with db.write() as conn:
-        for table in ("outcomes", "custom_values", "import_mappings", "custom_fields"):
+        for table in ("audit_log", "users", "outcomes", "custom_values", "import_mappings", "custom_fields"):
             conn.execute(text(f"DROP TABLE {table}"))  # our own table names
         if db.dialect == "postgresql":
             conn.execute(text("ALTER TABLE contacts ALTER COLUMN total_spent SET NOT NULL"))
@@ -123,15 +123,41 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 3
+    assert again.schema_version() == SCHEMA_VERSION == 4
     from sqlalchemy import inspect
 
     with again.read() as conn:
-        assert inspect(conn).has_table("outcomes")
+        assert inspect(conn).has_table("outcomes") and inspect(conn).has_table("users")
     report = import_contacts(again, b"contact_no,name,Tier\nNEW,Ann,GOLD\n")
     assert report.inserted == 1 and report.new_fields == ("tier",)
     with again.read() as conn:
         rows = dict(conn.execute(select(Contact.contact_no, Contact.total_spent)).all())
     assert rows == {"OLD": 5.0, "NEW": None}
     assert "tier" in fields_of(again).contact
+    again.dispose()
+
+
+def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Database) -> None:
+    from sqlalchemy import inspect, text
+
+    from segcore import add_user, audit_rows, create_segment, get_segment
+
+    create_segment(db, "KEPT", description="Before accounts", owner="someone")
+    with db.write() as conn:
+        for table in ("audit_log", "users"):
+            conn.execute(text(f"DROP TABLE {table}"))  # our own table names
+        conn.execute(text("UPDATE schema_info SET version = 3"))
+        conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 4
+    with again.read() as conn:
+        assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
+        assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
+    info = get_segment(again, "KEPT")
+    assert (info.description, info.owner) == ("Before accounts", "someone")
+    # No account after the upgrade: the database works as before, and the first account can be made.
+    create_segment(again, "NEW", owner="anyone")
+    add_user(again, "ada", "admin")
+    assert [r.kind for r in audit_rows(again, reader="ada")] == ["user.add", "segment.create"]
     again.dispose()

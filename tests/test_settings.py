@@ -17,7 +17,8 @@ from tests.factories import add_contacts, person
 
 def test_a_new_database_has_the_defaults(db: Database) -> None:
     assert settings_of(db) == {
-        "minimum_segment_size": 50, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0}
+        "minimum_segment_size": 50, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0,
+        "four_eyes": 1, "lockout_failures": 5, "lockout_minutes": 15, "session_idle_minutes": 60}
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_several_at_once_is_all_or_nothing(db: Database) -> None:
     assert settings_of(db)["minimum_segment_size"] == 50
     assert set_settings(db, {"minimum_segment_size": 10, "preview_memory_max_contacts": 0}) == {
         "minimum_segment_size": 10, "preview_memory_max_contacts": 0}
-    assert {k: v for k, v in settings_of(db).items() if k != "log_requires_approval"} == {
+    assert {k: v for k, v in settings_of(db).items() if k in ("minimum_segment_size", "preview_memory_max_contacts")} == {
         "minimum_segment_size": 10, "preview_memory_max_contacts": 0}
 
 

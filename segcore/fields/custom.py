@@ -27,6 +27,9 @@ from .._models import (
     table_of,
 )
 from .._words import plural
+from ..auth.audit import record
+from ..auth.identity import current_user
+from ..auth.roles import require
 from .builtin import CONTACT_FIELDS, OPS_BY_TYPE, RELATIONS
 
 if TYPE_CHECKING:
@@ -98,13 +101,16 @@ def _bump(conn: Connection) -> None:
 def create_custom_field(
     conn: Connection, name: str, label: str, type_: str, *, integer: bool = False, user: str = ""
 ) -> int:
-    """Add a custom field inside the caller's transaction; returns its id."""
+    """Add a custom field inside the caller's transaction (an import's); returns its id."""
     check_custom_name(name)
     _check_type(type_)
     label = (label or name).strip()[:200]
+    require(conn, user, "fields.edit")
     if conn.execute(select(fields_t.c.id).where(fields_t.c.name == name)).first() is not None:
         raise RefusedError(f"a custom field {name!r} exists already")
     _bump(conn)
+    record(conn, user, "field.create", f"custom field {name}", f"custom field {name} added",
+           after=f"{type_}{' (whole numbers)' if integer and type_ == 'number' else ''}, label {label!r}")
     return int(
         conn.execute(
             insert(fields_t)
@@ -207,10 +213,12 @@ def list_custom_fields(db: Database) -> list[CustomFieldInfo]:
 
 
 def rename_custom_field(
-    db: Database, name: str, new_name: str | None = None, *, label: str | None = None
+    db: Database, name: str, new_name: str | None = None, *, label: str | None = None, user: str | None = None
 ) -> None:
     """Rename a custom field (saved filters that name it are rewritten) and/or change its label."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "fields.edit")
         row = _row(conn, name)
         values: dict[str, Any] = {}
         if label is not None:
@@ -227,6 +235,10 @@ def rename_custom_field(
             return
         conn.execute(update(fields_t).where(fields_t.c.id == row.id).values(**values))
         _bump(conn)
+        record(conn, user, "field.rename", f"custom field {name}",
+               f"custom field {name} {'renamed' if 'name' in values else 'relabelled'}",
+               before=f"{row.name}, label {row.label!r}",
+               after=f"{values.get('name', row.name)}, label {values.get('label', row.label)!r}")
 
 
 def _rewrite_filters(conn: Connection, old: str, new: str) -> None:
@@ -248,9 +260,11 @@ def _rewrite_filters(conn: Connection, old: str, new: str) -> None:
             conn.execute(update(acts).where(acts.c.id == id_).values(filter_json=_renamed(flt, old, new)))
 
 
-def delete_custom_field(db: Database, name: str) -> None:
+def delete_custom_field(db: Database, name: str, *, user: str | None = None) -> None:
     """Delete a custom field and its values; refused while a saved criteria or dynamic segment uses it."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "fields.edit")
         row = _row(conn, name)
         users = field_users(conn, name)
         if users:
@@ -259,9 +273,13 @@ def delete_custom_field(db: Database, name: str) -> None:
         conn.execute(delete(codes_t).where(codes_t.c.kind == f"cf{row.id}"))
         conn.execute(delete(fields_t).where(fields_t.c.id == row.id))
         _bump(conn)
+        record(conn, user, "field.delete", f"custom field {name}", f"custom field {name} deleted with its values",
+               before=f"{row.type}, label {row.label!r}")
 
 
-def retype_custom_field(db: Database, name: str, new_type: str, *, date_order: str = "auto") -> int:
+def retype_custom_field(
+    db: Database, name: str, new_type: str, *, date_order: str = "auto", user: str | None = None
+) -> int:
     """Change a custom field's type when every stored value reads as the new type; returns how many values moved.
 
     Refused (nothing changed) when a value does not convert, naming a few; or when saved filters use the field
@@ -269,7 +287,9 @@ def retype_custom_field(db: Database, name: str, new_type: str, *, date_order: s
     from ..imports.values import parse_booleans, parse_dates, parse_decimals  # the import's value rules
 
     _check_type(new_type)
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "fields.edit")
         row = _row(conn, name)
         old = row.type
         if new_type == old:
@@ -323,6 +343,8 @@ def retype_custom_field(db: Database, name: str, new_type: str, *, date_order: s
             conn.execute(update(fields_t).where(fields_t.c.id == row.id).values(integer=integer))
         conn.execute(update(fields_t).where(fields_t.c.id == row.id).values(type=new_type))
         _bump(conn)
+        record(conn, user, "field.retype", f"custom field {name}",
+               f"custom field {name} retyped, {plural(moved, 'value')} converted", before=old, after=new_type)
         return moved
 
 

@@ -31,6 +31,9 @@ from sqlalchemy import Connection, delete, select
 from .._db import Database
 from .._errors import ImportRejected, NotFoundError, UsageError
 from .._models import Contact, ImportMapping, table_of
+from ..auth.audit import record
+from ..auth.identity import current_user
+from ..auth.roles import require
 from ..fields import FieldRegistry, load_fields
 from .check import (
     CONTACT_COLUMNS,
@@ -176,15 +179,17 @@ def _saved_for(conn: Connection, kind: str, header: Sequence[str]) -> tuple[str,
         return None
 
 
-def save_mapping(db: Database, name: str, mapping: Mapping, *, user: str = "") -> None:
+def save_mapping(db: Database, name: str, mapping: Mapping, *, user: str | None = None) -> None:
     """Keep a mapping under a name; a file with the same header gets it offered again (a new save replaces it)."""
     name = (name or "").strip()
     if not name or len(name) > 60:
         raise UsageError("a mapping name is 1 to 60 characters")
     t = table_of(ImportMapping)
     data = mapping.to_json()
+    user = user if user is not None else current_user()
     with db.write() as conn:
-        conn.execute(delete(t).where(t.c.name == name))
+        require(conn, user, "import")
+        replaced = conn.execute(delete(t).where(t.c.name == name)).rowcount
         conn.execute(
             t.insert().values(
                 name=name,
@@ -194,6 +199,9 @@ def save_mapping(db: Database, name: str, mapping: Mapping, *, user: str = "") -
                 created_by=user,
             )
         )
+        record(conn, user, "mapping.save", f"mapping {name}",
+               f"{mapping.kind} mapping {name} {'replaced' if replaced else 'saved'}",
+               after="; ".join(mapping.describe())[:500])
 
 
 def list_mappings(db: Database) -> list[dict[str, Any]]:
@@ -204,11 +212,15 @@ def list_mappings(db: Database) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def delete_mapping(db: Database, name: str) -> None:
+def delete_mapping(db: Database, name: str, *, user: str | None = None) -> None:
+    """Forget a saved mapping."""
     t = table_of(ImportMapping)
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "import")
         if conn.execute(delete(t).where(t.c.name == name)).rowcount == 0:
             raise NotFoundError(f"no saved mapping {name!r}")
+        record(conn, user, "mapping.delete", f"mapping {name}", f"mapping {name} deleted")
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -651,12 +663,14 @@ def run_import(
     empty_clears: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
-    user: str = "",
+    user: str | None = None,
 ) -> ImportReport:
-    """Check a planned import against every rule and, unless `dry_run`, write it in one transaction.
+    """Check a planned import against every rule and, unless `dry_run`, write it in one transaction (an
+    administrator's, once accounts exist).
 
     strict: any error -> ImportRejected and nothing written; otherwise the valid rows are written and the report
     lists the others with line, column and reason."""
+    user = user if user is not None else current_user()
     parsed = plan.parsed
     assert parsed is not None
     if plan.problem:
@@ -679,10 +693,12 @@ def run_import(
             "choose the date order (DMY or MDY)"
         )
     if parsed.kind == "interactions":
-        return _run_interactions(db, plan, strict=strict, dry_run=dry_run, progress=progress)
+        return _run_interactions(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     if parsed.kind == "outcomes":
         return _run_outcomes(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     with db.read() if dry_run else db.write() as conn:
+        if not dry_run:
+            require(conn, user, "import")
         frame = parsed.frame.copy()
         _email_key(conn, frame, parsed.present, plan.mapping.key)
         # The checks add to the log: each run starts from the map stage's own errors.
@@ -700,7 +716,14 @@ def run_import(
         _refuse(_report(plan, errors, nvalid, inserted=0, updated=0, applied=False), strict)
         batch = _batch(checked, valid, plan, empty_clears, user)
         inserted, updated = write_contacts(conn, batch, progress=progress)
-    return _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=True)
+        report = _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=True)
+        _audit(conn, user, report)
+    return report
+
+
+def _audit(conn: Connection, user: str, report: ImportReport) -> None:
+    """The import's audit row, written in the import's own transaction: the report's one-line summary."""
+    record(conn, user, f"import.{report.kind}", f"import {report.kind}", report.summary())
 
 
 def _batch(checked: Any, valid: np.ndarray, plan: ImportPlan, empty_clears: bool, user: str) -> ContactBatch:
@@ -733,7 +756,7 @@ def _batch(checked: Any, valid: np.ndarray, plan: ImportPlan, empty_clears: bool
 
 
 def _run_interactions(
-    db: Database, plan: ImportPlan, *, strict: bool, dry_run: bool, progress: Progress | None
+    db: Database, plan: ImportPlan, *, strict: bool, dry_run: bool, progress: Progress | None, user: str
 ) -> ImportReport:
     assert plan.parsed is not None
     parsed = replace(plan.parsed, log=plan.parsed.log.copy())
@@ -741,6 +764,8 @@ def _run_interactions(
     if progress:
         progress(len(checked.frame), len(checked.frame), "checking")
     with db.read() if dry_run else db.write() as conn:
+        if not dry_run:
+            require(conn, user, "import")
         valid, db_errors = check_interactions_db(conn, checked)
         errors = _all_errors(parsed.log.frame(), db_errors)
         nvalid = int(valid.sum())
@@ -750,7 +775,9 @@ def _run_interactions(
         inserted = write_interactions(
             conn, checked.frame.loc[valid].reset_index(drop=True), created_by="import", progress=progress
         )
-    return _report(plan, errors, nvalid, inserted=inserted, updated=0, applied=True)
+        report = _report(plan, errors, nvalid, inserted=inserted, updated=0, applied=True)
+        _audit(conn, user, report)
+    return report
 
 
 def _run_outcomes(
@@ -762,6 +789,8 @@ def _run_outcomes(
     if progress:
         progress(len(checked.frame), len(checked.frame), "checking")
     with db.read() if dry_run else db.write() as conn:
+        if not dry_run:
+            require(conn, user, "import")
         valid, db_errors = check_outcomes_db(conn, checked)
         errors = _all_errors(parsed.log.frame(), db_errors)
         nvalid = int(valid.sum())
@@ -771,7 +800,9 @@ def _run_outcomes(
             return _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=False)
         _refuse(_report(plan, errors, nvalid, inserted=0, updated=0, applied=False), strict)
         inserted, updated = write_outcomes(conn, rows, created_by=user or "import", progress=progress)
-    return _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=True)
+        report = _report(plan, errors, nvalid, inserted=inserted, updated=updated, applied=True)
+        _audit(conn, user, report)
+    return report
 
 
 # ---------------------------------------------------------------------------------------------- one call
@@ -791,7 +822,7 @@ def import_contacts(
     sheet: str | int | None = None,
     empty_clears: bool = False,
     dry_run: bool = False,
-    user: str = "",
+    user: str | None = None,
 ) -> ImportReport:
     """Import (insert or update) contacts from a CSV or Excel file, mapped automatically unless told otherwise."""
     if progress:
@@ -830,6 +861,7 @@ def import_interactions(
     date_format: str = "auto",
     sheet: str | int | None = None,
     dry_run: bool = False,
+    user: str | None = None,
 ) -> ImportReport:
     """Append interactions to the log from a CSV or Excel file; strict: any error -> nothing written."""
     if progress:
@@ -844,7 +876,7 @@ def import_interactions(
         date_format=date_format,
         sheet=sheet,
     )
-    return run_import(db, plan, strict=strict, dry_run=dry_run, progress=progress)
+    return run_import(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
 
 
 def validate_interactions(
@@ -865,7 +897,7 @@ def import_outcomes(
     date_format: str = "auto",
     sheet: str | int | None = None,
     dry_run: bool = False,
-    user: str = "",
+    user: str | None = None,
 ) -> ImportReport:
     """Add outcomes (orders, sign-ups ...) from a CSV or Excel file; a stored (kind, reference) is updated, not added."""
     if progress:
