@@ -94,7 +94,7 @@ def test_log_with_holdout_and_follow_up_then_cancel(app_db: Database) -> None:
     rec = get_logged(app_db, "S1")
     held = (size * 10 + 50) // 100  # round half up, as SPEC's holdout share
     assert (rec.template, rec.holdout_seed, rec.holdout_count) == ("CALL", 42, held)
-    assert rec.follow_up_segment_no == "S1-FU" and get_segment(app_db, "S1-FU").size == size
+    assert rec.follow_up_segment_no == "S1-FU" and get_segment(app_db, "S1-FU").size == size - held  # the treated members only
     assert interactions_of(app_db, "S1") == (size - held, 0)
     assert get_segment(app_db, "S1").status == "logged"
     # The page now shows the record and the interactions it wrote.
