@@ -29,6 +29,7 @@ from ._models import (
     Campaign,
     Contact,
     LoggedSegment,
+    LoggedSegmentMember,
     SavedCriteria,
     Segment,
     SegmentAction,
@@ -226,11 +227,11 @@ class ActionRequest:
             text = describe(self.filter, fields)
         elif self.contact_nos:
             shown = ", ".join(self.contact_nos[:5]) + (" …" if len(self.contact_nos) > 5 else "")
-            text = f"{len(self.contact_nos):,} named contact(s): {shown}"
+            text = f"{plural(len(self.contact_nos), 'named contact')}: {shown}"
         elif self.emails:
-            text = f"{len(self.emails):,} e-mail address(es)"
+            text = plural(len(self.emails), "e-mail address", "e-mail addresses")
         else:
-            text = f"members of segment {self.source_segment_no}"
+            text = f"members of segment {self.source_segment_no} (the contacted ones, when it was logged with a control group)"
         opts = self.options.describe()
         return text + (f" [{', '.join(opts)}]" if opts else "")
 
@@ -469,7 +470,7 @@ def _matched_set(
         missing = tuple(n for n in dict.fromkeys(request.contact_nos) if n not in found)
         if missing:
             shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-            raise NotFoundError(f"{len(missing)} contact number(s) not found: {shown}")
+            raise NotFoundError(f"{plural(len(missing), 'contact number')} not found: {shown}")
     elif request.kind == "add_emails":
         emails = tuple(dict.fromkeys(e.strip().lower() for e in request.emails if e.strip()))
         vals = _load_values(conn, emails)
@@ -479,7 +480,17 @@ def _matched_set(
     else:  # reuse_segment
         assert request.source_segment_no is not None
         source = _segment_row(conn, request.source_segment_no)
-        base = select(contacts.c.id).where(contacts.c.id.in_(_member_ids_of(source.id)))
+        # A logged segment's control group was not contacted: reusing (or copying) its members takes the contacted
+        # ones only, or the control group would be mailed by the next campaign and the test would be void.
+        logged_t, logged_mem = table_of(LoggedSegment), table_of(LoggedSegmentMember)
+        held_out = (
+            select(logged_mem.c.contact_id)
+            .join(logged_t, logged_t.c.id == logged_mem.c.logged_id)
+            .where(logged_t.c.segment_id == source.id, logged_mem.c.holdout.is_(True))
+        )
+        base = select(contacts.c.id).where(
+            contacts.c.id.in_(_member_ids_of(source.id)), contacts.c.id.not_in(held_out)
+        )
 
     if request.kind in ("refine", "reduce"):
         return (_org_grown(base) if opts.entire_companies else base), unmatched

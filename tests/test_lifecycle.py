@@ -831,3 +831,22 @@ def test_log_refusal_says_why_and_log_segment_agrees(
             log_segment(db, "S1", template="EMAIL")
         assert info.value.message == refusal
         assert count(db, interactions) == before
+
+
+def test_copying_or_reusing_a_logged_segment_leaves_its_control_group_out(db: Database) -> None:
+    from segcore._engine import ActionRequest, apply_action, copy_segment, preview
+
+    set_minimum(db, 1)
+    nos = contacts(db, 40)
+    segment(db, "S1", nos)
+    log_segment(db, "S1", template="EMAIL", holdout_pct=25, seed=3)
+    held = set(holdout_nos(db, "S1"))
+    treated = sorted(set(nos) - held)
+    assert len(held) == 10
+    copy_segment(db, "S1", "S1-COPY")
+    assert member_contact_nos(db, "S1-COPY") == treated
+    create_segment(db, "S2", description="reuse")
+    request = ActionRequest("reuse_segment", source_segment_no="S1")
+    assert preview(db, "S2", request).added == len(treated)
+    apply_action(db, "S2", request)
+    assert member_contact_nos(db, "S2") == treated
