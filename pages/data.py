@@ -43,7 +43,7 @@ from segcore import (
     set_settings,
     settings_of,
 )
-from ui import frame, state
+from ui import auth, frame, state
 from ui.export import choose_scope
 from ui.format import n, plural, when
 from ui.results import forget_outcomes
@@ -809,9 +809,13 @@ def _settings_section() -> None:
 # --------------------------------------------------------------------------------------------- page
 
 st.subheader("Import", anchor=False)
-kind = st.segmented_control("What", list(KINDS), key="dt.kind", default="contacts", required=True,
-                            format_func=KINDS.get, label_visibility="collapsed") or "contacts"
-_import_section(kind)
+# Import and settings are an administrator's: hidden from the others (a courtesy: segcore refuses them anyway).
+if state.can("import"):
+    kind = st.segmented_control("What", list(KINDS), key="dt.kind", default="contacts", required=True,
+                                format_func=KINDS.get, label_visibility="collapsed") or "contacts"
+    _import_section(kind)
+else:
+    st.caption("Importing data needs the admin role.")
 
 st.divider()
 fields_col, exp = st.columns([3, 2], gap="large")
@@ -826,4 +830,8 @@ with exp:
 
 st.divider()
 st.subheader("Settings", anchor=False)
-_settings_section()
+if state.can("settings"):
+    _settings_section()
+else:
+    st.caption("Changing settings needs the admin role.")
+auth.first_admin_form(db)

@@ -87,11 +87,18 @@ def _decision_box(info: SegmentInfo) -> None:
         st.markdown("**Decision**")
         st.text_input("Comment", key="rv.comment", max_chars=500,
                       placeholder="Required to reject; optional to approve")
+        # Hidden from those who may not decide (a courtesy: segcore refuses them anyway).
+        may_approve, may_reject = state.can("segment.approve"), state.can("segment.reject")
+        if not (may_approve or may_reject):
+            st.caption("Approving and rejecting need the manager role.")
+            return
         with st.container(horizontal=True):
-            st.button("Approve", type="primary", icon=":material/check_circle:", key="rv.approve",
-                      on_click=_decide, args=("approve", info.no, info.version))
-            st.button("Reject", icon=":material/block:", key="rv.reject",
-                      on_click=_decide, args=("reject", info.no, info.version))
+            if may_approve:
+                st.button("Approve", type="primary", icon=":material/check_circle:", key="rv.approve",
+                          on_click=_decide, args=("approve", info.no, info.version))
+            if may_reject:
+                st.button("Reject", icon=":material/block:", key="rv.reject",
+                          on_click=_decide, args=("reject", info.no, info.version))
         # A refused decision (a reject without a comment, a four-eyes refusal) shows here, under its buttons.
         state.show_flashes(SLOT_DECISION)
     elif info.status == "approved":

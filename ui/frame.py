@@ -17,15 +17,17 @@ from segcore import (
     get_segment,
     status_history,
 )
-from ui import state
+from ui import auth, state
 from ui.format import STATUS_COLORS, n
 
 _frame = threading.local()
 _ASSETS = Path(__file__).resolve().parent
 
 
-def navigation_pages() -> list[st.Page]:
-    """The app's pages, in menu order (app.py and the page guard below use the same list)."""
+def navigation_pages(*, audit: bool | None = None) -> list[st.Page]:
+    """The app's pages, in menu order (app.py and the page guard below use the same list); Audit only for those who
+    may read it (managers and administrators, everyone without accounts) unless `audit` says otherwise."""
+    audit = state.can("audit.read") if audit is None else audit
     return [
         st.Page(state.PAGES["segments"], title="Segments", icon=":material/view_list:", default=True),
         st.Page(state.PAGES["builder"], title="Builder", icon=":material/tune:"),
@@ -34,6 +36,7 @@ def navigation_pages() -> list[st.Page]:
         st.Page(state.PAGES["contacts"], title="Contacts", icon=":material/contacts:"),
         st.Page(state.PAGES["review"], title="Review", icon=":material/fact_check:"),
         st.Page(state.PAGES["data"], title="Data", icon=":material/database:"),
+        *([st.Page(state.PAGES["audit"], title="Audit", icon=":material/history:")] if audit else []),
     ]
 
 
@@ -48,7 +51,8 @@ def app_frame() -> Iterator[None]:
 
 
 def render_app() -> None:
-    """The whole app: page config, logo, first-start demo data, navigation, the sidebar box, then the page."""
+    """The whole app: page config, logo, sign-in (once the database has accounts), first-start demo data,
+    navigation, the sidebar box, then the page."""
     st.set_page_config(page_title="Segment Explorer", page_icon=str(_ASSETS / "logo_icon.svg"), layout="wide")
     st.logo(str(_ASSETS / "logo.svg"), icon_image=str(_ASSETS / "logo_icon.svg"), size="large")
     # Less empty space above the page title: the Builder's preview then starts above the fold at 1440x900.
@@ -58,11 +62,17 @@ def render_app() -> None:
     except SegcoreError as e:  # a bad SEGCORE_DATABASE_URL: say so, in one line
         st.error(str(e))
         st.stop()
+    if not auth.gate(db):
+        # Signed out on a database with accounts: only the sign-in form. The pages stay registered (menu hidden),
+        # so the address asked for (a shared link) opens once signed in.
+        st.navigation(navigation_pages(audit=True), position="hidden")
+        auth.sign_in_form()
+        st.stop()
     state.ensure_demo_data(db)
     navigation = st.navigation(navigation_pages())
     sidebar_segment_box()
     with st.sidebar:
-        state.user_input()
+        auth.sidebar_identity(db)
     with app_frame():
         navigation.run()
 

@@ -26,6 +26,7 @@ from segcore import (
     current_user,
     get_preference,
     load_demo,
+    permissions_of,
     resolve_url,
     set_preference,
 )
@@ -38,11 +39,13 @@ PAGES = {
     "contacts": "pages/contacts.py",
     "review": "pages/review.py",
     "data": "pages/data.py",
+    "audit": "pages/audit.py",
 }
 DEMO_CONTACTS_DEFAULT = 20_000
 K_OPEN = "sx.open_segment"
 K_FLASH = "sx.flash"
 K_USER = "sx.user"
+K_SESSION = "sx.session"  # the segcore Session of the signed-in person (ui/auth.py), when the database has accounts
 W_USER = "sx.user.input"
 
 
@@ -144,11 +147,30 @@ def signed_in_user() -> str:
     return current_user()
 
 
+def signed_in() -> Any:
+    """The signed-in session (segcore Session) once the database has accounts, else None."""
+    return st.session_state.get(K_SESSION)
+
+
 def user() -> str:
-    """Who acts in this browser session: the name given under "Working as", else `signed_in_user()`.
+    """Who acts in this browser session: the signed-in account when the database has accounts; without accounts,
+    the name given under "Working as", else `signed_in_user()`.
 
     Every write a page makes passes it on, so the criteria log and the review history say who did what."""
+    session_ = signed_in()
+    if session_ is not None:
+        return str(session_.name)
     return (st.session_state.get(K_USER) or "").strip()[:60] or signed_in_user()
+
+
+def can(permission: str) -> bool:
+    """Whether the working user may do `permission` (segcore's permissions_of; every one without accounts).
+
+    Pages hide what the user may not do with it; hiding is a courtesy, the core refuses anyway."""
+    try:
+        return permission in permissions_of(get_db(), user())
+    except SegcoreError:
+        return False
 
 
 def user_input() -> None:

@@ -1,0 +1,194 @@
+"""The dashboard on a database with accounts (issue 15): sign-in, sign-out, the session check, per-role hiding on
+Review and Data, the Audit page, and creating the first administrator from the Data page in open mode.
+
+Sessions are signed in only through the real sign-in form (filled and submitted), never by writing session state.
+"""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from segcore import RefusedError, add_user, approve_segment, disable_user, get_segment, list_users
+from segcore._db import Database
+from segcore._engine import ActionRequest, apply_action, create_segment
+from segcore._filter_tree import from_json
+from segcore._lifecycle import submit_segment
+from tests.apptest_support import DATA, REVIEW, button, new_app, run, texts
+
+AUDIT = "pages/audit.py"
+PASSWORD = "correct-horse-42"
+
+
+def _submitted_segment(db: Database, no: str = "S1") -> None:
+    """A segment waiting for review, made before the accounts exist (open mode: any name may act)."""
+    create_segment(db, no, description="French contacts")
+    apply_action(db, no, ActionRequest("add", filter=from_json({"field": "country", "op": "eq", "value": "FR"})))
+    submit_segment(db, no, user="sam")
+
+
+def _accounts(db: Database) -> None:
+    add_user(db, "ada", "admin", PASSWORD, user="setup")
+    for name, role in (("vic", "viewer"), ("mark", "marketer"), ("meg", "manager")):
+        add_user(db, name, role, PASSWORD, user="ada")
+
+
+def _sign_in(at: AppTest, name: str, password: str = PASSWORD) -> AppTest:
+    at.text_input(key="sx.signin.name").input(name)
+    at.text_input(key="sx.signin.password").input(password)
+    button(at, "Sign in").click()
+    return run(at)
+
+
+def _only_sign_in(at: AppTest) -> None:
+    assert texts(at.header) == ["Sign in"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert [t.label for t in at.text_input] == ["Name", "Password"]
+    assert not at.dataframe
+    assert "Working as" not in [t.label for t in at.text_input]
+
+
+def _page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    return run(at)
+
+
+def test_a_database_with_accounts_shows_only_the_sign_in_form(app_db: Database) -> None:
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    at = run(new_app())
+    _only_sign_in(at)
+    # A page asked for directly shows the same form, and nothing of the page.
+    _only_sign_in(_page(at, REVIEW))
+
+
+def test_a_wrong_password_shows_the_error_next_to_the_form(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _sign_in(run(new_app()), "ada", "not-the-password")
+    _only_sign_in(at)
+    assert any("wrong name or password" in e.lower() for e in texts(at.error))
+    # The password is not kept in the session after the attempt.
+    assert at.text_input(key="sx.signin.password").value == ""
+
+
+def test_signing_in_shows_the_name_instead_of_working_as(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _sign_in(run(new_app()), "Ada")
+    assert "Segments" in texts(at.header)
+    assert "Working as" not in [t.label for t in at.text_input]
+    assert any("**ada** · admin" in m for m in texts(at.sidebar.markdown))
+    assert "Sign out" in [b.label for b in at.sidebar.button]
+
+
+def test_a_viewer_sees_no_approve_button_on_review(app_db: Database) -> None:
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "vic"), REVIEW)
+    assert "Review" in texts(at.header)
+    labels = [b.label for b in at.button]
+    assert "Approve" not in labels and "Reject" not in labels
+    assert any("need the manager role" in c for c in texts(at.caption))
+    # Nor import or settings on Data.
+    at = _page(at, DATA)
+    assert "Save settings" not in [b.label for b in at.button]
+    assert any("Importing data needs the admin role" in c for c in texts(at.caption))
+
+
+def test_a_marketer_cannot_approve_but_a_manager_can(app_db: Database) -> None:
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "mark"), REVIEW)
+    assert "Approve" not in [b.label for b in at.button]
+    # Hiding is a courtesy: the core refuses the marketer whatever the page shows.
+    with pytest.raises(RefusedError, match="approving needs the manager role"):
+        approve_segment(app_db, "S1", user="mark")
+    assert get_segment(app_db, "S1").status == "submitted"
+
+    at = _page(_sign_in(run(new_app()), "meg"), REVIEW)
+    button(at, "Approve").click()
+    run(at)
+    assert get_segment(app_db, "S1").status == "approved"
+    assert any("S1 approved" in s for s in texts(at.success))
+
+
+def test_signed_out_sessions_see_only_the_sign_in(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _sign_in(run(new_app()), "meg")
+    assert "Segments" in texts(at.header)
+    button(at, "Sign out").click()
+    run(at)
+    _only_sign_in(at)
+    assert any("Signed out" in s for s in texts(at.success))
+    _only_sign_in(_page(at, DATA))
+
+
+def test_the_session_is_checked_on_every_run(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _sign_in(run(new_app()), "mark")
+    assert "Segments" in texts(at.header)
+    disable_user(app_db, "mark", user="ada")
+    run(at)
+    _only_sign_in(at)
+    assert any("no longer enabled" in w for w in texts(at.warning))
+
+
+def test_the_audit_page_lists_an_action_and_filters(app_db: Database) -> None:
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "meg"), REVIEW)
+    button(at, "Approve").click()
+    run(at)
+    at = _page(at, AUDIT)
+    assert "Audit" in texts(at.header)
+    table = at.dataframe[0].value
+    approvals = table[table["Kind"] == "segment.approve"]
+    assert list(approvals["Who"]) == ["meg"] and list(approvals["Object"]) == ["segment S1"]
+    assert "user.sign_in" in set(table["Kind"])
+    at.selectbox(key="au.kind").set_value("user")
+    run(at)
+    kinds = set(at.dataframe[0].value["Kind"])
+    assert kinds and all(k.startswith("user.") for k in kinds)
+    at.selectbox(key="au.kind").set_value("__any__")
+    at.selectbox(key="au.user").set_value("meg")
+    run(at)
+    assert set(at.dataframe[0].value["Who"]) == {"meg"}
+    csv = next(d for d in at.get("download_button"))
+    assert csv.proto.label == "Download CSV"
+
+
+def test_audit_is_hidden_from_a_marketer_and_refused_by_the_core(app_db: Database) -> None:
+    from segcore import audit_rows
+
+    _accounts(app_db)
+    at = _sign_in(run(new_app()), "mark")
+    assert "Segments" in texts(at.header)
+    with pytest.raises(RefusedError, match="manager role"):
+        audit_rows(app_db, reader="mark")
+    # Not in the marketer's navigation at all (AppTest cannot even switch to it), while a manager has it.
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(AUDIT)
+    at = _page(_sign_in(run(new_app()), "meg"), AUDIT)
+    assert "Audit" in texts(at.header)
+
+
+def test_creating_the_first_administrator_from_the_data_page(app_db: Database) -> None:
+    at = _page(run(new_app()), DATA)
+    assert "Working as" in [t.label for t in at.text_input]
+    at.text_input(key="sx.admin.name").input("Ada")
+    at.text_input(key="sx.admin.password").input(PASSWORD)
+    at.text_input(key="sx.admin.password2").input("something-else")
+    button(at, "Create administrator").click()
+    run(at)
+    assert any("passwords differ" in e for e in texts(at.error))
+    assert list_users(app_db) == []
+
+    at.text_input(key="sx.admin.password").input(PASSWORD)
+    at.text_input(key="sx.admin.password2").input(PASSWORD)
+    button(at, "Create administrator").click()
+    run(at)
+    assert [(a.name, a.role) for a in list_users(app_db)] == [("ada", "admin")]
+    _only_sign_in(at)
+    assert any("Administrator ada created" in s for s in texts(at.success))
+    at = _sign_in(at, "ada")
+    assert "Data" in texts(at.header)
+    assert "Save settings" in [b.label for b in at.button]
