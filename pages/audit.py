@@ -63,6 +63,8 @@ if not rows:
 else:
     table = pd.DataFrame([r.as_dict() for r in rows]).drop(columns=["id"]).rename(columns=COLUMNS)
     table["When (UTC)"] = pd.to_datetime(table["When (UTC)"])
+    # A change with nothing before (a creation) or after (a deletion) shows an empty cell, not "None".
+    table[["Before", "After"]] = table[["Before", "After"]].fillna("")
     st.caption(plural(len(rows), "row") + (f", the newest {n(SHOWN)} shown; the CSV has all" if len(rows) > SHOWN
                                            else ""))
     st.dataframe(table.head(SHOWN), hide_index=True, key="au.table", height=table_height(min(len(rows), SHOWN),
