@@ -43,6 +43,9 @@ from ._models import (
     SegmentMember,
 )
 from ._words import plural
+from .auth.audit import record
+from .auth.identity import current_user
+from .auth.roles import require
 from .fields import LIST_FIELDS, FieldRegistry, load_fields
 from .imports.check import CONTACT_COLUMNS
 
@@ -233,20 +236,38 @@ class _Layout:
 
 
 def export_frames(
-    db: Database, no: str, *, group: str | None = None, progress: Progress | None = None
+    db: Database,
+    no: str,
+    *,
+    group: str | None = None,
+    progress: Progress | None = None,
+    user: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The rows to export in chunks, as typed frames with the export columns and custom fields, in contact order
     (and a last column `group`, treated or control, when `group` is "all"). `group` as in `export_scope`.
 
-    Refuses (RefusedError / UsageError) at once, before any file is begun."""
-    return _prepared(db, no, group, progress)[1]
+    Refuses (RefusedError / UsageError) at once, before any file is begun: also when `user` (default: the current
+    user) may not export the segment (a marketer exports their own, a manager anyone's)."""
+    return _prepared(db, no, group, progress, _who(user))[1]
+
+
+def _who(user: str | None) -> str:
+    return user if user is not None else current_user()
+
+
+def _require_export(conn: Connection, user: str, no: str) -> None:
+    """Refuse unless `user` may export segment `no` (their own: segment.export; another's: segment.export_any)."""
+    owner = conn.execute(select(segments.c.owner).where(segments.c.no == no)).scalar()
+    # No such segment: _checked_scope says so; the permission is still checked first (a viewer learns nothing more).
+    require(conn, user, "segment.export", owner=owner)
 
 
 def _prepared(
-    db: Database, no: str, group: str | None, progress: Progress | None
+    db: Database, no: str, group: str | None, progress: Progress | None, user: str
 ) -> tuple[ExportScope, Iterator[pd.DataFrame], _Layout]:
     minimum = minimum_segment_size(db)
     with db.read() as conn:
+        _require_export(conn, user, no)
         scope, source = _checked_scope(conn, no, group, minimum)
         fields = load_fields(conn)
     layout = _Layout.of(fields, group_column=source.group_column)
@@ -254,10 +275,15 @@ def _prepared(
 
 
 def export_rows(
-    db: Database, no: str, *, group: str | None = None, progress: Progress | None = None
+    db: Database,
+    no: str,
+    *,
+    group: str | None = None,
+    progress: Progress | None = None,
+    user: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The same rows one dict a row (None for empty), for callers that want rows."""
-    frames = export_frames(db, no, group=group, progress=progress)
+    frames = export_frames(db, no, group=group, progress=progress, user=user)
 
     def rows() -> Iterator[dict[str, Any]]:
         for frame in frames:
@@ -429,7 +455,13 @@ def _to_xlsx(frames: Iterator[pd.DataFrame], title: str, layout: _Layout) -> byt
 
 
 def export_members(
-    db: Database, no: str, fmt: str = "csv", *, group: str | None = None, progress: Progress | None = None
+    db: Database,
+    no: str,
+    fmt: str = "csv",
+    *,
+    group: str | None = None,
+    progress: Progress | None = None,
+    user: str | None = None,
 ) -> bytes:
     """The segment's members with their contact fields as a CSV or Excel file's bytes.
 
@@ -438,13 +470,27 @@ def export_members(
     group never goes out unless asked for by name. A segment that is not logged has no groups: None exports all
     its members, and any group is a UsageError. `export_scope(db, no, group)` tells the group, the row count and a
     file name naming the group (segment-S1-treated.csv) without writing anything. An Excel sheet is titled with
-    the group too."""
+    the group too.
+
+    `user` (default: the current user) exports their own segments as a marketer, anyone's as a manager; the
+    export writes one audit row (who, which segment, which group, how many rows), committed once the file is made."""
     fmt = (fmt or "").lower().lstrip(".")
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; use csv or xlsx")
-    scope, frames, layout = _prepared(db, no, group, progress)
+    user = _who(user)
+    scope, frames, layout = _prepared(db, no, group, progress, user)
     if fmt == "csv":
-        return _to_csv(frames, layout)
-    # Sheet titles cannot hold []:*?/\ ; segment numbers never do (letters, digits, - _ .).
-    title = f"Segment {no}" + (f" {scope.group}" if scope.group else "")
-    return _to_xlsx(frames, title, layout)
+        data = _to_csv(frames, layout)
+    else:
+        # Sheet titles cannot hold []:*?/\ ; segment numbers never do (letters, digits, - _ .).
+        title = f"Segment {no}" + (f" {scope.group}" if scope.group else "")
+        data = _to_xlsx(frames, title, layout)
+    with db.write() as conn:
+        # Checked again in the transaction that records it: the role may have changed while the file was made.
+        _require_export(conn, user, no)
+        record(
+            conn, user, "segment.export", f"segment {no}",
+            f"{plural(scope.count, 'row')} ({scope.label}) as {fmt}",
+            after=f"group {scope.group}" if scope.group else None,
+        )
+    return data

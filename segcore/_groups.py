@@ -21,6 +21,10 @@ from ._engine import ActionRequest, ActionResult, _now, apply_action, split_emai
 from ._errors import NotFoundError, RefusedError, UsageError
 from ._export import neutralise
 from ._models import Contact, KnownUserGroup, KnownUserGroupEmail, table_of
+from ._words import plural
+from .auth.audit import record
+from .auth.identity import current_user
+from .auth.roles import require
 from .imports.check import EMAIL_RE as _EMAIL_RE
 
 __all__ = [
@@ -240,34 +244,64 @@ def _add(conn: Connection, gid: int, values: str | Iterable[str]) -> GroupChange
     return GroupChange(len(new), len(valid) - len(new), invalid)
 
 
+def _who(user: str | None) -> str:
+    return user if user is not None else current_user()
+
+
+def _change_text(change: GroupChange) -> str:
+    invalid = f", {plural(len(change.invalid), 'invalid entry', 'invalid entries')} left out" if change.invalid else ""
+    return f"{plural(change.added, 'address', 'addresses')} added, {change.already_there:,} already there{invalid}"
+
+
 def create_group(
-    db: Database, name: str, *, description: str = "", emails: str | Iterable[str] = ()
+    db: Database,
+    name: str,
+    *,
+    description: str = "",
+    emails: str | Iterable[str] = (),
+    user: str | None = None,
 ) -> tuple[GroupInfo, GroupChange]:
-    """Create a group, with its first addresses, in one transaction."""
+    """Create a group, with its first addresses, in one transaction. `user` (default: the current user) needs the
+    marketer role once accounts exist."""
     name = _clean_name(name)
     if len(description) > 200:
         raise UsageError("the description is longer than 200 characters")
+    user = _who(user)
     with db.write() as conn:
+        require(conn, user, "group.edit")
         if conn.execute(select(groups.c.id).where(groups.c.name == name)).first() is not None:
             raise RefusedError(f"a known user group named {name!r} already exists")
         gid = conn.execute(
             insert(groups).values(name=name, description=description.strip(), created_at=_now()).returning(groups.c.id)
         ).scalar_one()
         change = _add(conn, int(gid), emails)
-        return _group(conn, name), change
+        info = _group(conn, name)
+        record(conn, user, "group.create", f"group {name}", f"group {name} created: {_change_text(change)}",
+               after=plural(info.address_count, "address", "addresses"))
+        return info, change
 
 
-def add_emails(db: Database, name: str, emails: str | Iterable[str]) -> GroupChange:
+def add_emails(db: Database, name: str, emails: str | Iterable[str], *, user: str | None = None) -> GroupChange:
     """Add addresses to a group; those it has already and entries that are not addresses are reported back."""
+    user = _who(user)
     with db.write() as conn:
-        return _add(conn, _group(conn, name).id, emails)
+        require(conn, user, "group.edit")
+        before = _group(conn, name)
+        change = _add(conn, before.id, emails)
+        record(conn, user, "group.add_emails", f"group {before.name}", _change_text(change),
+               before=plural(before.address_count, "address", "addresses"),
+               after=plural(before.address_count + change.added, "address", "addresses"))
+        return change
 
 
-def remove_emails(db: Database, name: str, emails: str | Iterable[str]) -> int:
+def remove_emails(db: Database, name: str, emails: str | Iterable[str], *, user: str | None = None) -> int:
     """Remove addresses from a group; returns how many were there."""
     valid, _ = parse_emails(emails)
+    user = _who(user)
     with db.write() as conn:
-        gid = _group(conn, name).id
+        require(conn, user, "group.edit")
+        before = _group(conn, name)
+        gid = before.id
         removed = 0
         # In slices: an IN list per statement stays under every driver's parameter limit.
         for i in range(0, len(valid), 5_000):
@@ -275,13 +309,27 @@ def remove_emails(db: Database, name: str, emails: str | Iterable[str]) -> int:
             removed += conn.execute(
                 delete(emails_t).where(emails_t.c.group_id == gid, emails_t.c.email.in_(part))
             ).rowcount
+        record(conn, user, "group.remove_emails", f"group {before.name}",
+               f"{plural(int(removed), 'address', 'addresses')} removed",
+               before=plural(before.address_count, "address", "addresses"),
+               after=plural(before.address_count - int(removed), "address", "addresses"))
         return int(removed)
 
 
-def update_group(db: Database, name: str, *, new_name: str | None = None, description: str | None = None) -> GroupInfo:
+def update_group(
+    db: Database,
+    name: str,
+    *,
+    new_name: str | None = None,
+    description: str | None = None,
+    user: str | None = None,
+) -> GroupInfo:
     """Rename a group or change its description."""
+    user = _who(user)
     with db.write() as conn:
-        gid = _group(conn, name).id
+        require(conn, user, "group.edit")
+        before = _group(conn, name)
+        gid = before.id
         values: dict[str, Any] = {}
         if new_name is not None and new_name.strip() != name.strip():
             values["name"] = _clean_name(new_name)
@@ -293,23 +341,38 @@ def update_group(db: Database, name: str, *, new_name: str | None = None, descri
             values["description"] = description.strip()
         if values:
             conn.execute(update(groups).where(groups.c.id == gid).values(**values))
-        return _group(conn, values.get("name", name))
+        after = _group(conn, values.get("name", name))
+        if values:
+            record(conn, user, "group.update", f"group {after.name}",
+                   f"group {before.name} renamed to {after.name}" if after.name != before.name
+                   else f"group {after.name} changed",
+                   before=f"{before.name}: {before.description!r}", after=f"{after.name}: {after.description!r}")
+        return after
 
 
-def delete_group(db: Database, name: str) -> None:
+def delete_group(db: Database, name: str, *, user: str | None = None) -> None:
     """Delete a group and its addresses (segments built from it keep their members)."""
+    user = _who(user)
     with db.write() as conn:
-        gid = _group(conn, name).id
+        require(conn, user, "group.edit")
+        before = _group(conn, name)
+        gid = before.id
         conn.execute(delete(emails_t).where(emails_t.c.group_id == gid))
         conn.execute(delete(groups).where(groups.c.id == gid))
+        record(conn, user, "group.delete", f"group {before.name}", f"group {before.name} deleted",
+               before=plural(before.address_count, "address", "addresses"))
 
 
 # --------------------------------------------------------------------------------------------------- using
 
 
-def export_group_csv(db: Database, name: str) -> bytes:
+def export_group_csv(db: Database, name: str, *, user: str | None = None) -> bytes:
     """The group as CSV (UTF-8 with BOM, for Excel): email, matched, contact_no, name; formula-looking cells
-    neutralised so a spreadsheet never evaluates them."""
+    neutralised so a spreadsheet never evaluates them. `user` (default: the current user) needs the marketer role
+    (segment.export) once accounts exist; the export writes one audit row with its row count."""
+    user = _who(user)
+    with db.read() as conn:
+        require(conn, user, "segment.export")  # groups have no owner: any exporter may export any group
     rows, total = group_addresses(db, name, limit=10_000)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -325,6 +388,9 @@ def export_group_csv(db: Database, name: str) -> bytes:
         if offset >= total or not rows:
             break
         rows, total = group_addresses(db, name, limit=10_000, offset=offset)
+    with db.write() as conn:
+        require(conn, user, "segment.export")
+        record(conn, user, "group.export", f"group {name.strip()}", f"{plural(offset, 'row')} as csv")
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 

@@ -57,6 +57,8 @@ from ._models import (
 from ._settings import read_setting
 from ._snapshot import bump_data_version
 from ._words import plural
+from .auth.audit import record
+from .auth.roles import four_eyes_refusal, require
 
 __all__ = [
     "CAMPAIGN_STATUSES",
@@ -235,6 +237,13 @@ def _check_campaign_values(
         raise UsageError(f"campaign status {status!r} is not valid; use one of {', '.join(CAMPAIGN_STATUSES)}")
 
 
+def _campaign_text(info: CampaignInfo) -> str:
+    """A campaign in a few words, for audit rows."""
+    start = info.start_date.isoformat() if info.start_date else "-"
+    end = info.end_date.isoformat() if info.end_date else "-"
+    return f"description {info.description!r}, {start} to {end}, {info.status}"
+
+
 def create_campaign(
     db: Database,
     no: str,
@@ -243,8 +252,10 @@ def create_campaign(
     start_date: dt.date | str | None = None,
     end_date: dt.date | str | None = None,
     status: str = "planned",
+    user: str | None = None,
 ) -> CampaignInfo:
-    """Create a campaign; its number follows the segment number rules."""
+    """Create a campaign; its number follows the segment number rules. `user` (default: the current user) needs
+    the manager role once accounts exist."""
     no = (no or "").strip()
     if not _SEGMENT_NO.match(no):
         raise UsageError(
@@ -255,7 +266,9 @@ def create_campaign(
     start, end = _as_date(start_date, "start date"), _as_date(end_date, "end date")
     status = (status or "planned").strip().lower()
     _check_campaign_values(description, start, end, status)
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "campaign.edit")
         if conn.execute(select(campaigns.c.no).where(campaigns.c.no == no)).first() is not None:
             raise RefusedError(f"campaign {no} already exists")
         try:
@@ -268,7 +281,9 @@ def create_campaign(
         except IntegrityError:
             # Another writer created the same number between our check and our insert.
             raise RefusedError(f"campaign {no} already exists") from None
-        return _campaign(conn, no)
+        info = _campaign(conn, no)
+        record(conn, user, "campaign.create", f"campaign {no}", f"campaign {no} created", after=_campaign_text(info))
+        return info
 
 
 def update_campaign(
@@ -279,12 +294,17 @@ def update_campaign(
     start_date: dt.date | str | None = None,
     end_date: dt.date | str | None = None,
     status: str | None = None,
+    user: str | None = None,
 ) -> CampaignInfo:
-    """Change a campaign; None leaves a field as it is, an empty text clears a date."""
+    """Change a campaign; None leaves a field as it is, an empty text clears a date. `user` (default: the current
+    user) needs the manager role once accounts exist."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "campaign.edit")
         row = conn.execute(select(campaigns).where(campaigns.c.no == no).with_for_update()).first()
         if row is None:
             raise NotFoundError(f"no campaign {no!r}")
+        before = _campaign(conn, no)
         values: dict[str, Any] = {}
         if description is not None:
             values["description"] = description.strip()
@@ -302,7 +322,11 @@ def update_campaign(
         )
         if values:
             conn.execute(update(campaigns).where(campaigns.c.no == no).values(**values))
-        return _campaign(conn, no)
+        info = _campaign(conn, no)
+        if values:
+            record(conn, user, "campaign.update", f"campaign {no}", f"campaign {no} changed",
+                   before=_campaign_text(before), after=_campaign_text(info))
+        return info
 
 
 def get_campaign(db: Database, no: str) -> CampaignInfo:
@@ -318,9 +342,12 @@ def list_campaigns(db: Database) -> list[CampaignInfo]:
     return [_campaign_info(r) for r in rows]
 
 
-def delete_campaign(db: Database, no: str) -> None:
-    """Delete a campaign that no segment and no logged segment refers to."""
+def delete_campaign(db: Database, no: str, *, user: str | None = None) -> None:
+    """Delete a campaign that no segment and no logged segment refers to. `user` (default: the current user) needs
+    the manager role once accounts exist."""
+    user = user if user is not None else current_user()
     with db.write() as conn:
+        require(conn, user, "campaign.edit")
         # The row lock makes a concurrent "create segment in this campaign" wait for us (its FK check locks it).
         row = conn.execute(select(campaigns.c.no).where(campaigns.c.no == no).with_for_update()).first()
         if row is None:
@@ -332,6 +359,7 @@ def delete_campaign(db: Database, no: str) -> None:
                 f"{plural(info.logged_count, 'logged segment')}: it cannot be deleted"
             )
         conn.execute(delete(campaigns).where(campaigns.c.no == no))
+        record(conn, user, "campaign.delete", f"campaign {no}", f"campaign {no} deleted", before=_campaign_text(info))
 
 
 # --------------------------------------------------------------------------------------------------- review
@@ -355,6 +383,15 @@ _HINTS: dict[tuple[str, str], str] = {
     ("reject", "draft"): "submit it first",
     ("reject", "rejected"): "it is rejected already",
     ("reject", "approved"): "it is approved already: withdraw it to draft to change it",
+}
+
+
+# The permission each transition needs; withdrawing is the submitter's (or a manager's) undoing of a submit.
+_TRANSITION_PERMISSIONS = {
+    "submit": "segment.submit",
+    "withdraw": "segment.submit",
+    "approve": "segment.approve",
+    "reject": "segment.reject",
 }
 
 
@@ -413,8 +450,11 @@ def _transition(
     sources, target = _TRANSITIONS[transition]
     with db.write() as conn:
         row = _locked(conn, no, expected_version)
+        require(conn, user, _TRANSITION_PERMISSIONS[transition], owner=row.owner)
         if row.status not in sources:
             raise _transition_refused(no, transition, row.status)
+        if transition == "approve" and (why := four_eyes_refusal(conn, row.id, user)):
+            raise RefusedError(why)
         if transition == "submit":
             if not (row.description or "").strip():
                 raise RefusedError(f"segment {no} needs a description before it is submitted")
@@ -426,6 +466,7 @@ def _transition(
             values["approved_head_seq"] = row.head_seq
         _set_header(conn, row, **values)
         _add_event(conn, row.id, row.status, target, user=user, comment=comment)
+        record(conn, user, f"segment.{transition}", f"segment {no}", comment or "", before=row.status, after=target)
         return _info(conn, _segment_row(conn, no))
 
 
@@ -645,6 +686,7 @@ def log_segment(
         seed = secrets.randbelow(MAX_HOLDOUT_SEED + 1)
     with db.write() as conn:
         row = _locked(conn, no, expected_version)
+        require(conn, user, "segment.log", owner=row.owner)
         refusal = _log_refusal(conn, row)
         if refusal:
             raise RefusedError(refusal)
@@ -720,7 +762,14 @@ def log_segment(
                 n_holdout=n_holdout,
             )
             conn.execute(update(logged).where(logged.c.id == logged_id).values(follow_up_segment_id=fu_id))
-        return _logged(conn, no)
+        info = _logged(conn, no)
+        follow = f", follow-up {info.follow_up_segment_no}" if info.follow_up_segment_no else ""
+        record(
+            conn, user, "segment.log", f"segment {no}",
+            f"logged as {code} on {day.isoformat()}: {plural(contacted, 'interaction')}{held}{follow}",
+            before=row.status, after="logged",
+        )
+        return info
 
 
 def cancel_logged(db: Database, no: str, *, user: str | None = None) -> LoggedInfo:
@@ -728,6 +777,7 @@ def cancel_logged(db: Database, no: str, *, user: str | None = None) -> LoggedIn
     user = user if user is not None else current_user()
     with db.write() as conn:
         row = _segment_row(conn, no, lock=True)
+        require(conn, user, "segment.cancel_log", owner=row.owner)
         rec = conn.execute(select(logged).where(logged.c.segment_id == row.id)).first()
         if rec is None:
             raise RefusedError(f"segment {no} is {row.status}, not logged: there is no log to cancel")
@@ -745,6 +795,11 @@ def cancel_logged(db: Database, no: str, *, user: str | None = None) -> LoggedIn
             comment=f"log cancelled: {plural(n, 'interaction')} marked cancelled",
         )
         bump_data_version(conn)
+        record(
+            conn, user, "segment.cancel_log", f"segment {no}",
+            f"log of segment {no} cancelled: {plural(n, 'interaction')} marked cancelled",
+            before="log active", after="log cancelled",
+        )
         return _logged(conn, no)
 
 

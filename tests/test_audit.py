@@ -11,30 +11,49 @@ from sqlalchemy import func, select
 
 from segcore import (
     ActionRequest,
+    add_emails,
     add_user,
     apply_action,
+    approve_segment,
+    cancel_logged,
     copy_segment,
+    create_campaign,
     create_dynamic,
+    create_group,
     create_segment,
+    delete_campaign,
     delete_custom_field,
     delete_dynamic,
+    delete_group,
     delete_segment,
+    export_group_csv,
+    export_members,
     freeze_dynamic,
+    get_segment,
     import_contacts,
+    list_campaigns,
+    list_groups,
+    log_segment,
     redo,
     refresh_dynamic,
+    reject_segment,
+    remove_emails,
     rename_custom_field,
     retype_custom_field,
     reuse_criteria,
     save_criteria,
     set_preference,
     set_settings,
+    submit_segment,
     undo,
+    update_campaign,
     update_dynamic,
+    update_group,
     update_segment,
+    withdraw_segment,
 )
 from segcore._db import Database
-from segcore._errors import NotFoundError
+from segcore._errors import NotFoundError, RefusedError
 from segcore._filter_text import parse_text
 from segcore._models import AuditEntry, table_of
 from segcore.auth import audit_rows, record
@@ -205,3 +224,130 @@ def test_nothing_in_segcore_updates_or_deletes_an_audit_row() -> None:
         text = (SEGCORE / name).read_text(encoding="utf-8")
         assert not re.search(r"\b(update|delete)\(\s*audit_t", text)
         assert ".update(" not in text and ".delete(" not in text
+
+
+# ----------------------------------------------------------------------------------- review, logs, exports, groups
+
+
+def spring(db: Database) -> None:
+    population(db)
+    set_settings(db, {"minimum_segment_size": 1}, user="ada")
+    create_segment(db, "S", description="Spring", user="mark")
+    apply_action(db, "S", ADD_FR, user="mark")
+
+
+def test_review_transitions_are_audited_with_the_status_before_and_after(db: Database) -> None:
+    spring(db)
+    submit_segment(db, "S", user="mark", comment="please")
+    reject_segment(db, "S", comment="too wide", user="max")
+    withdraw_segment(db, "S", user="mark")
+    submit_segment(db, "S", user="mark")
+    approve_segment(db, "S", user="max")
+    review = [r for r in trail(db, object="segment S") if r[1] not in ("segment.create", "segment.apply")]
+    assert review == [
+        ("mark", "segment.submit", "segment S", "please", "draft", "submitted"),
+        ("max", "segment.reject", "segment S", "too wide", "submitted", "rejected"),
+        ("mark", "segment.withdraw", "segment S", "", "rejected", "draft"),
+        ("mark", "segment.submit", "segment S", "", "draft", "submitted"),
+        ("max", "segment.approve", "segment S", "", "submitted", "approved"),
+    ]
+
+
+def test_logging_cancelling_and_exporting_are_audited(db: Database) -> None:
+    spring(db)
+    log_segment(db, "S", template="email", date="2026-03-01", user="max", follow_up=True)
+    export_members(db, "S", "csv", user="mark")
+    export_members(db, "S", "xlsx", group="all", user="max")
+    cancel_logged(db, "S", user="max")
+    rows = [r for r in trail(db, object="segment S") if r[1] not in ("segment.create", "segment.apply")]
+    assert rows == [
+        ("max", "segment.log", "segment S", "logged as EMAIL on 2026-03-01: 2 interactions, follow-up S-FU",
+         "draft", "logged"),
+        ("mark", "segment.export", "segment S", "2 rows (contacted members only) as csv", None, "group treated"),
+        ("max", "segment.export", "segment S", "2 rows (all with a group column) as xlsx", None, "group all"),
+        ("max", "segment.cancel_log", "segment S", "log of segment S cancelled: 2 interactions marked cancelled",
+         "log active", "log cancelled"),
+    ]
+
+
+def test_a_refused_export_or_log_leaves_no_audit_row(db: Database) -> None:
+    spring(db)
+    set_settings(db, {"minimum_segment_size": 5}, user="ada")
+    before = count(db)
+    with pytest.raises(RefusedError, match="fewer than the minimum"):
+        export_members(db, "S", user="mark")
+    with pytest.raises(RefusedError, match="fewer than the minimum"):
+        log_segment(db, "S", template="EMAIL", user="max")
+    assert count(db) == before
+
+
+def test_campaigns_are_audited(db: Database) -> None:
+    create_campaign(db, "C1", description="Spring", start_date="2026-03-01", user="max")
+    update_campaign(db, "C1", status="active", user="max")
+    update_campaign(db, "C1", user="max")  # nothing changes: nothing to record
+    delete_campaign(db, "C1", user="ada")
+    assert trail(db, kind="campaign") == [
+        ("max", "campaign.create", "campaign C1", "campaign C1 created", None,
+         "description 'Spring', 2026-03-01 to -, planned"),
+        ("max", "campaign.update", "campaign C1", "campaign C1 changed", "description 'Spring', 2026-03-01 to -, planned",
+         "description 'Spring', 2026-03-01 to -, active"),
+        ("ada", "campaign.delete", "campaign C1", "campaign C1 deleted", "description 'Spring', 2026-03-01 to -, active",
+         None),
+    ]
+
+
+def test_group_changes_and_exports_are_audited(db: Database) -> None:
+    population(db)
+    create_group(db, "VIP", emails="a@example.org, b@example.org nonsense", user="mark")
+    add_emails(db, "VIP", "b@example.org c@example.org", user="mark")
+    remove_emails(db, "VIP", "a@example.org", user="mark")
+    update_group(db, "VIP", new_name="Gold", user="max")
+    export_group_csv(db, "Gold", user="mark")
+    delete_group(db, "Gold", user="max")
+    assert trail(db, kind="group") == [
+        ("mark", "group.create", "group VIP", "group VIP created: 2 addresses added, 0 already there, 1 invalid entry "
+         "left out", None, "2 addresses"),
+        ("mark", "group.add_emails", "group VIP", "1 address added, 1 already there", "2 addresses", "3 addresses"),
+        ("mark", "group.remove_emails", "group VIP", "1 address removed", "3 addresses", "2 addresses"),
+        ("max", "group.update", "group Gold", "group VIP renamed to Gold", "VIP: ''", "Gold: ''"),
+        ("mark", "group.export", "group Gold", "2 rows as csv", None, None),
+        ("max", "group.delete", "group Gold", "group Gold deleted", "2 addresses", None),
+    ]
+
+
+def _failing_after_record(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """The module's `record` writes its row, then the change fails: the transaction must take both back."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    real = mod.record
+
+    def record_then_fail(conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real(conn, *args, **kwargs)
+        raise RuntimeError("the change fails after its audit row")
+
+    monkeypatch.setattr(mod, "record", record_then_fail)
+
+
+@pytest.mark.parametrize("what", ["submit", "log", "export", "group", "campaign"])
+def test_a_lifecycle_export_or_group_change_that_rolls_back_leaves_no_audit_row(
+    db: Database, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    spring(db)
+    before = count(db)
+    module, call, unchanged = {
+        "submit": ("segcore._lifecycle", lambda: submit_segment(db, "S", user="mark"),
+                   lambda: get_segment(db, "S").status == "draft"),
+        "log": ("segcore._lifecycle", lambda: log_segment(db, "S", template="EMAIL", user="max"),
+                lambda: get_segment(db, "S").status == "draft"),
+        "export": ("segcore._export", lambda: export_members(db, "S", user="mark"), lambda: True),
+        "group": ("segcore._groups", lambda: create_group(db, "VIP", emails="a@example.org", user="mark"),
+                  lambda: list_groups(db) == []),
+        "campaign": ("segcore._lifecycle", lambda: create_campaign(db, "C1", user="max"),
+                     lambda: list_campaigns(db) == []),
+    }[what]
+    _failing_after_record(monkeypatch, module)
+    with pytest.raises(RuntimeError, match="fails after its audit row"):
+        call()
+    assert count(db) == before
+    assert unchanged()
