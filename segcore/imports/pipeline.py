@@ -850,7 +850,8 @@ def validate_contacts(
     return import_contacts(db, source, progress=progress, dry_run=True, **options)
 
 
-def import_interactions(
+def _import_records(
+    kind: str,
     db: Database,
     source: Any,
     *,
@@ -863,20 +864,18 @@ def import_interactions(
     dry_run: bool = False,
     user: str | None = None,
 ) -> ImportReport:
-    """Append interactions to the log from a CSV or Excel file; strict: any error -> nothing written."""
+    """Interactions and outcomes: records about stored contacts, so a file never adds a field (new_fields skip)."""
     if progress:
         progress(0, 1, "reading")
     plan = plan_import(
-        db,
-        source,
-        "interactions",
-        mapping=mapping,
-        overrides=overrides,
-        new_fields="skip",
-        date_format=date_format,
-        sheet=sheet,
+        db, source, kind, mapping=mapping, overrides=overrides, new_fields="skip", date_format=date_format, sheet=sheet
     )
     return run_import(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
+
+
+def import_interactions(db: Database, source: Any, **options: Any) -> ImportReport:
+    """Append interactions to the log from a CSV or Excel file; strict: any error -> nothing written."""
+    return _import_records("interactions", db, source, **options)
 
 
 def validate_interactions(
@@ -886,33 +885,9 @@ def validate_interactions(
     return import_interactions(db, source, progress=progress, dry_run=True, **options)
 
 
-def import_outcomes(
-    db: Database,
-    source: Any,
-    *,
-    strict: bool = False,
-    progress: Progress | None = None,
-    mapping: Any = None,
-    overrides: Map[str, str] | None = None,
-    date_format: str = "auto",
-    sheet: str | int | None = None,
-    dry_run: bool = False,
-    user: str | None = None,
-) -> ImportReport:
+def import_outcomes(db: Database, source: Any, **options: Any) -> ImportReport:
     """Add outcomes (orders, sign-ups ...) from a CSV or Excel file; a stored (kind, reference) is updated, not added."""
-    if progress:
-        progress(0, 1, "reading")
-    plan = plan_import(
-        db,
-        source,
-        "outcomes",
-        mapping=mapping,
-        overrides=overrides,
-        new_fields="skip",
-        date_format=date_format,
-        sheet=sheet,
-    )
-    return run_import(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
+    return _import_records("outcomes", db, source, **options)
 
 
 def validate_outcomes(
