@@ -152,14 +152,6 @@ from ._lifecycle import (
 # per-user preferences (the Add's default contact type, the date order of typed dates)
 from ._preferences import PREFERENCES, PreferenceSpec, get_preference, preferences_of, set_preference
 
-# previews and chart distributions (fast path)
-from ._preview import (
-    StepPreview,
-    all_distributions,
-    preview_step,
-    segment_distributions,
-)
-
 # overlap, composition and drift for reviewers
 from ._review import (
     MAX_OVERLAP_SEGMENTS,
@@ -209,6 +201,14 @@ from .auth import (
     reset_password,
     set_role,
     sign_in,
+)
+
+# previews and chart distributions (fast path)
+from .evaluation import (
+    StepPreview,
+    all_distributions,
+    preview_step,
+    segment_distributions,
 )
 
 # fields: the registry of built-in and custom fields

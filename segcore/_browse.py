@@ -18,7 +18,6 @@ from sqlalchemy import Connection, func, select
 from ._dates import age_on
 from ._db import Database
 from ._errors import FilterError, NotFoundError
-from ._filter_sql import compile_filter
 from ._filter_tree import Node
 from ._fold import fold, folded, in_code_point_order
 from ._models import (
@@ -34,6 +33,7 @@ from ._models import (
 from ._settings import read_setting
 from ._snapshot import data_version
 from ._stats import UNKNOWN, _bucket_expr
+from .evaluation import evaluator_for
 from .fields import LIST_FIELDS, load_fields
 
 __all__ = [
@@ -270,11 +270,7 @@ def excluded_count(db: Database, node: Node, *, today: dt.date | None = None) ->
 
     An Add (without "ignore exclusion") leaves them out, so they are the gap between a value's count in the Builder
     ("FR (4,339)", every contact) and the preview's match count ("4,265 match")."""
-    with db.read() as conn:
-        where = compile_filter(node, today=today or dt.date.today(), fields=load_fields(conn))
-        flagged = contacts.c.exclude_from_segments.is_(True)
-        stmt = select(func.count()).select_from(contacts).where(flagged, where)
-        return int(conn.execute(stmt).scalar_one())
+    return evaluator_for(db).count(node, today=today or dt.date.today()).excluded
 
 
 def contact_detail(db: Database, contact_no: str, *, today: dt.date | None = None, max_interactions: int = 200) -> ContactDetail:

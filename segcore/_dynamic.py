@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -32,17 +31,14 @@ from ._engine import (
     current_user,
 )
 from ._errors import NotFoundError, RefusedError, UsageError
-from ._fast_eval import evaluate
 from ._filter_describe import describe
-from ._filter_sql import compile_filter
 from ._filter_text import to_text
 from ._filter_tree import EMPTY, Node, from_json, to_json, validate
 from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
-from ._settings import read_setting
-from ._snapshot import load_snapshot
 from ._words import plural
 from .auth.audit import record
 from .auth.roles import require
+from .evaluation import evaluator_for
 from .fields import FieldRegistry, fields_of, load_fields
 
 __all__ = [
@@ -233,25 +229,11 @@ def delete_dynamic(db: Database, no: str, *, user: str | None = None) -> None:
 def count_filter(db: Database, node: Node, *, today: dt.date | None = None, backend: str | None = None) -> tuple[int, int]:
     """(contacts the filter puts in a dynamic segment, all contacts), computed now without writing.
 
-    In memory when the snapshot fits (setting `preview_memory_max_contacts`), in SQL otherwise; `backend` forces
-    one ("memory" or "sql") for tests. Contacts flagged "exclude from segments" are left out of the count."""
-    fields = fields_of(db)
-    node = _checked_filter(node, fields)
-    today = today or dt.date.today()
-    if backend != "sql":
-        with db.read() as conn:
-            limit = read_setting(conn, "preview_memory_max_contacts")
-        snap = load_snapshot(db, wait=True) if backend == "memory" else load_snapshot(db, max_contacts=limit)
-        if snap is not None:
-            mask = evaluate(node, snap, today=today) & ~snap.excluded
-            return int(np.count_nonzero(mask)), int(snap.n)
-    with db.read() as conn:
-        cond = sa.and_(
-            compile_filter(node, today=today, fields=fields), contacts.c.exclude_from_segments.is_(False)
-        )
-        n = conn.execute(select(func.count()).select_from(contacts).where(cond)).scalar_one()
-        total = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
-    return int(n), int(total)
+    The evaluation seam picks the backend (in memory when the snapshot fits, else SQL); `backend` forces one by
+    name for tests. Contacts flagged "exclude from segments" are left out of the count."""
+    node = _checked_filter(node, fields_of(db))
+    counted = evaluator_for(db, backend=backend).count(node, today=today or dt.date.today())
+    return counted.matched, counted.total
 
 
 def dynamic_count(db: Database, no: str, *, today: dt.date | None = None) -> tuple[int, int]:

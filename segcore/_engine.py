@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, literal, select, update
+from sqlalchemy import Connection, Select, delete, exists, func, insert, literal, select, update
 
 from ._db import Database
 from ._errors import ConflictError, NotFoundError, RefusedError, UsageError
-from ._filter_describe import describe
-from ._filter_sql import compile_filter
-from ._filter_tree import Node, from_json, to_json
+from ._filter_tree import to_json
 from ._models import (
     ActionDelta,
     Campaign,
     Contact,
     LoggedSegment,
-    LoggedSegmentMember,
     SavedCriteria,
     Segment,
     SegmentAction,
@@ -37,15 +33,29 @@ from ._models import (
     SegmentStatusEvent,
     table_of,
 )
+from ._segment_rows import member_ids_of as _member_ids_of
+from ._segment_rows import segment_row as _segment_row
+from ._steps import (
+    ACTION_KINDS,
+    CONTACT_TYPES,
+    KIND_LABELS,
+    MAX_MANUAL_VALUES,
+    ActionOptions,
+    ActionRequest,
+    Preview,
+)
 from ._words import plural
 from .auth.audit import record
 from .auth.identity import current_user
 from .auth.roles import require
-from .fields import FieldRegistry, load_fields
+from .evaluation import StepSets, evaluator_for, step_sets
+from .evaluation.sql import SqlEvaluator
+from .fields import load_fields
 
 __all__ = [
     "ACTION_KINDS",
     "CONTACT_TYPES",
+    "MAX_MANUAL_VALUES",
     "ActionOptions",
     "ActionRequest",
     "ActionResult",
@@ -82,25 +92,11 @@ actions = table_of(SegmentAction)
 deltas = table_of(ActionDelta)
 segments = table_of(Segment)
 
-ACTION_KINDS = ("add", "refine", "reduce", "add_contacts", "remove_contacts", "add_emails", "reuse_segment")
-# Which kinds put members in, and which take them out; every kind does exactly one of the two.
-_ADDING = frozenset({"add", "add_contacts", "add_emails", "reuse_segment"})
-_FILTER_KINDS = frozenset({"add", "refine", "reduce"})
-_KIND_LABELS = {
-    "add": "Add",
-    "refine": "Refine",
-    "reduce": "Reduce",
-    "add_contacts": "Add contacts",
-    "remove_contacts": "Remove contacts",
-    "add_emails": "Add e-mails",
-    "reuse_segment": "Reuse segment",
-}
 _EDITABLE_STATUSES = ("draft", "submitted", "approved", "rejected")
 # Statuses a change of members or header sends back to draft (the review must start again).
 REVIEWED_STATUSES = ("submitted", "approved", "rejected")
 _SEGMENT_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,29}$")
 _EMAIL_SPLIT = re.compile(r"[\s,;]+")
-MAX_MANUAL_VALUES = 1_000_000
 
 
 def _now() -> dt.datetime:
@@ -108,132 +104,6 @@ def _now() -> dt.datetime:
 
 
 # --------------------------------------------------------------------------------------------------- values
-
-
-CONTACT_TYPES = ("person", "company")
-# How a step sentence names the Add's contact-type restriction.
-_CONTACT_TYPE_TEXT = {"person": "persons only", "company": "companies only"}
-
-
-@dataclass(frozen=True)
-class ActionOptions:
-    """The options of Add (contact type, expand/related companies, ignore exclusion) and of Refine/Reduce (entire
-    companies).
-
-    `contact_type` ("person", "company" or None for both) restricts the contacts C an Add's filter matches to that
-    type *before* expand / related companies apply, so None keeps Business Central's semantics exactly and "person"
-    with related companies still brings each matched person's company."""
-
-    expand_companies: bool = False
-    related_companies: bool = False
-    ignore_exclusion: bool = False
-    entire_companies: bool = False
-    contact_type: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.contact_type is not None and self.contact_type not in CONTACT_TYPES:
-            raise UsageError(f"contact type {self.contact_type!r} is not valid; use person, company or none (both)")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ActionOptions:
-        data = data or {}
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UsageError(f"unknown action option: {', '.join(sorted(unknown))}")
-        flags = {k: bool(v) for k, v in data.items() if k != "contact_type"}
-        kind = data.get("contact_type") or None
-        if kind is not None and not isinstance(kind, str):
-            raise UsageError(f"contact type {kind!r} is not valid; use person, company or none (both)")
-        return cls(**flags, contact_type=kind.lower() if kind else None)
-
-    def describe(self) -> list[str]:
-        """The options as the step sentence names them: "persons only", "expand companies"…"""
-        first = [_CONTACT_TYPE_TEXT[self.contact_type]] if self.contact_type else []
-        return first + [k.replace("_", " ") for k in self.as_dict() if k != "contact_type"]
-
-
-@dataclass(frozen=True)
-class ActionRequest:
-    """A pending step: what to do, with which filter, options and inputs."""
-
-    kind: str
-    filter: Node | None = None
-    options: ActionOptions = field(default_factory=ActionOptions)
-    contact_nos: tuple[str, ...] = ()
-    emails: tuple[str, ...] = ()
-    source_segment_no: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ACTION_KINDS:
-            raise UsageError(f"unknown action {self.kind!r}; use one of {', '.join(ACTION_KINDS)}")
-        if self.kind in _FILTER_KINDS and self.filter is None:
-            raise UsageError(f"{_KIND_LABELS[self.kind]} needs a filter")
-        add_only = ("expand_companies", "related_companies", "ignore_exclusion")
-        if self.kind not in ("add", "add_contacts", "add_emails") and any(getattr(self.options, o) for o in add_only):
-            raise UsageError(f"{_KIND_LABELS[self.kind]} takes no expand/related/ignore-exclusion option")
-        if self.options.entire_companies and self.kind not in ("refine", "reduce"):
-            raise UsageError("the entire-companies option is for Refine and Reduce")
-        if self.options.contact_type is not None and self.kind != "add":
-            raise UsageError("persons only / companies only is an option of Add")
-        if self.kind in ("add_contacts", "remove_contacts") and not self.contact_nos:
-            raise UsageError(f"{_KIND_LABELS[self.kind]} needs at least one contact number")
-        if self.kind == "add_emails" and not self.emails:
-            raise UsageError("Add e-mails needs at least one address")
-        if self.kind == "reuse_segment" and not self.source_segment_no:
-            raise UsageError("Reuse segment needs the number of the segment to reuse")
-        if len(self.contact_nos) > MAX_MANUAL_VALUES or len(self.emails) > MAX_MANUAL_VALUES:
-            raise UsageError(f"at most {MAX_MANUAL_VALUES:,} values in one action")
-
-    @property
-    def adds(self) -> bool:
-        return self.kind in _ADDING
-
-    def payload(self) -> dict[str, Any] | None:
-        if self.contact_nos:
-            return {"contact_nos": list(self.contact_nos)}
-        if self.emails:
-            return {"emails": list(self.emails)}
-        if self.source_segment_no:
-            return {"source_segment_no": self.source_segment_no}
-        return None
-
-    def to_step(self) -> dict[str, Any]:
-        """The JSON form stored by Save criteria."""
-        step: dict[str, Any] = {"kind": self.kind, "options": self.options.as_dict()}
-        if self.filter is not None:
-            step["filter"] = to_json(self.filter)
-        if self.payload():
-            step["payload"] = self.payload()
-        return step
-
-    @classmethod
-    def from_step(cls, step: dict[str, Any], fields: FieldRegistry | None = None) -> ActionRequest:
-        payload = step.get("payload") or {}
-        flt = step.get("filter")
-        return cls(
-            kind=step["kind"],
-            filter=from_json(flt, fields) if flt is not None else None,
-            options=ActionOptions.from_dict(step.get("options")),
-            contact_nos=tuple(payload.get("contact_nos", ())),
-            emails=tuple(payload.get("emails", ())),
-            source_segment_no=payload.get("source_segment_no"),
-        )
-
-    def describe(self, fields: FieldRegistry | None = None) -> str:
-        if self.filter is not None:
-            text = describe(self.filter, fields)
-        elif self.contact_nos:
-            shown = ", ".join(self.contact_nos[:5]) + (" …" if len(self.contact_nos) > 5 else "")
-            text = f"{plural(len(self.contact_nos), 'named contact')}: {shown}"
-        elif self.emails:
-            text = plural(len(self.emails), "e-mail address", "e-mail addresses")
-        else:
-            text = f"members of segment {self.source_segment_no} (the contacted ones, when it was logged with a control group)"
-        opts = self.options.describe()
-        return text + (f" [{', '.join(opts)}]" if opts else "")
 
 
 @dataclass(frozen=True)
@@ -265,30 +135,6 @@ class SegmentInfo:
     @property
     def read_only(self) -> bool:
         return self.status == "logged"
-
-
-@dataclass(frozen=True)
-class Preview:
-    """What an action would do, computed without writing anything."""
-
-    kind: str
-    size_before: int
-    size_after: int
-    matched: int
-    added: int
-    removed: int
-    unmatched: tuple[str, ...] = ()
-    skipped_excluded: int = 0
-
-    @classmethod
-    def of(
-        cls, request: ActionRequest, size_before: int, matched: int, changed: int,
-        unmatched: tuple[str, ...] = (), skipped_excluded: int = 0,
-    ) -> Preview:
-        """The counts of `request` on a segment of `size_before` members, `changed` of them added or removed."""
-        added, removed = (changed, 0) if request.adds else (0, changed)
-        return cls(request.kind, size_before, size_before + added - removed, matched, added, removed, unmatched,
-                   skipped_excluded)
 
 
 @dataclass(frozen=True)
@@ -358,22 +204,11 @@ def split_emails(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-_values_meta = sa.MetaData()
-# Per-connection scratch table for long value lists (10,000+ e-mails): binding them one by one in an IN list
-# would hit parameter limits, so they are inserted as rows and joined.
-_input_values = sa.Table(
-    "segcore_input_values",
-    _values_meta,
-    sa.Column("v", sa.String(254), primary_key=True),
-    prefixes=["TEMPORARY"],
-)
-
-
 # Per-connection scratch table holding the contacts a step matched: the filter is evaluated once, and the count,
 # the inserts and the deletes then read a small indexed table instead of scanning the contacts again.
 _matched_ids = sa.Table(
     "segcore_matched_ids",
-    _values_meta,
+    sa.MetaData(),
     sa.Column("id", sa.Integer, primary_key=True),
     prefixes=["TEMPORARY"],
 )
@@ -384,25 +219,6 @@ def _materialize(conn: Connection, stmt: Select[Any]) -> tuple[sa.Table, int]:
     conn.execute(delete(_matched_ids))
     n = conn.execute(insert(_matched_ids).from_select(["id"], stmt)).rowcount
     return _matched_ids, int(n)
-
-
-def _load_values(conn: Connection, values: Iterable[str]) -> sa.Table:
-    _input_values.create(conn, checkfirst=True)
-    conn.execute(delete(_input_values))
-    rows = [{"v": v} for v in dict.fromkeys(values)]
-    if rows:
-        conn.execute(insert(_input_values), rows)
-    return _input_values
-
-
-def _segment_row(conn: Connection, no: str, *, lock: bool = False) -> sa.Row[Any]:
-    stmt = select(segments).where(segments.c.no == no)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
-    if row is None:
-        raise NotFoundError(f"no segment {no!r}")
-    return row
 
 
 def _info(conn: Connection, row: sa.Row[Any]) -> SegmentInfo:
@@ -422,160 +238,6 @@ def _info(conn: Connection, row: sa.Row[Any]) -> SegmentInfo:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _member_ids_of(segment_id: int) -> Select[Any]:
-    return select(members.c.contact_id).where(members.c.segment_id == segment_id)
-
-
-def _org_grown(ids: Select[Any]) -> Select[Any]:
-    """Every contact of the companies that `ids` touch, plus `ids` themselves (a contact with no company stands alone)."""
-    orgs = select(contacts.c.org_id).where(contacts.c.id.in_(ids), contacts.c.org_id.is_not(None))
-    return select(contacts.c.id).where(sa.or_(contacts.c.id.in_(ids), contacts.c.org_id.in_(orgs)))
-
-
-def _matched_set(
-    conn: Connection,
-    request: ActionRequest,
-    *,
-    today: dt.date | None,
-    exclusion: bool = True,
-    segment_id: int | None = None,
-) -> tuple[Select[Any], tuple[str, ...]]:
-    """The contacts C' the action works with, as a SELECT of contact ids, and the inputs nothing matched.
-
-    For Refine and Reduce, C' is taken among the members of `segment_id` (only they can leave), unless entire
-    companies are asked for: then a non-member colleague's match counts too. `exclusion=False` leaves flagged
-    contacts in (to count how many the exclusion skipped)."""
-    unmatched: tuple[str, ...] = ()
-    opts = request.options
-    if request.kind in ("refine", "reduce") and segment_id is not None and not opts.entire_companies:
-        assert request.filter is not None
-        scoped = (
-            select(members.c.contact_id)
-            .join(contacts, contacts.c.id == members.c.contact_id)
-            .where(
-                members.c.segment_id == segment_id,
-                compile_filter(request.filter, today=today, fields=load_fields(conn)),
-            )
-        )
-        return scoped, unmatched
-    if request.kind in _FILTER_KINDS:
-        assert request.filter is not None
-        base = select(contacts.c.id).where(compile_filter(request.filter, today=today, fields=load_fields(conn)))
-    elif request.kind in ("add_contacts", "remove_contacts"):
-        vals = _load_values(conn, request.contact_nos)
-        base = select(contacts.c.id).where(contacts.c.contact_no.in_(select(vals.c.v)))
-        found = set(conn.execute(select(contacts.c.contact_no).where(contacts.c.contact_no.in_(select(vals.c.v)))).scalars())
-        missing = tuple(n for n in dict.fromkeys(request.contact_nos) if n not in found)
-        if missing:
-            shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-            raise NotFoundError(f"{plural(len(missing), 'contact number')} not found: {shown}")
-    elif request.kind == "add_emails":
-        emails = tuple(dict.fromkeys(e.strip().lower() for e in request.emails if e.strip()))
-        vals = _load_values(conn, emails)
-        base = select(contacts.c.id).where(contacts.c.email.in_(select(vals.c.v)))
-        found = set(conn.execute(select(contacts.c.email).where(contacts.c.email.in_(select(vals.c.v)))).scalars())
-        unmatched = tuple(e for e in emails if e not in found)
-    else:  # reuse_segment
-        assert request.source_segment_no is not None
-        source = _segment_row(conn, request.source_segment_no)
-        # A logged segment's control group was not contacted: reusing (or copying) its members takes the contacted
-        # ones only, or the control group would be mailed by the next campaign and the test would be void.
-        logged_t, logged_mem = table_of(LoggedSegment), table_of(LoggedSegmentMember)
-        held_out = (
-            select(logged_mem.c.contact_id)
-            .join(logged_t, logged_t.c.id == logged_mem.c.logged_id)
-            .where(logged_t.c.segment_id == source.id, logged_mem.c.holdout.is_(True))
-        )
-        base = select(contacts.c.id).where(
-            contacts.c.id.in_(_member_ids_of(source.id)), contacts.c.id.not_in(held_out)
-        )
-
-    if request.kind in ("refine", "reduce"):
-        return (_org_grown(base) if opts.entire_companies else base), unmatched
-
-    if request.kind == "add":
-        if opts.contact_type is not None:
-            # Persons only / companies only restrict C itself, before the company options widen it.
-            base = base.where(contacts.c.type == opts.contact_type)
-        parts = [base]
-        if opts.expand_companies:
-            parts.append(_org_grown(base))
-        if opts.related_companies:
-            person_orgs = select(contacts.c.org_id).where(
-                contacts.c.id.in_(base), contacts.c.type == "person", contacts.c.org_id.is_not(None)
-            )
-            parts.append(select(contacts.c.id).where(contacts.c.id.in_(person_orgs)))
-        if len(parts) > 1:
-            union = sa.union(*parts).subquery()
-            base = select(contacts.c.id).where(contacts.c.id.in_(select(union.c.id)))
-    if request.kind in ("add", "add_contacts", "add_emails") and not opts.ignore_exclusion and exclusion:
-        # Every adding base above selects contacts.id FROM contacts, so the exclusion is one more WHERE term.
-        base = base.where(contacts.c.exclude_from_segments.is_(False))
-    return base, unmatched
-
-
-def _count(conn: Connection, stmt: Select[Any]) -> int:
-    return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
-
-
-def _removal_cond(seg_id: int, request: ActionRequest, matched: Select[Any]) -> sa.ColumnElement[bool]:
-    """Which member rows a removing step takes out: Refine keeps the matched, Reduce drops them."""
-    cond = members.c.contact_id.not_in(matched) if request.kind == "refine" else members.c.contact_id.in_(matched)
-    return and_(members.c.segment_id == seg_id, cond)
-
-
-def _addition_cond(seg_id: int, matched: Select[Any]) -> sa.ColumnElement[bool]:
-    """Which contacts an adding step puts in: matched and not yet members."""
-    in_segment = exists().where(members.c.segment_id == seg_id, members.c.contact_id == contacts.c.id)
-    return and_(contacts.c.id.in_(matched), ~in_segment)
-
-
-def _change_sets(seg_id: int, request: ActionRequest, matched: Select[Any]) -> Select[Any]:
-    """The contact ids the action would add (for adding kinds) or remove (for removing kinds)."""
-    if request.adds:
-        return select(contacts.c.id).where(_addition_cond(seg_id, matched))
-    return select(members.c.contact_id).where(_removal_cond(seg_id, request, matched))
-
-
-@dataclass(frozen=True)
-class StepScan:
-    """The rows one step looks at, for one pass: `frm` WHERE `where`, with 0/1 columns `hit` (the filter matched)
-    and `chg` (the step would add or remove the row's contact).
-
-    An adding step scans its matched contacts (an outer join finds the members among them); a removing step scans
-    the members (joined to their contacts) and tests the match per row. The sets are those of `_change_sets`."""
-
-    frm: sa.FromClause
-    where: sa.ColumnElement[bool]
-    hit: sa.ColumnElement[int]
-    chg: sa.ColumnElement[int]
-
-
-def _step_scan(seg_id: int, request: ActionRequest, matched: Select[Any]) -> StepScan:
-    if request.adds:
-        # Every adding `matched` selects contacts.id FROM contacts (see _matched_set): its WHERE is the match.
-        m = members.alias("m")
-        frm = contacts.outerjoin(m, and_(m.c.segment_id == seg_id, m.c.contact_id == contacts.c.id))
-        where = matched.whereclause if matched.whereclause is not None else sa.true()
-        return StepScan(frm, where, sa.literal(1), sa.case((m.c.contact_id.is_(None), 1), else_=0))
-    frm = members.join(contacts, contacts.c.id == members.c.contact_id)
-    if request.options.entire_companies or matched.whereclause is None:
-        hit = sa.case((members.c.contact_id.in_(matched), 1), else_=0)
-    else:
-        # Scoped to the members already (see _matched_set): its WHERE tests each member row in this same pass.
-        hit = sa.case((matched.whereclause, 1), else_=0)
-    return StepScan(frm, members.c.segment_id == seg_id, hit, 1 - hit if request.kind == "refine" else hit)
-
-
-def _skipped_excluded(conn: Connection, request: ActionRequest, today: dt.date | None, n_matched: int) -> int:
-    """How many contacts the exclusion flag kept out of an adding step (Add, add contacts, add e-mails): C' taken
-    without the exclusion, less C' with it. It is the gap between a value's count on the Builder and the preview."""
-    if request.kind in ("add", "add_contacts", "add_emails") and not request.options.ignore_exclusion:
-        raw, _ = _matched_set(conn, request, today=today, exclusion=False)
-        return _count(conn, raw) - n_matched
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------- segments
@@ -835,24 +497,14 @@ def _refresh_member_stats(conn: Connection, changed: int) -> None:
 def preview(db: Database, no: str, request: ActionRequest, *, today: dt.date | None = None) -> Preview:
     """Size before/after, matched, added and removed for a pending step; writes nothing.
 
-    The counts of `segcore._preview.preview_step`, which picks the in-memory or the SQL path."""
-    from ._preview import preview_step
-
-    return preview_step(db, no, request, today=today, dimensions=()).counts
+    The counts of the evaluator `segcore.evaluation` picks (in memory or in SQL), without charts."""
+    evaluator = evaluator_for(db)
+    return evaluator.preview_step(no, request, today=today or dt.date.today(), dimensions=(), sample=20).counts
 
 
 def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date | None = None) -> Preview:
-    """The reference preview, computed by the database."""
-    with db.read() as conn:
-        row = _segment_row(conn, no)
-        matched, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
-        if request.kind in ("refine", "reduce"):
-            n_matched = _count(conn, _member_ids_of(row.id).where(members.c.contact_id.in_(matched)))
-        else:
-            n_matched = _count(conn, matched)
-        n_change = _count(conn, _change_sets(row.id, request, matched))
-        skipped = _skipped_excluded(conn, request, today, n_matched)
-    return Preview.of(request, int(row.size), n_matched, n_change, unmatched, skipped)
+    """The reference preview, computed by the database with one plain set query per number."""
+    return SqlEvaluator(db).reference_counts(no, request, today=today)
 
 
 # --------------------------------------------------------------------------------------------------- actions
@@ -895,7 +547,7 @@ def _audit_step(conn: Connection, user: str, kind: str, row: sa.Row[Any], result
     description = conn.execute(
         select(actions.c.description).where(actions.c.segment_id == row.id, actions.c.seq == result.seq)
     ).scalar() or ""
-    label = _KIND_LABELS.get(result.kind, result.kind)
+    label = KIND_LABELS.get(result.kind, result.kind)
     record(
         conn, user, kind, f"segment {row.no}",
         f"{verb} {result.seq} {label}: {description} (+{result.added:,} −{result.removed:,})",
@@ -914,17 +566,21 @@ def _apply_locked(
     conn.execute(delete(deltas).where(deltas.c.action_id.in_(tail)))
     conn.execute(delete(actions).where(actions.c.segment_id == row.id, actions.c.seq >= seq))
 
-    matched_stmt, unmatched = _matched_set(conn, request, today=today, segment_id=row.id)
-    plain_add = request.kind == "add" and not (
+    # The commit reads who matches through the evaluation seam, in this write transaction, so the members written
+    # are exactly the contacts this transaction sees.
+    sets = step_sets(conn)
+    found = sets.matched_set(request, today=today, segment_id=row.id)
+    matched_stmt, unmatched = found.ids, found.unmatched
+    plain_add = request.kind == "add" and found.from_contacts and not (
         request.options.expand_companies or request.options.related_companies
     )
     if plain_add:
         # The common first step: one scan inserts straight from the filter, no scratch table.
-        return _apply_plain_add(conn, row, request, matched_stmt, seq=seq, user=user)
+        return _apply_plain_add(conn, sets, row, request, matched_stmt, seq=seq, user=user)
     tmp, n_matched = _materialize(conn, matched_stmt)
     if request.kind in ("refine", "reduce") and request.options.entire_companies:
         # The log's "matched" for Refine/Reduce counts members, whichever way C was found.
-        n_matched = _count(conn, _member_ids_of(row.id).where(members.c.contact_id.in_(select(tmp.c.id))))
+        n_matched = sets.count_ids(_member_ids_of(row.id).where(members.c.contact_id.in_(select(tmp.c.id))))
     matched = select(tmp.c.id)
     action_id = _log_action(conn, row, request, seq=seq, user=user, matched=n_matched)
 
@@ -941,7 +597,7 @@ def _apply_locked(
             insert(deltas).from_select(
                 ["action_id", "contact_id", "sign", "prev_seq"],
                 select(literal(action_id), members.c.contact_id, literal(-1), members.c.added_seq).where(
-                    _removal_cond(row.id, request, matched)
+                    sets.removal_condition(row.id, request, matched)
                 ),
             )
         )
@@ -985,7 +641,14 @@ def _log_action(
 
 
 def _apply_plain_add(
-    conn: Connection, row: sa.Row[Any], request: ActionRequest, matched: Select[Any], *, seq: int, user: str
+    conn: Connection,
+    sets: StepSets,
+    row: sa.Row[Any],
+    request: ActionRequest,
+    matched: Select[Any],
+    *,
+    seq: int,
+    user: str,
 ) -> ActionResult:
     """Add without company options: INSERT ... SELECT straight from the filter.
 
@@ -994,7 +657,7 @@ def _apply_plain_add(
     in_segment = exists().where(members.c.segment_id == row.id, members.c.contact_id == contacts.c.id)
     already = 0
     if row.size:
-        already = _count(conn, matched.where(in_segment))
+        already = sets.count_ids(matched.where(in_segment))
     rows = matched.with_only_columns(literal(row.id), contacts.c.id, literal(seq))
     # An empty segment has nothing to skip: no anti-join, which PostgreSQL would plan against a member table it
     # believes empty (and which fills up under it).
@@ -1088,7 +751,7 @@ def _entry(r: sa.Row[Any], head_seq: int) -> LogEntry:
     return LogEntry(
         seq=r.seq,
         kind=r.kind,
-        label=_KIND_LABELS.get(r.kind, r.kind),
+        label=KIND_LABELS.get(r.kind, r.kind),
         description=r.description,
         filter_json=r.filter_json,
         options=r.options or {},

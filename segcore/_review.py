@@ -1,7 +1,8 @@
 """What a manager reviewing campaign targets looks at (SPEC §3 "Review"): overlap, composition, drift.
 
-Overlap is one SQL statement over segment_members. Composition compares a segment's chart distributions with all
-contacts' (the same fast path as the Builder's charts). Drift replays the segment's criteria with the engine's own
+Overlap and composition are read through the evaluation seam (`segcore.evaluation`): overlap in one SQL statement
+over segment_members, or from the member masks the in-memory previews cache. Composition compares a segment's chart
+distributions with all contacts' (the same fast path as the Builder's charts). Drift replays the segment's criteria with the engine's own
 rules inside a transaction that is always rolled back, so it is exactly what the engine would do today and leaves
 no trace.
 """
@@ -20,8 +21,8 @@ from ._db import Database
 from ._engine import ActionRequest, _apply, _now, _segment_row
 from ._errors import NotFoundError, RefusedError, SegcoreError
 from ._models import Contact, Segment, SegmentAction, SegmentMember, SegmentStatusEvent, table_of
-from ._preview import all_distributions, segment_distributions
 from ._stats import DIMENSIONS, composition
+from .evaluation import all_distributions, evaluator_for, segment_distributions
 from .fields import FieldRegistry, load_fields
 
 __all__ = ["MAX_OVERLAP_SEGMENTS", "Drift", "Overlap", "drift", "overlap", "segment_composition"]
@@ -70,15 +71,7 @@ def overlap(db: Database, nos: Sequence[str]) -> Overlap:
         if missing:
             raise NotFoundError(f"no segment {missing[0]!r}")
         ids = [found[no] for no in wanted]
-        a, b = members.alias("a"), members.alias("b")
-        # Each unordered pair once (a.segment_id <= b.segment_id); the diagonal comes out as the size.
-        stmt = (
-            select(a.c.segment_id, b.c.segment_id, func.count())
-            .select_from(a.join(b, a.c.contact_id == b.c.contact_id))
-            .where(a.c.segment_id.in_(ids), b.c.segment_id.in_(ids), a.c.segment_id <= b.c.segment_id)
-            .group_by(a.c.segment_id, b.c.segment_id)
-        ) if ids else None
-        pairs = {(int(x), int(y)): int(c) for x, y, c in conn.execute(stmt)} if stmt is not None else {}
+    pairs = evaluator_for(db).overlap(ids)
     matrix = tuple(
         tuple(pairs.get((min(i, j), max(i, j)), 0) for j in ids) for i in ids
     )

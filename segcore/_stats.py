@@ -220,7 +220,8 @@ def _bucket_expr(dimension: str, today: dt.date, fields: FieldRegistry | None = 
     if dimension == "spend_band":
         return _spend_expr()
     if dimension in ("country", "gender", "acquisition_source", "churn_risk"):
-        return func.coalesce(contacts.c[dimension], sa.literal(UNKNOWN))
+        # '' is an empty value, as in filters and in the in-memory charts: "not set", not a bucket of its own.
+        return func.coalesce(func.nullif(contacts.c[dimension], ""), sa.literal(UNKNOWN))
     spec = (fields or BUILTIN).get(dimension)
     dim = dimension_of(dimension, fields)
     assert spec is not None
