@@ -192,3 +192,84 @@ def test_creating_the_first_administrator_from_the_data_page(app_db: Database) -
     at = _sign_in(at, "ada")
     assert "Data" in texts(at.header)
     assert "Save settings" in [b.label for b in at.button]
+
+
+# ---------------------------------------------------------------------------------------------- single sign-on
+
+# What .streamlit/secrets.toml holds for an OpenID Connect provider (no provider is reached: st.user is faked).
+OIDC = {"auth": {
+    "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-real-secret-0123456789",
+    "client_id": "segment-explorer", "client_secret": "not-a-real-secret",
+    "server_metadata_url": "https://login.example.com/.well-known/openid-configuration",
+}}  # fmt: skip
+
+
+def _sso_app(user: dict[str, object] | None = None) -> AppTest:
+    at = new_app()
+    at.secrets = OIDC
+    at.user = user if user is not None else {"is_logged_in": False}
+    return at
+
+
+def test_without_an_auth_section_there_is_no_single_sign_on_button(app_db: Database) -> None:
+    _accounts(app_db)
+    at = run(new_app())
+    assert "Sign in with your company account" not in [b.label for b in at.button]
+
+
+def test_single_sign_on_offers_the_provider_beside_the_password_form(app_db: Database) -> None:
+    _accounts(app_db)
+    at = run(_sso_app())
+    assert texts(at.header) == ["Sign in"]
+    assert [b.label for b in at.button] == ["Sign in with your company account", "Sign in"]
+    assert not at.dataframe
+
+
+def test_a_mapped_address_signs_in_with_its_accounts_role(app_db: Database) -> None:
+    from segcore import audit_rows, set_email
+
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    set_email(app_db, "meg", "Meg.Manager@Example.com", user="ada")
+    at = run(_sso_app({"is_logged_in": True, "email": "meg.manager@example.com", "name": "Meg"}))
+    assert "Segments" in texts(at.header)
+    assert any("**meg** · manager" in m for m in texts(at.sidebar.markdown))
+    at = _page(at, REVIEW)
+    button(at, "Approve").click()
+    run(at)
+    assert get_segment(app_db, "S1").status == "approved"
+    rows = audit_rows(app_db, user="meg", kind="user", reader="ada")
+    assert any(r.kind == "user.sign_in" and "single sign-on" in r.summary for r in rows)
+    button(at, "Sign out").click()
+    run(at)
+    _only_sign_in_or_sso(at)
+    assert at.user == {"is_logged_in": False}  # the provider's identity is forgotten too
+
+
+def test_an_address_no_account_has_is_refused_with_what_to_do(app_db: Database) -> None:
+    from segcore import audit_rows
+
+    _accounts(app_db)
+    at = run(_sso_app({"is_logged_in": True, "email": "stranger@example.com"}))
+    assert texts(at.header) == ["Sign in"] and not at.dataframe
+    assert any("No account here has the address stranger@example.com, so it has no role" in e for e in texts(at.error))
+    assert "Use another company account" in [b.label for b in at.button]
+    run(at)  # a rerun does not try again (one failed sign-in in the trail, not one per run)
+    failed = [r for r in audit_rows(app_db, kind="user.sign_in_failed", reader="ada") if "stranger" in r.object]
+    assert len(failed) == 1
+
+
+def test_a_disabled_account_cannot_sign_in_through_single_sign_on(app_db: Database) -> None:
+    from segcore import set_email
+
+    _accounts(app_db)
+    set_email(app_db, "mark", "mark@example.com", user="ada")
+    disable_user(app_db, "mark", user="ada")
+    at = run(_sso_app({"is_logged_in": True, "email": "mark@example.com"}))
+    assert texts(at.header) == ["Sign in"]
+    assert any("Account mark is disabled: ask an administrator." in e for e in texts(at.error))
+
+
+def _only_sign_in_or_sso(at: AppTest) -> None:
+    assert texts(at.header) == ["Sign in"]
+    assert not at.dataframe
