@@ -8,6 +8,7 @@ without Playwright or /usr/bin/chromium, failed under CI=true.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,8 +26,14 @@ from tests import test_browser as tb
 
 pytestmark = pytest.mark.browser
 
-server = tb.server
 page = tb.page
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The app on its own database (accounts would lock the other modules out), with a small demo: this test is
+    about who may do what, not about volume."""
+    yield from tb.serve(tmp_path_factory, 2_000)
 
 PASSWORD = "a long team password"
 ACCOUNTS = {"ada": "admin", "mark": "marketer", "max": "manager", "meg": "manager"}
