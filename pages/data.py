@@ -48,6 +48,7 @@ from ui.export import choose_scope
 from ui.format import n, plural, when
 from ui.results import forget_outcomes
 from ui.tables import table_height
+from ui.team import team_section
 
 KINDS = {"contacts": "Contacts", "interactions": "Interactions", "outcomes": "Outcomes"}
 # What each kind of file needs, for the line under an empty uploader.
@@ -843,3 +844,7 @@ if state.can("settings"):
 else:
     st.caption("Changing settings needs the admin role.")
 auth.first_admin_form(db)
+if auth.has_accounts(db) and state.can("users"):
+    st.divider()
+    st.subheader("Team", anchor=False)
+    team_section(db)

@@ -273,3 +273,59 @@ def test_a_disabled_account_cannot_sign_in_through_single_sign_on(app_db: Databa
 def _only_sign_in_or_sso(at: AppTest) -> None:
     assert texts(at.header) == ["Sign in"]
     assert not at.dataframe
+
+
+# ---------------------------------------------------------------------------------------------- the Team section
+
+
+def test_an_administrator_manages_the_team_on_the_data_page(app_db: Database) -> None:
+    from segcore import audit_rows, get_user
+
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "ada"), DATA)
+    assert "Team" in texts(at.subheader)
+    team = next(d.value for d in at.dataframe if "Signs in with" in d.value.columns)
+    assert list(team["Name"]) == ["ada", "mark", "meg", "vic"]
+    # Neither a password nor an address: refused by the form, nothing added.
+    at.text_input(key="tm.new.name").input("carol")
+    button(at, "Add account").click()
+    run(at)
+    assert any("Give a password, or the e-mail address" in e for e in texts(at.error))
+    assert [a.name for a in list_users(app_db)] == ["ada", "mark", "meg", "vic"]
+    # A single sign-on account: an e-mail address and no password.
+    at.text_input(key="tm.new.name").input("carol")
+    at.text_input(key="tm.new.email").input("Carol@Example.com")
+    at.selectbox(key="tm.new.role").set_value("manager")
+    button(at, "Add account").click()
+    run(at)
+    assert any("Account carol added (manager); signs in with single sign-on as carol@example.com" in s
+               for s in texts(at.success))
+    carol = get_user(app_db, "carol")
+    assert (carol.role, carol.email, carol.has_password) == ("manager", "carol@example.com", False)
+    # Change mark: role and e-mail in one save; then disable him.
+    at.selectbox(key="tm.pick").set_value("mark")
+    run(at)
+    at.selectbox(key="tm.role.mark").set_value("manager")
+    at.text_input(key="tm.email.mark").input("mark@example.com")
+    button(at, "Save").click()
+    run(at)
+    assert any("mark: role manager, e-mail mark@example.com." in s for s in texts(at.success))
+    button(at, "Disable").click()
+    run(at)
+    assert get_user(app_db, "mark").enabled is False
+    # The last administrator stays: the core's refusal shows by the form.
+    at.selectbox(key="tm.pick").set_value("ada")
+    run(at)
+    at.selectbox(key="tm.role.ada").set_value("viewer")
+    button(at, "Save").click()
+    run(at)
+    assert any("ada is the last administrator" in e for e in texts(at.error))
+    kinds = {r.kind for r in audit_rows(app_db, user="ada", kind="user", reader="ada")}
+    assert {"user.add", "user.set_role", "user.set_email", "user.disable"} <= kinds
+
+
+def test_the_team_section_is_an_administrators(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "meg"), DATA)
+    assert "Team" not in texts(at.subheader)
+    assert "Add account" not in [b.label for b in at.button]
