@@ -789,20 +789,26 @@ def _export_section() -> None:
             )
 
 
+def _setting_help(spec: Any) -> str:
+    return f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}."
+
+
 def _settings_section() -> None:
     current = settings_of(db)
     with st.form("dt.settings", border=False, enter_to_submit=False):
-        cols = st.columns(len(SETTINGS))
+        # Numbers in one row of equal columns, switches below in a row of their own width: a switch squeezed into
+        # a number's column cut its label ("Four-ey…").
+        numbers = [spec for spec in SETTINGS.values() if not spec.switch]
+        switches = [spec for spec in SETTINGS.values() if spec.switch]
         wanted: dict[str, int] = {}
-        for col, spec in zip(cols, SETTINGS.values(), strict=True):
-            helptext = f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}."
-            if spec.switch:
-                wanted[spec.key] = int(col.toggle(spec.label, value=bool(current[spec.key]), key=f"dt.set.{spec.key}",
-                                                  help=helptext))
-            else:
-                wanted[spec.key] = int(col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
-                                                        value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
-                                                        help=helptext))
+        for col, spec in zip(st.columns(len(numbers)), numbers, strict=True):
+            wanted[spec.key] = int(col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
+                                                    value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
+                                                    help=_setting_help(spec)))
+        with st.container(horizontal=True, gap="large"):
+            for spec in switches:
+                wanted[spec.key] = int(st.toggle(spec.label, value=bool(current[spec.key]), key=f"dt.set.{spec.key}",
+                                                 help=_setting_help(spec), width="content"))
         if st.form_submit_button("Save settings", icon=":material/save:"):
             changed = {k: v for k, v in wanted.items() if v != current[k]}
             if not changed:
