@@ -11,7 +11,7 @@ import streamlit as st
 
 from segcore import SegcoreError, audit_rows
 from ui import frame, state
-from ui.format import n, plural
+from ui.format import n, plural, sentence
 from ui.tables import table_height
 
 EVERYONE, ANY = "__everyone__", "__any__"
@@ -28,7 +28,7 @@ frame.header("Audit", "Every write, sign-in and failed sign-in, newest first. Th
 try:
     recent = audit_rows(db, limit=OPTIONS_FROM, reader=state.user())
 except SegcoreError as e:
-    st.error(str(e).capitalize() + ".", icon=":material/lock:")
+    st.error(sentence(e), icon=":material/lock:")
     st.stop()
 
 people = sorted({r.user for r in recent if r.user})
@@ -51,12 +51,10 @@ start, end = (dates[0], dates[1]) if isinstance(dates, tuple) and len(dates) == 
     (dates[0], None) if isinstance(dates, tuple) and dates else (None, None))
 try:
     rows = audit_rows(db, user=None if person == EVERYONE else person, kind=None if kind == ANY else kind,
-                      object=None if obj == ANY else obj, since=start, reader=state.user())
+                      object=None if obj == ANY else obj, since=start, until=end, reader=state.user())
 except SegcoreError as e:
-    st.error(str(e).capitalize() + ".", icon=":material/lock:")
+    st.error(sentence(e), icon=":material/lock:")
     st.stop()
-if end is not None:  # audit_rows has a start but no end: the end is applied here
-    rows = [r for r in rows if r.at.date() <= end]
 
 if not rows:
     st.info("No audit row matches these filters.", icon=":material/info:")

@@ -245,6 +245,10 @@ def _pending_request(kind: str, options: ActionOptions, built: fb.BuiltFilter) -
 
 
 def _action_bar(info: SegmentInfo, kind: str, step: dict[str, Any] | None) -> None:
+    if EDIT_REFUSAL is not None:
+        # Previewing is reading: anyone may try a filter and see the counts; only the step itself is refused.
+        st.caption(f"You can try filters and see their effect here, but not apply them. {EDIT_REFUSAL}")
+        return
     with st.container(horizontal=True):
         st.button(
             APPLY_LABEL[kind], type="primary", icon=":material/check:", disabled=step is None or info.read_only,
@@ -470,13 +474,17 @@ def _members_tab(info: SegmentInfo) -> None:
         if page.pages > 1:
             st.pagination(page.pages, key="bd.mem.page", default=min(page_no, page.pages))
         selected = [frame_.iloc[i]["contact_no"] for i in event.selection.rows] if event else []
-        st.button(f"Remove selected ({len(selected)})", icon=":material/person_remove:",
-                  disabled=not selected or info.read_only, on_click=_remove_selected,
-                  args=(info.no, info.version, selected), key="bd.mem.remove")
+        if EDIT_REFUSAL is None:
+            st.button(f"Remove selected ({len(selected)})", icon=":material/person_remove:",
+                      disabled=not selected or info.read_only, on_click=_remove_selected,
+                      args=(info.no, info.version, selected), key="bd.mem.remove")
     state.show_flashes(SLOT_MEMBERS)
 
 
 def _by_hand_tab(info: SegmentInfo) -> None:
+    if EDIT_REFUSAL is not None:
+        st.info(EDIT_REFUSAL, icon=":material/lock:")
+        return
     c1, c2 = st.columns(2, gap="large")
     with c1:
         st.markdown("**Contacts by number**")
@@ -511,6 +519,9 @@ def _by_hand_tab(info: SegmentInfo) -> None:
 
 
 def _reuse_tab(info: SegmentInfo) -> None:
+    if EDIT_REFUSAL is not None and not state.can("segment.edit"):
+        st.info(EDIT_REFUSAL, icon=":material/lock:")
+        return
     c1, c2, c3 = st.columns(3, gap="large")
     with c1:
         st.markdown("**Save criteria**")
@@ -530,8 +541,8 @@ def _reuse_tab(info: SegmentInfo) -> None:
             labels = {c["code"]: f"{c['code']} · {c['description']} ({plural(len(c['steps']), 'step')})" for c in saved}
             code = st.selectbox("Criteria", list(labels), format_func=labels.get, key="bd.crit.pick")
             st.caption("Each replayed step is its own undoable step.")
-            st.button("Replay on this segment", key="bd.crit.reuse", disabled=info.read_only,
-                      on_click=_reuse_criteria, args=(info.no, info.version, code))
+            st.button("Replay on this segment", key="bd.crit.reuse", disabled=info.read_only or bool(EDIT_REFUSAL),
+                      on_click=_reuse_criteria, args=(info.no, info.version, code), help=EDIT_REFUSAL)
             state.show_flashes(SLOT_REUSE)
     with c3:
         st.markdown("**Reuse segment**")
@@ -542,7 +553,8 @@ def _reuse_tab(info: SegmentInfo) -> None:
             labels = {s.no: f"{s.no} · {s.description} ({n(s.size)})" for s in others}
             source = st.selectbox("Segment", list(labels), format_func=labels.get, key="bd.reuse.pick")
             st.caption("Adds that segment's members to this one.")
-            st.button("Add its members", key="bd.reuse.go", disabled=info.read_only, on_click=_apply,
+            st.button("Add its members", key="bd.reuse.go", disabled=info.read_only or bool(EDIT_REFUSAL),
+                      on_click=_apply, help=EDIT_REFUSAL,
                       args=(info.no, info.version, ActionRequest("reuse_segment", source_segment_no=source).to_step(),
                             SLOT_REUSE + ".segment"))
             state.show_flashes(SLOT_REUSE + ".segment")
@@ -551,6 +563,8 @@ def _reuse_tab(info: SegmentInfo) -> None:
 def _export_popover(info: SegmentInfo) -> None:
     """Export the members (CSV or Excel) from here too; the core decides what may go out (small segments are
     refused; a logged segment gives its contacted members unless the control group is asked for by name)."""
+    if not state.can("segment.export", owner=info.owner):
+        return
     with st.popover("Export", icon=":material/download:", help="Download the members with their contact fields"):
         scope = choose_scope(db, info.no, key="bd.export.group")
         if scope is None:
@@ -566,8 +580,10 @@ def _export_popover(info: SegmentInfo) -> None:
 
 
 def _export_file(no: str, fmt: str, group: str | None) -> Any:
+    who = state.user()  # taken now: the file is written later, when the button is pressed
+
     def make() -> bytes:
-        return export_members(db, no, fmt, group=group)
+        return export_members(db, no, fmt, group=group, user=who)
 
     return make
 
@@ -587,6 +603,8 @@ if st.query_params.get("segment") != info.no:
     st.query_params["segment"] = info.no
 
 own_pending_step(info.no)
+# Asked once a run, of the core's own check: who may change this segment (its owner, or a manager).
+EDIT_REFUSAL = state.refusal("segment.edit", owner=info.owner)
 
 with st.container(horizontal=True, vertical_alignment="center"):
     st.header(f"{info.no}", anchor=False, width="content")

@@ -48,6 +48,7 @@ from ui.export import choose_scope
 from ui.format import n, plural, when
 from ui.results import forget_outcomes
 from ui.tables import table_height
+from ui.team import team_section
 
 KINDS = {"contacts": "Contacts", "interactions": "Interactions", "outcomes": "Outcomes"}
 # What each kind of file needs, for the line under an empty uploader.
@@ -662,6 +663,9 @@ def _custom_fields_section() -> None:
     pick = st.selectbox("Field", list(by_name), key=W_CF_PICK, on_change=_forget_cf_inputs,
                         format_func=lambda v: f"{by_name[v].label} ({v}, {by_name[v].type})")
     info = by_name[pick]
+    if (refusal := state.refusal("fields.edit")) is not None:
+        st.caption(refusal)
+        return
     rename, retype, remove = st.tabs(["Rename", "Change the type", "Delete"])
     with rename:
         state.seed_widget("dt.cf.name", info.name)
@@ -677,7 +681,7 @@ def _custom_fields_section() -> None:
             label = (st.session_state.get("dt.cf.label") or "").strip()
             with state.core_errors():
                 rename_custom_field(db, info.name, new_name if new_name != info.name else None,
-                                    label=label if label != info.label else None)
+                                    label=label if label != info.label else None, user=state.user())
                 what = [f"named {new_name}"] if new_name != info.name else []
                 what += [f"labelled '{label}'"] if label != info.label else []
                 state.flash("success", f"Custom field {info.name}: " + (" and ".join(what) or "nothing changed")
@@ -697,7 +701,7 @@ def _custom_fields_section() -> None:
         if clicked:
             with state.core_errors():
                 moved = retype_custom_field(db, info.name, new_type,
-                                            date_order=st.session_state.get("dt.cf.order") or "auto")
+                                            date_order=st.session_state.get("dt.cf.order") or "auto", user=state.user())
                 state.flash("success", f"Custom field {info.name} is now a {new_type} field "
                                        f"({plural(moved, 'value')} converted).")
                 _forget_cf_inputs()
@@ -710,7 +714,7 @@ def _custom_fields_section() -> None:
             st.caption("Used by " + ", ".join(info.used_by) + ": change those first.")
         if clicked:
             with state.core_errors():
-                delete_custom_field(db, info.name)
+                delete_custom_field(db, info.name, user=state.user())
                 state.flash("success", f"Custom field {info.name} deleted.")
                 _forget_cf_inputs()
                 st.rerun()
@@ -726,14 +730,16 @@ def _saved_mappings_section() -> None:
     if not saved:
         st.caption("None yet. Save a mapping while importing, and a file with the same columns gets it again.")
         return
+    may_delete = state.can("import")
     for m in saved:
         columns = m["mapping"].get("columns", []) if isinstance(m.get("mapping"), dict) else []
         with st.container(horizontal=True, vertical_alignment="center"):
             st.markdown(f"**{m['name']}** · {m['kind']} · {plural(len(columns), 'column')} · saved "
                         f"{when(m.get('created_at'))}" + (f" by {m['created_by']}" if m.get("created_by") else ""))
-            if st.button("Delete", key=f"dt.map.del.{m['name']}", icon=":material/delete:", type="tertiary"):
+            if may_delete and st.button("Delete", key=f"dt.map.del.{m['name']}", icon=":material/delete:",
+                                        type="tertiary"):
                 with state.core_errors():
-                    delete_mapping(db, m["name"])
+                    delete_mapping(db, m["name"], user=state.user())
                     st.session_state[K_MAPPINGS_VERSION] = st.session_state.get(K_MAPPINGS_VERSION, 0) + 1
                     state.flash("success", f"Mapping '{m['name']}' deleted.")
                     st.rerun()
@@ -754,6 +760,9 @@ def _export_section() -> None:
     no = st.selectbox("Segment", nos, key="dt.exp.seg",
                       format_func=lambda v: f"{v} · {by_no[v].description} ({plural(by_no[v].size, 'member')})")
     info = by_no[no]
+    if (refusal := state.refusal("segment.export", owner=info.owner)) is not None:
+        st.caption(refusal)
+        return
     scope = choose_scope(db, no, key="dt.exp.group")
     if scope is None:
         return
@@ -771,7 +780,7 @@ def _export_section() -> None:
                     _, progress = _progress_bar(f"Writing {label}…", slot)
                     for old in [k for k in files if k[:3] != (no, info.version, scope.group)]:
                         del files[old]  # files of another segment, version or group are stale
-                    files[key] = export_members(db, no, fmt, group=scope.group, progress=progress)
+                    files[key] = export_members(db, no, fmt, group=scope.group, progress=progress, user=state.user())
                     st.rerun()
                 continue
             row.download_button(
@@ -780,27 +789,33 @@ def _export_section() -> None:
             )
 
 
+def _setting_help(spec: Any) -> str:
+    return f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}."
+
+
 def _settings_section() -> None:
     current = settings_of(db)
     with st.form("dt.settings", border=False, enter_to_submit=False):
-        cols = st.columns(len(SETTINGS))
+        # Numbers in one row of equal columns, switches below in a row of their own width: a switch squeezed into
+        # a number's column cut its label ("Four-ey…").
+        numbers = [spec for spec in SETTINGS.values() if not spec.switch]
+        switches = [spec for spec in SETTINGS.values() if spec.switch]
         wanted: dict[str, int] = {}
-        for col, spec in zip(cols, SETTINGS.values(), strict=True):
-            helptext = f"{spec.help[0].upper()}{spec.help[1:]}. Default {spec.default:,}."
-            if spec.switch:
-                wanted[spec.key] = int(col.toggle(spec.label, value=bool(current[spec.key]), key=f"dt.set.{spec.key}",
-                                                  help=helptext))
-            else:
-                wanted[spec.key] = int(col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
-                                                        value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
-                                                        help=helptext))
+        for col, spec in zip(st.columns(len(numbers)), numbers, strict=True):
+            wanted[spec.key] = int(col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
+                                                    value=current[spec.key], step=1, key=f"dt.set.{spec.key}",
+                                                    help=_setting_help(spec)))
+        with st.container(horizontal=True, gap="large"):
+            for spec in switches:
+                wanted[spec.key] = int(st.toggle(spec.label, value=bool(current[spec.key]), key=f"dt.set.{spec.key}",
+                                                 help=_setting_help(spec), width="content"))
         if st.form_submit_button("Save settings", icon=":material/save:"):
             changed = {k: v for k, v in wanted.items() if v != current[k]}
             if not changed:
                 st.info("Nothing changed.")
                 return
             with state.core_errors():
-                set_settings(db, changed)
+                set_settings(db, changed, user=state.user())
                 state.flash("success", "Saved: " + ", ".join(f"{SETTINGS[k].label.lower()} {n(v)}"
                                                                for k, v in changed.items()) + ".")
                 st.rerun()
@@ -835,3 +850,7 @@ if state.can("settings"):
 else:
     st.caption("Changing settings needs the admin role.")
 auth.first_admin_form(db)
+if auth.has_accounts(db) and state.can("users"):
+    st.divider()
+    st.subheader("Team", anchor=False)
+    team_section(db)

@@ -51,8 +51,8 @@ def _create(filter_json: dict) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
         info = create_dynamic(db, (ss.get("dy.new.no") or "").strip(), from_json(filter_json),
-                              description=ss.get("dy.new.desc") or "", owner=state.user())
-        refresh_dynamic(db, info.no)
+                              description=ss.get("dy.new.desc") or "", owner=state.user(), user=state.user())
+        refresh_dynamic(db, info.no, user=state.user())
         state.flash("success", f"Dynamic segment {info.no} saved.")
         ss[K_PICK] = info.no
         for k in ("dy.new.no", "dy.new.desc"):
@@ -61,14 +61,14 @@ def _create(filter_json: dict) -> None:
 
 def _replace_filter(no: str, filter_json: dict) -> None:
     with state.core_errors(to_flash=True):
-        update_dynamic(db, no, filter=from_json(filter_json))
-        refresh_dynamic(db, no)
+        update_dynamic(db, no, filter=from_json(filter_json), user=state.user())
+        refresh_dynamic(db, no, user=state.user())
         state.flash("success", f"The filter of {no} is replaced; its count history goes on.")
 
 
 def _refresh(no: str) -> None:
     with state.core_errors(to_flash=True):
-        p = refresh_dynamic(db, no)
+        p = refresh_dynamic(db, no, user=state.user())
         state.flash("success", f"{no}: {plural(p.count, 'contact')} of {n(p.total)} recorded.")
 
 
@@ -89,7 +89,7 @@ def _load(info: DynamicInfo) -> None:
 
 def _delete(no: str) -> None:
     with state.core_errors(to_flash=True):
-        delete_dynamic(db, no)
+        delete_dynamic(db, no, user=state.user())
         state.flash("success", f"Dynamic segment {no} deleted; segments frozen from it stay.")
         st.session_state.pop(K_PICK, None)
 
@@ -134,15 +134,17 @@ def _detail(info: DynamicInfo) -> None:
         st.caption(f"Counted now in {ms:,.0f} ms. Contacts flagged “exclude from segments” are left out, as a "
                    "static segment's Add leaves them out.")
         with st.container(horizontal=True):
-            st.button("Refresh and record", icon=":material/refresh:", key="dy.refresh", on_click=_refresh,
-                      args=(info.no,))
+            if MAY_EDIT:
+                st.button("Refresh and record", icon=":material/refresh:", key="dy.refresh", on_click=_refresh,
+                          args=(info.no,))
             st.button("Edit in the filter builder", icon=":material/edit:", key="dy.load", on_click=_load,
                       args=(info,), disabled=to_text(info.filter) is None,
                       help="Load this filter into the builder below, change it, then replace it")
-            with st.popover("Delete", icon=":material/delete:"):
-                st.write(f"Delete **{info.no}** and its count history?")
-                st.button("Delete dynamic segment", type="primary", key="dy.delete", on_click=_delete,
-                          args=(info.no,))
+            if MAY_EDIT:
+                with st.popover("Delete", icon=":material/delete:"):
+                    st.write(f"Delete **{info.no}** and its count history?")
+                    st.button("Delete dynamic segment", type="primary", key="dy.delete", on_click=_delete,
+                              args=(info.no,))
         points = count_history(db, info.no)
         left, right = st.columns([3, 2], gap="large")
         with left:
@@ -156,6 +158,9 @@ def _detail(info: DynamicInfo) -> None:
                 st.caption("Not refreshed yet.")
         with right:
             st.markdown("**Freeze into a static segment**")
+            if (refusal := state.refusal("segment.edit")) is not None:
+                st.caption(refusal)
+                return
             default_no = f"{info.no}-{dt.date.today():%Y%m%d}"[:30]
             state.seed_widget(f"dy.fz.no.{info.no}", default_no)
             st.text_input("New segment number", key=f"dy.fz.no.{info.no}", max_chars=30)
@@ -187,6 +192,9 @@ def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
             except SegcoreError as e:
                 st.error(str(e))
                 node = None
+        if not MAY_EDIT:
+            st.caption(state.refusal("dynamic.edit") or "")
+            return
         c1, c2 = st.columns([1, 2])
         c1.text_input("Number", key="dy.new.no", max_chars=30, placeholder="e.g. FR-BIG-SPENDERS")
         c2.text_input("Description", key="dy.new.desc", max_chars=200, placeholder="e.g. French customers, 1,000+")
@@ -202,6 +210,7 @@ def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------- page
 
+MAY_EDIT = state.can("dynamic.edit")  # hiding is a courtesy: the core refuses anyway
 dyns = list_dynamic(db)
 if dyns:
     frame_ = pd.DataFrame({

@@ -94,7 +94,7 @@ def _create() -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
         info, change = create_group(db, ss.get("gr.new.name") or "", description=ss.get("gr.new.desc") or "",
-                                    emails=_entries("gr.new"))
+                                    emails=_entries("gr.new"), user=state.user())
         state.flash("success", f"Group {info.name} created: {_change_text(change)} "
                                f"{n(info.matched_count)} {'matches' if info.matched_count == 1 else 'match'} a contact.")
         ss[K_PICK] = info.name
@@ -105,13 +105,13 @@ def _create() -> None:
 
 def _add(name: str) -> None:
     with state.core_errors(to_flash=True):
-        state.flash("success", f"{name}: {_change_text(add_emails(db, name, _entries('gr.add')))}")
+        state.flash("success", f"{name}: {_change_text(add_emails(db, name, _entries('gr.add'), user=state.user()))}")
         _reset_input("gr.add")
 
 
 def _remove(name: str) -> None:
     with state.core_errors(to_flash=True):
-        removed = remove_emails(db, name, _entries("gr.add"))
+        removed = remove_emails(db, name, _entries("gr.add"), user=state.user())
         state.flash("success", f"{name}: {plural(removed, 'address', 'addresses')} removed.")
         _reset_input("gr.add")
 
@@ -129,7 +129,7 @@ def _to_segment(name: str) -> None:
 
 def _delete(name: str) -> None:
     with state.core_errors(to_flash=True):
-        delete_group(db, name)
+        delete_group(db, name, user=state.user())
         state.flash("success", f"Group {name} deleted; segments built from it keep their members.")
         st.session_state.pop(K_PICK, None)
 
@@ -168,6 +168,18 @@ def _addresses(info: GroupInfo) -> None:
             st.pagination(pages, key=page_key, default=min(page_no, pages))
 
 
+def _export(info: GroupInfo) -> None:
+    st.markdown("**Export**")
+    st.download_button(
+        f"Download CSV ({plural(info.address_count, 'address', 'addresses')})",
+        partial(export_group_csv, db, info.name, user=state.user()),  # made when clicked, not on every rerun
+        file_name=f"group-{info.name}.csv", mime="text/csv", icon=":material/download:", key="gr.export",
+        on_click="ignore", disabled=info.address_count == 0,
+    )
+    st.caption("Columns: email, matched, contact_no, name. Cells a spreadsheet would run as a formula are "
+               "prefixed with a quote.")
+
+
 def _detail(info: GroupInfo) -> None:
     with st.container(border=True):
         st.subheader(info.name, anchor=False)
@@ -184,24 +196,22 @@ def _detail(info: GroupInfo) -> None:
             _addresses(info)
         with right:
             st.markdown("**Add to a segment**")
-            open_segments = [s for s in list_segments(db) if not s.read_only]
+            # Only segments this person may change: their own, or any for a manager (the core's own check).
+            open_segments = [s for s in list_segments(db)
+                             if not s.read_only and state.can("segment.edit", owner=s.owner)]
             if not open_segments:
-                st.caption("No static segment to add to: create one on Segments.")
+                st.caption("No static segment you may change: create one on Segments."
+                           if state.can("segment.edit") else state.refusal("segment.edit") or "")
             else:
                 labels = {s.no: f"{s.no} · {s.description} ({n(s.size)})" for s in open_segments}
                 st.selectbox("Segment", list(labels), format_func=labels.get, key="gr.seg")
                 st.button(f"Add {plural(info.matched_count, 'matched contact')}", key="gr.toseg",
                           disabled=info.matched_count == 0, on_click=_to_segment, args=(info.name,),
                           help="One Add e-mails step: undoable in the Builder; unmatched addresses are reported")
-            st.markdown("**Export**")
-            st.download_button(
-                f"Download CSV ({plural(info.address_count, 'address', 'addresses')})",
-                partial(export_group_csv, db, info.name),  # made when clicked, not on every rerun
-                file_name=f"group-{info.name}.csv", mime="text/csv", icon=":material/download:", key="gr.export",
-                on_click="ignore", disabled=info.address_count == 0,
-            )
-            st.caption("Columns: email, matched, contact_no, name. Cells a spreadsheet would run as a formula are "
-                       "prefixed with a quote.")
+            if state.can("segment.export"):
+                _export(info)
+            if not MAY_EDIT:
+                return
             st.markdown("**More addresses**")
             readable = _addresses_input("gr.add")
             with st.container(horizontal=True):
@@ -214,6 +224,7 @@ def _detail(info: GroupInfo) -> None:
 
 # ------------------------------------------------------------------------------------------------- page
 
+MAY_EDIT = state.can("group.edit")  # hiding is a courtesy: the core refuses anyway
 groups = list_groups(db)
 if groups:
     st.dataframe(pd.DataFrame({
@@ -232,4 +243,5 @@ else:
     st.info("No group yet. Paste the addresses of a trade-fair list or a webinar's sign-ups below, or upload the "
             "CSV your mail tool exported: you see at once which of them are your contacts.",
             icon=":material/lightbulb:")
-_new(expanded=not groups)
+if MAY_EDIT:
+    _new(expanded=not groups)

@@ -388,7 +388,7 @@ def _save_campaign() -> None:
     with state.core_errors(to_flash=True, slot=SLOT_NEW_CAMPAIGN):
         c = create_campaign(db, (ss.get("rv.cmp.no") or "").strip(), description=ss.get("rv.cmp.desc") or "",
                             start_date=ss.get("rv.cmp.start"), end_date=ss.get("rv.cmp.end"),
-                            status=ss.get("rv.cmp.status") or "planned")
+                            status=ss.get("rv.cmp.status") or "planned", user=state.user())
         state.flash("success", f"Campaign {c.no} created.")
         for k in ("rv.cmp.no", "rv.cmp.desc"):
             ss.pop(k, None)
@@ -398,13 +398,13 @@ def _edit_campaign(no: str) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True, slot=SLOT_EDIT_CAMPAIGN):
         update_campaign(db, no, description=ss.get(f"rv.cmpe.desc.{no}"), start_date=ss.get(f"rv.cmpe.start.{no}") or "",
-                        end_date=ss.get(f"rv.cmpe.end.{no}") or "", status=ss.get(f"rv.cmpe.status.{no}"))
+                        end_date=ss.get(f"rv.cmpe.end.{no}") or "", status=ss.get(f"rv.cmpe.status.{no}"), user=state.user())
         state.flash("success", f"Campaign {no} saved.")
 
 
 def _delete_campaign(no: str) -> None:
     with state.core_errors(to_flash=True, slot=SLOT_EDIT_CAMPAIGN):
-        delete_campaign(db, no)
+        delete_campaign(db, no, user=state.user())
         state.flash("success", f"Campaign {no} deleted.")
 
 
@@ -420,6 +420,9 @@ def _campaigns_tab(campaigns: list[CampaignInfo]) -> None:
             "End": st.column_config.DateColumn(format="YYYY-MM-DD"),
             "Description": st.column_config.TextColumn(width="large"),
         })
+    if (refusal := state.refusal("campaign.edit")) is not None:
+        st.caption(refusal)  # campaigns are a manager's: others read the table
+        return
     c1, c2 = st.columns(2, gap="large")
     with c1, st.form("rv.cmp.form", border=True):
         st.markdown("**New campaign**")

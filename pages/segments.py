@@ -73,7 +73,7 @@ def _copy_dialog(info: SegmentInfo, taken: set[str]) -> None:
     description = st.text_input("Description", value=f"Copy of {info.description or info.no}"[:200], max_chars=200)
     if st.button("Copy segment", type="primary"):
         with state.core_errors():
-            copy_segment(db, info.no, new_no.strip(), description=description, owner=state.user())
+            copy_segment(db, info.no, new_no.strip(), description=description, owner=state.user(), user=state.user())
             state.flash("success", f"Segment {new_no.strip()} created as a copy of {info.no}.")
             _close_dialog()
             st.session_state[K_NEXT_PICK] = new_no.strip()
@@ -117,7 +117,7 @@ def _delete_dialog(info: SegmentInfo) -> None:
     c1, c2 = st.columns(2)
     if c1.button("Delete segment", type="primary", width="stretch"):
         with state.core_errors():
-            delete_segment(db, info.no, expected_version=info.version)
+            delete_segment(db, info.no, expected_version=info.version, user=state.user())
             if state.current_segment_no() == info.no:
                 state.remember_segment(None)
             state.flash("success", f"Segment {info.no} deleted.")
@@ -143,19 +143,23 @@ def _create_form(campaigns: list[CampaignInfo], expanded: bool) -> None:
             if st.form_submit_button("Create and open", type="primary"):
                 with state.core_errors():
                     info = create_segment(db, no, description=description, campaign_no=campaign or None,
-                                          owner=state.user())
+                                          owner=state.user(), user=state.user())
                     state.open_segment(info.no)
 
 
 segments = list_segments(db)
 campaigns = list_campaigns(db)
-_create_form(campaigns, expanded=not segments)
+MAY_BUILD = state.can("segment.edit")
+if MAY_BUILD:
+    _create_form(campaigns, expanded=not segments)
 
 if not segments:
     st.info(
         f"No segments yet. Create your first one above (a number like `SPRING-FR` and a description); the Builder "
         f"then lets you add contacts out of the {n(contact_count(db))} in the database with filters and watch the "
-        "counts and charts move.",
+        "counts and charts move."
+        if MAY_BUILD
+        else "No segments yet. Marketers create them; you will see them here.",
         icon=":material/lightbulb:",
     )
     st.stop()
@@ -193,12 +197,16 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     info = by_no[picked]
     if st.button("Open in Builder", type="primary", icon=":material/tune:"):
         state.open_segment(info.no)
-    st.button("Edit", icon=":material/edit:", disabled=info.read_only, on_click=_open_dialog,
-              args=("edit", info.no), help="A logged segment is kept as a record" if info.read_only else
-              "Description and campaign")
-    st.button("Copy", icon=":material/content_copy:", on_click=_open_dialog, args=("copy", info.no))
-    st.button("Delete", icon=":material/delete:", disabled=info.read_only, on_click=_open_dialog,
-              args=("delete", info.no), help="A logged segment is kept as a record" if info.read_only else None)
+    # Edit and Delete are the owner's (or a manager's); Copy makes a new segment of one's own.
+    if state.can("segment.edit", owner=info.owner):
+        st.button("Edit", icon=":material/edit:", disabled=info.read_only, on_click=_open_dialog,
+                  args=("edit", info.no), help="A logged segment is kept as a record" if info.read_only else
+                  "Description and campaign")
+    if MAY_BUILD:
+        st.button("Copy", icon=":material/content_copy:", on_click=_open_dialog, args=("copy", info.no))
+    if state.can("segment.edit", owner=info.owner):
+        st.button("Delete", icon=":material/delete:", disabled=info.read_only, on_click=_open_dialog,
+                  args=("delete", info.no), help="A logged segment is kept as a record" if info.read_only else None)
 
 dialog = st.session_state.get(K_DIALOG)
 if dialog and dialog[1] in by_no:

@@ -30,6 +30,7 @@ from .auth import (
     list_users,
     open_mode,
     reset_password,
+    set_email,
     set_role,
 )
 
@@ -64,9 +65,18 @@ def add_auth_commands(sub: Any) -> None:
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", required=True, choices=ROLES, help=", ".join(ROLES))
-    p.add_argument("--email", metavar="ADDRESS", help="the account's e-mail address")
+    p.add_argument("--email", metavar="ADDRESS",
+                   help="the account's e-mail address: single sign-on gives whoever signs in with it this account")
     _password_option(p)
+    p.add_argument("--no-password", action="store_true",
+                   help="no password: the account signs in only through single sign-on (needs --email)")
     p.set_defaults(handler=_add)
+    p = us.add_parser("set-email", help="give an account the e-mail address single sign-on knows it by",
+                      description="Map an e-mail address to an account (and so to its role) for single sign-on; "
+                      "without ADDRESS the account has none.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("email", metavar="ADDRESS", nargs="?")
+    p.set_defaults(handler=_set_email)
     us.add_parser("list", help="every account with its role and state").set_defaults(handler=_list)
     p = us.add_parser("set-role", help="change an account's role")
     p.add_argument("name", metavar="NAME")
@@ -89,6 +99,8 @@ def add_auth_commands(sub: Any) -> None:
     )
     p.add_argument("--user", dest="who", metavar="NAME", help="rows written by this account")
     p.add_argument("--since", type=_since, metavar="DATE", help="rows from this date (YYYY-MM-DD) or time on")
+    p.add_argument("--until", type=_since, metavar="DATE",
+                   help="rows up to this date (YYYY-MM-DD, the whole day) or before this time")
     p.add_argument("--kind", metavar="KIND", help="a kind (segment.apply) or a family (segment)")
     p.add_argument("--object", metavar="OBJECT", help='one object, as the trail names it ("segment SPRING")')
     p.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows (default 1000)")
@@ -102,9 +114,11 @@ def _password_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _since(text: str) -> dt.datetime:
+def _since(text: str) -> dt.date | dt.datetime:
+    text = text.strip()
     try:
-        return dt.datetime.fromisoformat(text.strip())
+        # A bare date stays a date, so that --until includes its whole day.
+        return dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM)") from None
 
@@ -131,8 +145,18 @@ def _line(a: Account) -> str:
 
 
 def _add(db: Database, args: argparse.Namespace) -> Output:
-    account = add_user(db, args.name, args.role, _password(args), email=args.email)
+    if args.no_password and not args.email:
+        raise UsageError("an account without a password signs in through single sign-on: give its --email")
+    password = None if args.no_password else _password(args)
+    account = add_user(db, args.name, args.role, password, email=args.email)
     return f"account {account.name} added ({account.role})", account.as_dict()
+
+
+def _set_email(db: Database, args: argparse.Namespace) -> Output:
+    account = set_email(db, args.name, args.email)
+    text = f"{account.name} signs in through single sign-on as {account.email}" if account.email else (
+        f"{account.name} has no e-mail address: single sign-on does not know it")
+    return text, account.as_dict()
 
 
 def _list(db: Database, args: argparse.Namespace) -> Output:
@@ -166,7 +190,7 @@ def _reset(db: Database, args: argparse.Namespace) -> Output:
 def _audit(db: Database, args: argparse.Namespace) -> Output:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    rows = audit_rows(db, user=args.who, since=args.since, kind=args.kind, object=args.object, limit=args.limit)
+    rows = audit_rows(db, user=args.who, since=args.since, until=args.until, kind=args.kind, object=args.object, limit=args.limit)
     lines = []
     for r in rows:
         change = f"  [{r.before or '-'} -> {r.after or '-'}]" if r.before or r.after else ""

@@ -66,7 +66,38 @@ def _to_v4(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+# The audit trail is append-only in the database itself, not only in segcore: a script or a SQL console that
+# tries to change or delete a row is refused by the database. (TRUNCATE stays possible on PostgreSQL: it needs its
+# own privilege, which an application role is not given, and test set-ups use it.)
+_AUDIT_REFUSAL = "the audit trail is append-only: its rows cannot be changed or deleted"
+_AUDIT_TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{_AUDIT_REFUSAL}'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+        f"BEGIN SELECT RAISE(ABORT, '{_AUDIT_REFUSAL}'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{_AUDIT_REFUSAL}'; END $$",
+        "DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log",
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    ],
+}
+
+
+def _audit_append_only(conn: Connection) -> None:
+    for statement in _AUDIT_TRIGGERS.get(conn.dialect.name, []):
+        conn.exec_driver_sql(statement)  # constant text: no user input
+
+
+def _to_v5(conn: Connection) -> None:
+    """The audit trail refuses UPDATE and DELETE in the database itself (triggers)."""
+    _audit_append_only(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
 
 
 
@@ -193,6 +224,7 @@ class Database:
                 has_info = inspect(conn).has_table(SchemaInfo.__tablename__)
                 if not has_info:
                     Base.metadata.create_all(conn)
+                    _audit_append_only(conn)
                     conn.execute(table_of(SchemaInfo).insert().values(id=1, version=SCHEMA_VERSION))
                     for key, value in DEFAULT_SETTINGS.items():
                         conn.execute(table_of(Setting).insert().values(key=key, value=value))

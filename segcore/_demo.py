@@ -27,6 +27,10 @@ from sqlalchemy import select
 
 from ._db import Database
 from ._errors import ImportRejected, NotFoundError, UsageError
+from ._words import plural
+from .auth.audit import record
+from .auth.identity import current_user
+from .auth.roles import require
 from .imports.check import (
     CONTACT_COLUMNS,
     CONTACT_FRAME_COLUMNS,
@@ -808,7 +812,7 @@ def _outcome_frame(
     )
 
 
-def _log_demo_campaign(db: Database, seed: int, today: dt.date) -> tuple[str | None, pd.DataFrame | None]:
+def _log_demo_campaign(db: Database, seed: int, today: dt.date, user: str) -> tuple[str | None, pd.DataFrame | None]:
     """Log the demo segment 40 days ago with a holdout; return its number and the extra orders of its contacted
     members (a real, moderate lift), for the caller to write with the other outcomes.
 
@@ -833,27 +837,27 @@ def _log_demo_campaign(db: Database, seed: int, today: dt.date) -> tuple[str | N
     except NotFoundError:
         create_campaign(
             db, DEMO_CAMPAIGN, description="Spring newsletter (demo)", start_date=today - dt.timedelta(days=45),
-            end_date=today - dt.timedelta(days=10), status="completed",
+            end_date=today - dt.timedelta(days=10), status="completed", user=user,
         )
         made_campaign = True
     create_segment(
         db, DEMO_LOGGED_SEGMENT, description="Newsletter readers in France, Germany and Belgium (demo)",
-        campaign_no=DEMO_CAMPAIGN, owner="demo",
+        campaign_no=DEMO_CAMPAIGN, owner="demo", user=user,
     )
     where = from_json({"all": [
         {"field": "mailing_groups", "op": "has_any", "value": ["NEWSLETTER"]},
         {"field": "country", "op": "in", "value": ["FR", "DE", "BE"]},
     ]})  # fmt: skip
-    apply_action(db, DEMO_LOGGED_SEGMENT, ActionRequest("add", where), user="demo", today=today)
+    apply_action(db, DEMO_LOGGED_SEGMENT, ActionRequest("add", where), user=user, today=today)
     if log_refusal(db, DEMO_LOGGED_SEGMENT) is not None:
         # A small demo (under the minimum segment size) or approval required: no half-made demo campaign stays.
-        delete_segment(db, DEMO_LOGGED_SEGMENT)
+        delete_segment(db, DEMO_LOGGED_SEGMENT, user=user)
         if made_campaign:
-            delete_campaign(db, DEMO_CAMPAIGN)
+            delete_campaign(db, DEMO_CAMPAIGN, user=user)
         return None, None
     day = today - dt.timedelta(days=_LOG_AGE_DAYS)
     log_segment(
-        db, DEMO_LOGGED_SEGMENT, template="EMAIL", date=day, user="demo", holdout_pct=_HOLDOUT_PCT,
+        db, DEMO_LOGGED_SEGMENT, template="EMAIL", date=day, user=user, holdout_pct=_HOLDOUT_PCT,
         seed=seed % (2**31 - 1),
     )
     members, contacts, logged = table_of(LoggedSegmentMember), table_of(Contact), table_of(LoggedSegment)
@@ -887,16 +891,20 @@ def load_demo(
     today: dt.date | None = None,
     progress: Progress | None = None,
     logged_campaign: bool = False,
+    user: str | None = None,
 ) -> DemoSummary:
     """Generate n demo contacts with their interactions and outcomes and write them through the importer's write path.
 
     With `logged_campaign`, also log the demo campaign's segment with a holdout (see the module). The log needs the
     contacts stored, so the outcomes (the demo's and the logged campaign's extra orders together, one write) then go
-    in a second transaction, after the log."""
+    in a second transaction, after the log. Demo data is an import: `user` (default: the current user) needs the
+    admin role once accounts exist, and the demo campaign's steps are theirs in the audit trail."""
+    user = user if user is not None else current_user()
     data = generate_demo(n, seed=seed, today=today)
     contacts = data.batch.contacts
     outcomes = data.outcomes if data.outcomes is not None else pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     with db.write() as conn:
+        require(conn, user, "import")
         lines = np.arange(2, len(contacts) + 2, dtype=np.int64)
         valid, errors, _existing = check_contacts_against_db(
             conn, contacts, lines, np.ones(len(contacts), bool)
@@ -910,9 +918,12 @@ def load_demo(
         count = write_interactions(conn, data.interactions, created_by="demo", progress=progress)
         if not logged_campaign:
             new_outcomes, _ = write_outcomes(conn, outcomes, created_by="demo", progress=progress)
+        record(conn, user, "data.demo", "contacts",
+               f"demo data: {plural(len(contacts), 'contact')} (seed {seed}), {plural(count, 'interaction')}",
+               after=f"{inserted:,} new, {updated:,} updated")  # fmt: skip
     logged_no = None
     if logged_campaign:
-        logged_no, extra = _log_demo_campaign(db, seed, data.today)
+        logged_no, extra = _log_demo_campaign(db, seed, data.today, user)
         if extra is not None and len(extra):
             outcomes = pd.concat([outcomes, extra], ignore_index=True)
         with db.write() as conn:

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.

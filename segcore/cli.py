@@ -29,7 +29,7 @@ from ._errors import ImportRejected, RefusedError, SegcoreError, UsageError
 from ._models import Contact
 from ._settings import SETTINGS, set_setting, settings_of
 from ._words import plural
-from .auth import acting_as, current_user, require
+from .auth import acting_as
 from .imports import ImportReport
 
 __all__ = ["build_parser", "main"]
@@ -169,9 +169,6 @@ def _init(db: Database, args: argparse.Namespace) -> Output:
     if args.demo:
         with db.read() as conn:
             stored = conn.execute(select(func.count()).select_from(Contact)).scalar_one()
-            # Demo contacts are an import: once accounts exist, an administrator's. (load_demo should check this
-            # itself, inside its own transaction; until then the command checks before calling it.)
-            require(conn, current_user(), "import")
         if stored and not args.force:
             raise RefusedError(
                 f"the database already holds {plural(stored, 'contact')}: add --force to load demo contacts anyway"

@@ -192,3 +192,140 @@ def test_creating_the_first_administrator_from_the_data_page(app_db: Database) -
     at = _sign_in(at, "ada")
     assert "Data" in texts(at.header)
     assert "Save settings" in [b.label for b in at.button]
+
+
+# ---------------------------------------------------------------------------------------------- single sign-on
+
+# What .streamlit/secrets.toml holds for an OpenID Connect provider (no provider is reached: st.user is faked).
+OIDC = {"auth": {
+    "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not-a-real-secret-0123456789",
+    "client_id": "segment-explorer", "client_secret": "not-a-real-secret",
+    "server_metadata_url": "https://login.example.com/.well-known/openid-configuration",
+}}  # fmt: skip
+
+
+def _sso_app(user: dict[str, object] | None = None) -> AppTest:
+    at = new_app()
+    at.secrets = OIDC
+    at.user = user if user is not None else {"is_logged_in": False}
+    return at
+
+
+def test_without_an_auth_section_there_is_no_single_sign_on_button(app_db: Database) -> None:
+    _accounts(app_db)
+    at = run(new_app())
+    assert "Sign in with your company account" not in [b.label for b in at.button]
+
+
+def test_single_sign_on_offers_the_provider_beside_the_password_form(app_db: Database) -> None:
+    _accounts(app_db)
+    at = run(_sso_app())
+    assert texts(at.header) == ["Sign in"]
+    assert [b.label for b in at.button] == ["Sign in with your company account", "Sign in"]
+    assert not at.dataframe
+
+
+def test_a_mapped_address_signs_in_with_its_accounts_role(app_db: Database) -> None:
+    from segcore import audit_rows, set_email
+
+    _submitted_segment(app_db)
+    _accounts(app_db)
+    set_email(app_db, "meg", "Meg.Manager@Example.com", user="ada")
+    at = run(_sso_app({"is_logged_in": True, "email": "meg.manager@example.com", "name": "Meg"}))
+    assert "Segments" in texts(at.header)
+    assert any("**meg** · manager" in m for m in texts(at.sidebar.markdown))
+    at = _page(at, REVIEW)
+    button(at, "Approve").click()
+    run(at)
+    assert get_segment(app_db, "S1").status == "approved"
+    rows = audit_rows(app_db, user="meg", kind="user", reader="ada")
+    assert any(r.kind == "user.sign_in" and "single sign-on" in r.summary for r in rows)
+    button(at, "Sign out").click()
+    run(at)
+    _only_sign_in_or_sso(at)
+    assert at.user == {"is_logged_in": False}  # the provider's identity is forgotten too
+
+
+def test_an_address_no_account_has_is_refused_with_what_to_do(app_db: Database) -> None:
+    from segcore import audit_rows
+
+    _accounts(app_db)
+    at = run(_sso_app({"is_logged_in": True, "email": "stranger@example.com"}))
+    assert texts(at.header) == ["Sign in"] and not at.dataframe
+    assert any("No account here has the address stranger@example.com, so it has no role" in e for e in texts(at.error))
+    assert "Use another company account" in [b.label for b in at.button]
+    run(at)  # a rerun does not try again (one failed sign-in in the trail, not one per run)
+    failed = [r for r in audit_rows(app_db, kind="user.sign_in_failed", reader="ada") if "stranger" in r.object]
+    assert len(failed) == 1
+
+
+def test_a_disabled_account_cannot_sign_in_through_single_sign_on(app_db: Database) -> None:
+    from segcore import set_email
+
+    _accounts(app_db)
+    set_email(app_db, "mark", "mark@example.com", user="ada")
+    disable_user(app_db, "mark", user="ada")
+    at = run(_sso_app({"is_logged_in": True, "email": "mark@example.com"}))
+    assert texts(at.header) == ["Sign in"]
+    assert any("Account mark is disabled: ask an administrator." in e for e in texts(at.error))
+
+
+def _only_sign_in_or_sso(at: AppTest) -> None:
+    assert texts(at.header) == ["Sign in"]
+    assert not at.dataframe
+
+
+# ---------------------------------------------------------------------------------------------- the Team section
+
+
+def test_an_administrator_manages_the_team_on_the_data_page(app_db: Database) -> None:
+    from segcore import audit_rows, get_user
+
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "ada"), DATA)
+    assert "Team" in texts(at.subheader)
+    team = next(d.value for d in at.dataframe if "Signs in with" in d.value.columns)
+    assert list(team["Name"]) == ["ada", "mark", "meg", "vic"]
+    # Neither a password nor an address: refused by the form, nothing added.
+    at.text_input(key="tm.new.name").input("carol")
+    button(at, "Add account").click()
+    run(at)
+    assert any("Give a password, or the e-mail address" in e for e in texts(at.error))
+    assert [a.name for a in list_users(app_db)] == ["ada", "mark", "meg", "vic"]
+    # A single sign-on account: an e-mail address and no password.
+    at.text_input(key="tm.new.name").input("carol")
+    at.text_input(key="tm.new.email").input("Carol@Example.com")
+    at.selectbox(key="tm.new.role").set_value("manager")
+    button(at, "Add account").click()
+    run(at)
+    assert any("Account carol added (manager); signs in with single sign-on as carol@example.com" in s
+               for s in texts(at.success))
+    carol = get_user(app_db, "carol")
+    assert (carol.role, carol.email, carol.has_password) == ("manager", "carol@example.com", False)
+    # Change mark: role and e-mail in one save; then disable him.
+    at.selectbox(key="tm.pick").set_value("mark")
+    run(at)
+    at.selectbox(key="tm.role.mark").set_value("manager")
+    at.text_input(key="tm.email.mark").input("mark@example.com")
+    button(at, "Save").click()
+    run(at)
+    assert any("mark: role manager, e-mail mark@example.com." in s for s in texts(at.success))
+    button(at, "Disable").click()
+    run(at)
+    assert get_user(app_db, "mark").enabled is False
+    # The last administrator stays: the core's refusal shows by the form.
+    at.selectbox(key="tm.pick").set_value("ada")
+    run(at)
+    at.selectbox(key="tm.role.ada").set_value("viewer")
+    button(at, "Save").click()
+    run(at)
+    assert any("ada is the last administrator" in e for e in texts(at.error))
+    kinds = {r.kind for r in audit_rows(app_db, user="ada", kind="user", reader="ada")}
+    assert {"user.add", "user.set_role", "user.set_email", "user.disable"} <= kinds
+
+
+def test_the_team_section_is_an_administrators(app_db: Database) -> None:
+    _accounts(app_db)
+    at = _page(_sign_in(run(new_app()), "meg"), DATA)
+    assert "Team" not in texts(at.subheader)
+    assert "Add account" not in [b.label for b in at.button]

@@ -192,18 +192,25 @@ def test_users_are_audited(db: Database) -> None:
     assert [r.user for r in audit_rows(db, object="user ada", reader="ada")] == ["root"]
 
 
-def test_audit_rows_filter_by_user_since_kind_and_object(db: Database) -> None:
+def test_audit_rows_filter_by_user_since_until_kind_and_object(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segcore.auth.audit as audit_module
+
     population(db)
-    create_segment(db, "A", user="mark")
+    with monkeypatch.context() as m:  # the trail refuses back-dating, so segment A is written "in 2020"
+        m.setattr(audit_module, "_now", lambda: dt.datetime(2020, 1, 1))
+        create_segment(db, "A", user="mark")
     create_segment(db, "B", user="max")
     apply_action(db, "B", ADD_FR, user="max")
-    with db.write() as conn:
-        conn.execute(audit_t.update().where(audit_t.c.object == "segment A").values(at=dt.datetime(2020, 1, 1)))
     newest_first = audit_rows(db, reader="x")
     assert [r.object for r in newest_first] == ["segment B", "segment B", "segment A"]
     assert [r.kind for r in audit_rows(db, user="MAX", reader="x")] == ["segment.apply", "segment.create"]
     assert [r.object for r in audit_rows(db, since=dt.date(2021, 1, 1), reader="x")] == ["segment B"] * 2
     assert [r.object for r in audit_rows(db, since=dt.datetime(2019, 12, 31, 23), reader="x")][-1] == "segment A"
+    assert [r.object for r in audit_rows(db, until=dt.date(2020, 1, 1), reader="x")] == ["segment A"]  # whole day
+    assert [r.object for r in audit_rows(db, until=dt.date(2019, 12, 31), reader="x")] == []
+    assert len(audit_rows(db, since=dt.date(2020, 1, 1), until=dt.date.today(), reader="x")) == 3
     assert len(audit_rows(db, kind="segment", reader="x")) == 3
     assert audit_rows(db, kind="segm", reader="x") == []  # a family is a whole word before the dot
     assert [r.kind for r in audit_rows(db, kind="segment.create", object="Segment B", reader="x")] == [

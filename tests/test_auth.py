@@ -19,9 +19,11 @@ from segcore import (
     get_user,
     list_users,
     reset_password,
+    set_email,
     set_role,
     set_settings,
     sign_in,
+    sso_sign_in,
 )
 from segcore._db import Database
 from segcore._errors import NotFoundError, RefusedError, UsageError
@@ -213,3 +215,59 @@ def test_acting_as_names_who_acts_when_no_user_is_given(db: Database) -> None:
         assert current_user() == "mark"
         assert create_segment(db, "S").owner == "mark"
     assert current_user() == outside
+
+
+# ---------------------------------------------------------------------------------------------- single sign-on
+
+
+def test_single_sign_on_opens_the_session_of_the_account_with_that_address(db: Database) -> None:
+    admin_with_password(db)
+    add_user(db, "carol", "marketer", email="Carol@Example.com", user="ada")
+    session = sso_sign_in(db, " carol@EXAMPLE.com ", now=NOW)
+    assert (session.name, session.role, session.signed_in_at) == ("carol", "marketer", NOW)
+    assert get_user(db, "carol").last_sign_in_at == NOW
+    assert kinds(db, "carol") == [("user.sign_in", "signed in through single sign-on as carol@example.com")]
+    # The session then lives like a password one: the role is read again on every check.
+    set_role(db, "carol", "manager", user="ada")
+    assert check_session(db, session, now=NOW).role == "manager"
+
+
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("stranger@example.com", "no account here has the address stranger@example.com, so it has no role"),
+        ("", "the identity provider gave no e-mail address"),
+        (None, "the identity provider gave no e-mail address"),
+    ],
+)
+def test_single_sign_on_refuses_an_address_no_account_has(db: Database, email: str | None, message: str) -> None:
+    admin_with_password(db)
+    with pytest.raises(RefusedError, match=message):
+        sso_sign_in(db, email)
+    if email:
+        assert kinds(db, email) == [("user.sign_in_failed", "single sign-on: no account has this address")]
+
+
+def test_single_sign_on_refuses_a_disabled_account(db: Database) -> None:
+    admin_with_password(db)
+    add_user(db, "carol", "marketer", email="carol@example.com", user="ada")
+    disable_user(db, "carol", user="ada")
+    with pytest.raises(RefusedError, match="account carol is disabled"):
+        sso_sign_in(db, "carol@example.com")
+
+
+def test_set_email_maps_an_address_to_one_account_only(db: Database) -> None:
+    admin_with_password(db)
+    add_user(db, "bob", "viewer", PASSWORD, user="ada")
+    add_user(db, "carol", "viewer", PASSWORD, user="ada")
+    assert set_email(db, "bob", " Bob@Example.com ", user="ada").email == "bob@example.com"
+    with pytest.raises(RefusedError, match="another account has the e-mail address bob@example.com"):
+        set_email(db, "carol", "bob@example.com", user="ada")
+    with pytest.raises(UsageError, match="is not an e-mail address"):
+        set_email(db, "carol", "not an address", user="ada")
+    assert sso_sign_in(db, "bob@example.com").name == "bob"
+    assert set_email(db, "bob", None, user="ada").email is None
+    with pytest.raises(RefusedError, match="no account here has the address"):
+        sso_sign_in(db, "bob@example.com")
+    rows = audit_rows(db, kind="user.set_email", reader="ada")
+    assert [(r.before, r.after) for r in reversed(rows)] == [(None, "bob@example.com"), ("bob@example.com", None)]

@@ -65,6 +65,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`streamlit run app.py` on a free port with a fresh SQLite database; always terminated."""
+    yield from serve(tmp_path_factory, DEMO_N)
+
+
+def serve(tmp_path_factory: pytest.TempPathFactory, demo_n: int) -> Iterator[dict[str, Any]]:
+    """The body of a `server` fixture: the app on a fresh database whose first start loads `demo_n` contacts."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -78,7 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     create_segment(db, "LINK", description="Opened from a shared link")
     port = _free_port()
     log = folder / "streamlit.log"
-    env = {**os.environ, "SEGCORE_DATABASE_URL": url_db, "SEGCORE_DEMO_CONTACTS": str(DEMO_N)}
+    env = {**os.environ, "SEGCORE_DATABASE_URL": url_db, "SEGCORE_DEMO_CONTACTS": str(demo_n)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -154,6 +155,12 @@ def test_audit_lists_and_filters_the_trail(
     assert code == 0 and out.strip().endswith("4 audit rows") and "user.add" in out
     code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "audit", "--since", "2999-01-01")
     assert code == 0 and out.strip() == "0 audit rows"
+    code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "audit", "--until", "2000-01-01")
+    assert code == 0 and out.strip() == "0 audit rows"
+    today = dt.date.today().isoformat()
+    code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "audit", "--kind", "user",
+                       "--until", today)
+    assert code == 0 and out.strip().endswith("4 audit rows")
     code, _, err = run(capsys, monkeypatch, "--db", team, "--user", "mark", "audit")
     assert code == 1
     one_line_error(err, "reading the audit trail needs the manager role")
@@ -168,3 +175,27 @@ def test_demo_data_is_an_administrators_import(
     code, _, err = run(capsys, monkeypatch, "--db", team, "--user", "max", "init", "--demo", "50")
     assert code == 1
     one_line_error(err, "importing data needs the admin role")
+
+
+def test_single_sign_on_accounts_from_the_command_line(
+    team: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(capsys, monkeypatch, "--db", team, "--user", "ada", "--json", "user", "add", "carol",
+                         "--role", "marketer", "--email", "Carol@Example.com", "--no-password")
+    assert (code, err) == (0, "")
+    assert json.loads(out) | {"created_at": None} == json.loads(out) | {
+        "name": "carol", "role": "marketer", "email": "carol@example.com", "has_password": False, "created_at": None}
+    code, _, err = run(capsys, monkeypatch, "--db", team, "--user", "ada", "user", "add", "dave", "--role", "viewer",
+                       "--no-password")
+    assert code == 2
+    one_line_error(err, "give its --email")
+    code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "user", "set-email", "mark",
+                       "mark@example.com")
+    assert code == 0 and out.strip() == "mark signs in through single sign-on as mark@example.com"
+    code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "user", "list")
+    assert "mark@example.com" in out and "carol@example.com" in out
+    code, _, err = run(capsys, monkeypatch, "--db", team, "--user", "mark", "user", "set-email", "mark")
+    assert code == 1
+    one_line_error(err, "managing accounts needs the admin role")
+    code, out, _ = run(capsys, monkeypatch, "--db", team, "--user", "ada", "user", "set-email", "mark")
+    assert code == 0 and "has no e-mail address" in out

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import func, select
 
@@ -123,7 +125,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 4
+    assert again.schema_version() == SCHEMA_VERSION == 5
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -150,7 +152,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 4
+    assert again.schema_version() == SCHEMA_VERSION == 5
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -160,4 +162,50 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
     create_segment(again, "NEW", owner="anyone")
     add_user(again, "ada", "admin")
     assert [r.kind for r in audit_rows(again, reader="ada")] == ["user.add", "segment.create"]
+    again.dispose()
+
+
+def _audit_row(db: Database) -> None:
+    from segcore._models import AuditEntry
+
+    with db.write() as conn:
+        conn.execute(AuditEntry.__table__.insert().values(at=dt.datetime(2026, 1, 1), user="ann", kind="test",
+                                                          object="x", summary="kept"))
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_log SET summary = 'changed'", "DELETE FROM audit_log"], ids=["update", "delete"]
+)
+def test_the_database_itself_refuses_changing_or_deleting_audit_rows(db: Database, statement: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    _audit_row(db)
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db.write() as conn:
+            conn.execute(text(statement))
+    with db.read() as conn:
+        assert conn.execute(text("SELECT summary FROM audit_log")).scalars().all() == ["kept"]
+
+
+def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with db.write() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+        conn.execute(text("UPDATE schema_info SET version = 4"))
+    _audit_row(db)
+    with db.write() as conn:  # at version 4 nothing stops it
+        conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 5
+    with pytest.raises(DBAPIError, match="append-only"):
+        with again.write() as conn:
+            conn.execute(text("DELETE FROM audit_log"))
     again.dispose()

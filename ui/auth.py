@@ -1,5 +1,7 @@
-"""Signing in, when the database has accounts (issue 15): the sign-in form, the session check on every run, the
-signed-in name and "Sign out" in the sidebar, and the form that creates a database's first administrator.
+"""Signing in, when the database has accounts (issue 15): the sign-in form, single sign-on through the company's
+OpenID Connect provider (Streamlit's `st.login`, when `.streamlit/secrets.toml` has an `[auth]` section), the session
+check on every run, the signed-in name and "Sign out" in the sidebar, and the form that creates a database's first
+administrator.
 
 Without accounts nothing here stops a page: the app works as it always did (open mode). Everything that decides
 (passwords, lock-out, idle expiry, roles) is segcore's: sign_in, check_session, permissions_of, add_user.
@@ -9,14 +11,42 @@ from __future__ import annotations
 
 import streamlit as st
 
-from segcore import Database, SegcoreError, add_user, check_session, list_users, sign_in
+from segcore import Database, SegcoreError, add_user, check_session, list_users, sign_in, sso_sign_in
 from ui import state
+from ui.format import sentence
 
 K_MSG = "sx.auth.msg"  # (kind, text) to show above the sign-in form on the next run (expired, signed out, …)
 K_ERROR = "sx.auth.error"  # the refusal of the last sign-in attempt, shown under the form
 W_NAME, W_PASSWORD = "sx.signin.name", "sx.signin.password"
 W_ADMIN_NAME, W_ADMIN_PW, W_ADMIN_PW2 = "sx.admin.name", "sx.admin.password", "sx.admin.password2"
 SLOT_FIRST_ADMIN = "sx.admin"
+K_SSO = "sx.auth.sso"  # True while the session came from single sign-on (signing out then also ends st.user's)
+# Keys of secrets.toml's [auth] that are settings, not a named provider's section ([auth.microsoft] ...).
+_AUTH_SETTINGS = {"redirect_uri", "cookie_secret", "expose_tokens", "client_id", "client_secret",
+                  "server_metadata_url", "client_kwargs"}
+
+
+def sso_provider() -> tuple[bool, str | None]:
+    """(configured, provider): whether secrets.toml configures OpenID Connect, and the named provider to pass to
+    st.login (None: the settings sit directly in [auth])."""
+    try:
+        auth = st.secrets.get("auth")
+    except Exception:  # noqa: BLE001 - no secrets file, or one Streamlit cannot read: no single sign-on
+        return False, None
+    if not auth or not hasattr(auth, "keys"):
+        return False, None
+    named = [k for k in auth.keys() if k not in _AUTH_SETTINGS and hasattr(auth[k], "keys")]
+    return True, (named[0] if named and "client_id" not in auth else None)
+
+
+def _sso_identity() -> str | None:
+    """The e-mail address the identity provider vouched for in this browser, when someone signed in with it."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("email") or "")
+    except Exception:  # noqa: BLE001 - st.user outside a configured app: nobody signed in through it
+        return None
+    return None
 
 
 def has_accounts(db: Database) -> bool:
@@ -39,13 +69,33 @@ def gate(db: Database) -> bool:
             st.session_state.pop(state.K_SESSION, None)
         return True
     if session is None:
-        return False
+        return _sso_session(db)
     try:
         st.session_state[state.K_SESSION] = check_session(db, session)
     except SegcoreError as e:
         st.session_state.pop(state.K_SESSION, None)
-        _say_next("warning", str(e).capitalize())
+        _say_next("warning", sentence(e))
+        if st.session_state.pop(K_SSO, False):
+            # The provider's identity would open a new session at once: an expired one must sign in again there.
+            st.logout()
         return False
+    return True
+
+
+def _sso_session(db: Database) -> bool:
+    """Open a session for the person the identity provider signed in (st.user), with the role an administrator
+    mapped to their address; a refusal (an address with no account, a disabled one) shows under the form."""
+    configured, _ = sso_provider()
+    email = _sso_identity() if configured else None
+    if email is None or st.session_state.get(K_ERROR):
+        return False
+    try:
+        st.session_state[state.K_SESSION] = sso_sign_in(db, email)
+    except SegcoreError as e:
+        st.session_state[K_ERROR] = sentence(e)
+        return False
+    st.session_state[K_SSO] = True
+    state.flash("success", f"Signed in as {st.session_state[state.K_SESSION].name}.")
     return True
 
 
@@ -60,7 +110,7 @@ def _try_sign_in() -> None:
     try:
         st.session_state[state.K_SESSION] = sign_in(state.get_db(), name, password)
     except SegcoreError as e:
-        st.session_state[K_ERROR] = str(e).capitalize() + "."
+        st.session_state[K_ERROR] = sentence(e)
         return
     st.session_state.pop(K_MSG, None)
     state.flash("success", f"Signed in as {st.session_state[state.K_SESSION].name}.")
@@ -76,6 +126,17 @@ def sign_in_form() -> None:
         waiting = st.session_state.pop(K_MSG, None)
         if waiting:
             getattr(st, waiting[0], st.info)(waiting[1])
+        configured, provider = sso_provider()
+        if configured:
+            if _sso_identity() is not None:
+                # Signed in with the provider but refused here: offer to leave that identity for another one.
+                st.button("Use another company account", icon=":material/logout:", key="sx.sso.out",
+                          on_click=_sso_sign_out)
+            else:
+                st.button("Sign in with your company account", type="primary", icon=":material/badge:",
+                          key="sx.sso.in", on_click=st.login, args=(provider,) if provider else (),
+                          width="stretch")
+            st.caption("Or with a name and password:")
         with st.form("sx.signin", border=True):
             st.text_input("Name", key=W_NAME, max_chars=60, autocomplete="username")
             st.text_input("Password", key=W_PASSWORD, type="password", max_chars=1024,
@@ -90,6 +151,13 @@ def _sign_out() -> None:
     st.session_state.pop(state.K_SESSION, None)
     st.session_state.pop(K_ERROR, None)
     _say_next("success", "Signed out.")
+    if st.session_state.pop(K_SSO, False):
+        st.logout()  # also forget the provider's identity cookie, or the next run would sign in again
+
+
+def _sso_sign_out() -> None:
+    st.session_state.pop(K_ERROR, None)
+    st.logout()
 
 
 def sidebar_identity(db: Database) -> None:

@@ -76,3 +76,11 @@ def shown_range(offset: int, shown: int, total: int, word: str, words: str | Non
 def cell(value: Any) -> Any:
     """A value as a table cell: None as empty, the rest unchanged."""
     return "" if value is None else value
+
+
+def sentence(message: object) -> str:
+    """A core message as a sentence: first letter up, one full stop. Not str.capitalize(), which lowers the rest
+    ("NAME", "FR", "Ada" must stay as the core wrote them)."""
+    text = str(message).strip()
+    text = text[:1].upper() + text[1:]
+    return text if not text or text.endswith((".", "!", "?")) else text + "."

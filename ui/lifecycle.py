@@ -171,6 +171,10 @@ def _review_box(db: Database, info: SegmentInfo) -> None:
     # A rejection's comment shows under the Builder's header (frame.rejection_note), above every tab.
     if info.status == "logged":
         return
+    refusal = state.refusal("segment.submit", owner=info.owner)
+    if refusal is not None:
+        st.caption(refusal)
+        return
     comment_key = "bd.review.comment"
     st.text_input("Comment (optional)", key=comment_key, max_chars=500,
                   placeholder="e.g. ready for the spring newsletter" if info.status == "draft" else "why")
@@ -267,8 +271,9 @@ def logged_box(db: Database, info: SegmentInfo) -> None:
         if rec.follow_up_segment_no:
             st.page_link("pages/builder.py", label=f"Open follow-up {rec.follow_up_segment_no}",
                          icon=":material/redo:", query_params={"segment": rec.follow_up_segment_no})
-        st.button("Cancel the log…", icon=":material/cancel:", key="bd.cancel.go", disabled=rec.cancelled,
-                  on_click=lambda: st.session_state.__setitem__(K_CANCEL_DIALOG, rec.segment_no))
+        if state.can("segment.cancel_log", owner=info.owner):
+            st.button("Cancel the log…", icon=":material/cancel:", key="bd.cancel.go", disabled=rec.cancelled,
+                      on_click=lambda: st.session_state.__setitem__(K_CANCEL_DIALOG, rec.segment_no))
     if st.session_state.get(K_CANCEL_DIALOG) == rec.segment_no:
         _cancel_dialog(db, rec)
     _logged_tables(db, rec)
@@ -313,5 +318,8 @@ def review_and_log_tab(db: Database, info: SegmentInfo) -> None:
     with right:
         if info.status == "logged":
             logged_box(db, info)
+        elif (refusal := state.refusal("segment.log", owner=info.owner)) is not None:
+            st.markdown("**Log segment**")
+            st.caption(refusal)
         else:
             log_form(db, info)

@@ -26,10 +26,13 @@ from segcore import (
     current_user,
     get_preference,
     load_demo,
+    may,
     permissions_of,
     resolve_url,
     set_preference,
+    why_not,
 )
+from ui.format import sentence
 
 PAGES = {
     "segments": "pages/segments.py",
@@ -84,7 +87,8 @@ def ensure_demo_data(db: Database) -> None:
     if st.session_state.get(flag):
         return
     with _seed_lock(db.url):
-        if contact_count(db) == 0:
+        # Demo data is an import: on an empty database with accounts, only an administrator's first visit loads it.
+        if contact_count(db) == 0 and can("import"):
             _load_demo(db, demo_size())
     st.session_state[flag] = True
 
@@ -101,7 +105,7 @@ def _load_demo(db: Database, n: int) -> None:
 
     try:
         # A logged demo campaign with a holdout and outcomes: the Review page's Results tab shows a lift.
-        summary = load_demo(db, n, progress=progress, logged_campaign=True)
+        summary = load_demo(db, n, progress=progress, logged_campaign=True, user=user())
     except SegcoreError as e:
         st.error(str(e))
         st.stop()
@@ -163,14 +167,26 @@ def user() -> str:
     return (st.session_state.get(K_USER) or "").strip()[:60] or signed_in_user()
 
 
-def can(permission: str) -> bool:
-    """Whether the working user may do `permission` (segcore's permissions_of; every one without accounts).
+def can(permission: str, *, owner: str | None = None) -> bool:
+    """Whether the working user may do `permission`, on an object of `owner` when it has one (segcore's `may`, the
+    writers' own check; everything without accounts).
 
     Pages hide what the user may not do with it; hiding is a courtesy, the core refuses anyway."""
     try:
-        return permission in permissions_of(get_db(), user())
+        if owner is None:
+            return permission in permissions_of(get_db(), user())
+        return may(get_db(), user(), permission, owner=owner)
     except SegcoreError:
         return False
+
+
+def refusal(permission: str, *, owner: str | None = None) -> str | None:
+    """Why the working user may not do `permission` (the core's own words, capitalised), or None when they may."""
+    try:
+        reason = why_not(get_db(), user(), permission, owner=owner)
+    except SegcoreError as e:
+        reason = str(e)
+    return None if reason is None else sentence(reason)
 
 
 def user_input() -> None:

@@ -12,10 +12,14 @@ from .accounts import (
     enable_user,
     get_user,
     list_users,
+    may,
     permissions_of,
     reset_password,
+    set_email,
     set_role,
     sign_in,
+    sso_sign_in,
+    why_not,
 )
 from .audit import AuditRow, audit_rows, record
 from .identity import acting_as, current_user, fold_name
@@ -54,6 +58,7 @@ __all__ = [
     "get_user",
     "list_users",
     "open_mode",
+    "may",
     "permissions_of",
     "permissions_of_role",
     "record",
@@ -61,5 +66,8 @@ __all__ = [
     "reset_password",
     "role_rank",
     "set_role",
+    "set_email",
     "sign_in",
+    "sso_sign_in",
+    "why_not",
 ]

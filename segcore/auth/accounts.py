@@ -40,10 +40,14 @@ __all__ = [
     "enable_user",
     "get_user",
     "list_users",
+    "may",
     "permissions_of",
     "reset_password",
     "set_role",
+    "set_email",
     "sign_in",
+    "sso_sign_in",
+    "why_not",
 ]
 
 users_t = table_of(User)
@@ -202,6 +206,23 @@ def permissions_of(db: Database, user: str | None) -> frozenset[str]:
     return permissions_of_role(role) if role is not None else frozenset()
 
 
+def why_not(db: Database, user: str | None, permission: str, *, owner: str | None = None) -> str | None:
+    """Why `user` may not do `permission` on an object of `owner` (the refusal's message), or None when they may:
+    the writers' own check (`require`), asked ahead so a page can hide a control and say why. Hiding is a courtesy;
+    the writer checks again in its transaction."""
+    with db.read() as conn:
+        try:
+            require(conn, user, permission, owner=owner)
+        except RefusedError as e:
+            return str(e)
+    return None
+
+
+def may(db: Database, user: str | None, permission: str, *, owner: str | None = None) -> bool:
+    """Whether `user` may do `permission` on an object of `owner` (see `why_not`)."""
+    return why_not(db, user, permission, owner=owner) is None
+
+
 def get_user(db: Database, name: str) -> Account:
     with db.read() as conn:
         return _account(_row(conn, name))
@@ -338,6 +359,53 @@ def sign_in(db: Database, name: str, password: str, *, now: dt.datetime | None =
     now = now or _now()
     account = authenticate(db, name, password, now=now)
     return Session(account.name, account.role, now, now)
+
+
+def sso_sign_in(db: Database, email: str | None, *, now: dt.datetime | None = None) -> Session:
+    """Open a session for an identity the company's OpenID Connect provider vouched for (the dashboard's
+    `st.login`): the enabled account whose e-mail address it is, with that account's role. An administrator maps an
+    address to a role by giving an account that address (`user add NAME --role ROLE --email ADDRESS`); an address
+    no account has is refused, and the attempt is in the audit trail either way."""
+    mail = (email or "").strip().lower()
+    now = now or _now()
+    if not mail:
+        raise RefusedError("the identity provider gave no e-mail address, so no role can be given: ask an administrator")
+    refusal: str | None = None
+    with db.write() as conn:
+        row = conn.execute(select(users_t).where(users_t.c.email == mail).with_for_update()).first()
+        if row is None:
+            refusal = (f"no account here has the address {mail}, so it has no role: an administrator gives it one "
+                       f"with `python -m segcore user add NAME --role ROLE --email {mail} --no-password`")
+            record(conn, mail, "user.sign_in_failed", f"user {mail}", "single sign-on: no account has this address")
+        elif not row.enabled:
+            refusal = f"account {row.name} is disabled: ask an administrator"
+            record(conn, row.name, "user.sign_in_failed", f"user {row.name}", "single sign-on: account disabled")
+        else:
+            conn.execute(update(users_t).where(users_t.c.id == row.id).values(last_sign_in_at=now))
+            record(conn, row.name, "user.sign_in", f"user {row.name}", f"signed in through single sign-on as {mail}")
+    if refusal is not None:  # raised after the block: the failure's audit row is committed
+        raise RefusedError(refusal)
+    return Session(row.name, row.role, now, now)  # type: ignore[union-attr]
+
+
+def set_email(db: Database, name: str, email: str | None, *, user: str | None = None) -> Account:
+    """Give an account the e-mail address single sign-on knows it by (None or "" takes it away); an administrator's
+    act, and an address belongs to one account only."""
+    mail = (email or "").strip().lower() or None
+    if mail is not None and ("@" not in mail or len(mail) > 254 or any(c.isspace() for c in mail)):
+        raise UsageError(f"{email!r} is not an e-mail address")
+    actor = user if user is not None else current_user()
+    with db.write() as conn:
+        require(conn, actor, "users")
+        row = _row(conn, name, lock=True)
+        if mail and conn.execute(
+            select(users_t.c.id).where(users_t.c.email == mail, users_t.c.id != row.id)
+        ).first() is not None:
+            raise RefusedError(f"another account has the e-mail address {mail}")
+        conn.execute(update(users_t).where(users_t.c.id == row.id).values(email=mail))
+        record(conn, actor, "user.set_email", f"user {row.name}", f"e-mail address of {row.name} changed",
+               before=row.email, after=mail)
+        return _account(_row(conn, row.name))
 
 
 def check_session(db: Database, session: Session, *, now: dt.datetime | None = None) -> Session:

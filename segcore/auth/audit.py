@@ -92,12 +92,14 @@ def audit_rows(
     *,
     user: str | None = None,
     since: dt.date | dt.datetime | None = None,
+    until: dt.date | dt.datetime | None = None,
     kind: str | None = None,
     object: str | None = None,
     limit: int | None = None,
     reader: str | None = None,
 ) -> list[AuditRow]:
-    """Audit rows, newest first: by whom (`user`), from when (`since`, UTC), of a kind or kind family
+    """Audit rows, newest first: by whom (`user`), from when (`since`, UTC) and until when (`until`: a date
+    includes its whole day, a datetime is exclusive), of a kind or kind family
     ("segment" matches "segment.apply"), about an object ("segment SPRING"). `reader` (default: the current user)
     needs the manager role once accounts exist."""
     reader = reader if reader is not None else current_user()
@@ -106,6 +108,9 @@ def audit_rows(
         stmt = stmt.where(func.lower(audit_t.c.user) == user.strip().lower())
     if since is not None:
         stmt = stmt.where(audit_t.c.at >= _start(since))
+    if until is not None:
+        end = _start(until) if isinstance(until, dt.datetime) else _start(until + dt.timedelta(days=1))
+        stmt = stmt.where(audit_t.c.at < end)
     if kind:
         k = kind.strip()
         stmt = stmt.where(or_(audit_t.c.kind == k, audit_t.c.kind.startswith(k + ".", autoescape=True)))
