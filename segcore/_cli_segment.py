@@ -72,6 +72,8 @@ def add_segment_commands(sub: Any) -> None:
     p.add_argument("no")
     p.add_argument("--description", required=True)
     p.add_argument("--campaign")
+    p.add_argument("--source", metavar="NAME", help="the contact source its members come from (see: source list); "
+                   "default: the contacts of this database")
     p.set_defaults(handler=_create)
 
     p = ss.add_parser("update", help="change a segment's description or campaign ('' removes the campaign)",
@@ -249,8 +251,11 @@ def _whole(text: str) -> int:
 
 
 def _create(db: Database, args: argparse.Namespace) -> Output:
-    info = create_segment(db, args.no, description=args.description, campaign_no=args.campaign)
-    return f"created segment {info.no}", {"segment": info.no, "status": info.status, "size": info.size}
+    info = create_segment(db, args.no, description=args.description, campaign_no=args.campaign, source=args.source)
+    over = f" over source {args.source}" if args.source else ""
+    return f"created segment {info.no}{over}", {
+        "segment": info.no, "status": info.status, "size": info.size, "source": args.source or None,
+    }
 
 
 def _update(db: Database, args: argparse.Namespace) -> Output:

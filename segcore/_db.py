@@ -97,7 +97,15 @@ def _to_v5(conn: Connection) -> None:
     _audit_append_only(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
+def _to_v6(conn: Connection) -> None:
+    """Contact sources (Spark tables or Parquet/CSV locations) and the source each segment is built over."""
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables["sources"]], checkfirst=True)
+    columns = {c["name"] for c in inspect(conn).get_columns("segments")}
+    if "source" not in columns:
+        conn.execute(text("ALTER TABLE segments ADD COLUMN source VARCHAR(60)"))  # our names, no user input
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6}
 
 
 

@@ -25,6 +25,7 @@ from ._models import (
     ActionDelta,
     Campaign,
     Contact,
+    ContactSource,
     LoggedSegment,
     SavedCriteria,
     Segment,
@@ -251,8 +252,11 @@ def create_segment(
     campaign_no: str | None = None,
     owner: str | None = None,
     user: str | None = None,
+    source: str | None = None,
 ) -> SegmentInfo:
-    """Create an empty draft segment owned by `owner` (default: who acts, `user`, else the owner, else the current user)."""
+    """Create an empty draft segment owned by `owner` (default: who acts, `user`, else the owner, else the current user).
+
+    `source` names the contact source its members come from (`source add`); None: the application database."""
     no = (no or "").strip()
     if not _SEGMENT_NO.match(no):
         raise UsageError(
@@ -269,6 +273,8 @@ def create_segment(
             raise RefusedError(f"segment {no} already exists")
         if campaign_no:
             _require_campaign(conn, campaign_no)
+        if source and conn.execute(select(ContactSource.name).where(ContactSource.name == source)).first() is None:
+            raise NotFoundError(f"no source {source!r} (see: source list)")
         now = _now()
         conn.execute(
             insert(segments).values(
@@ -282,6 +288,7 @@ def create_segment(
                 size=0,
                 created_at=now,
                 updated_at=now,
+                source=source or None,
             )
         )
         record(conn, actor, "segment.create", f"segment {no}", f"segment {no} created", after=_header_text(

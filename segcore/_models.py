@@ -32,6 +32,7 @@ __all__ = [
     "Campaign",
     "Contact",
     "ContactCode",
+    "ContactSource",
     "CustomField",
     "CustomValue",
     "DynamicSegment",
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -294,6 +295,33 @@ class Segment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     approved_head_seq: Mapped[int | None] = mapped_column(Integer)
+    # The contact source its members come from (sources.name); NULL = the contacts of the application database.
+    source: Mapped[str | None] = mapped_column(String(60))
+
+
+class ContactSource(Base):
+    """Contacts that stay where they are (a Spark table or a Parquet/CSV location), mapped to our fields."""
+
+    __tablename__ = "sources"
+    __table_args__ = (
+        CheckConstraint("kind IN ('table', 'path')", name="ck_sources_kind"),
+        CheckConstraint("interactions_kind IS NULL OR interactions_kind IN ('table', 'path')", name="ck_sources_ikind"),
+    )
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    # The Spark that reads it: local[N] or a Spark Connect address sc://host:port.
+    spark_url: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(10))  # table | path
+    location: Mapped[str] = mapped_column(String(1000))  # a table name, or a path / URI
+    format: Mapped[str | None] = mapped_column(String(10))  # parquet | csv for a path
+    # The column mapping (segcore.imports.Mapping.to_json) of the contacts, and of the interactions when there are.
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    interactions_kind: Mapped[str | None] = mapped_column(String(10))
+    interactions_location: Mapped[str | None] = mapped_column(String(1000))
+    interactions_format: Mapped[str | None] = mapped_column(String(10))
+    interactions_mapping: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
 class SegmentMember(Base):

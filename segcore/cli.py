@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_other_commands(sub: Any) -> None:
     from ._cli_audiences import add_audience_commands
     from ._cli_segment import add_segment_commands
+    from ._cli_sources import add_source_commands
 
     add_segment_commands(sub)
+    add_source_commands(sub)
     add_audience_commands(sub)
     add_settings_command(sub)
     add_auth_commands(sub)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from segcore._db import Database
 from segcore._models import Base
 
-pytest_plugins = ["tests.apptest_support"]
+pytest_plugins = ["tests.apptest_support", "tests.spark_support"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("SEGCORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:54329/postgres")

@@ -125,7 +125,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 5
+    assert again.schema_version() == SCHEMA_VERSION == 6
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -152,7 +152,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 5
+    assert again.schema_version() == SCHEMA_VERSION == 6
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -204,8 +204,29 @@ def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) ->
         conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 5
+    assert again.schema_version() == SCHEMA_VERSION == 6
     with pytest.raises(DBAPIError, match="append-only"):
         with again.write() as conn:
             conn.execute(text("DELETE FROM audit_log"))
+    again.dispose()
+
+
+def test_a_version_5_database_gains_contact_sources_and_keeps_its_segments(db: Database) -> None:
+    from sqlalchemy import inspect, text
+
+    from segcore import create_segment, get_segment
+
+    create_segment(db, "KEPT", description="Before sources")
+    with db.write() as conn:
+        conn.execute(text("DROP TABLE sources"))  # our own names
+        conn.execute(text("ALTER TABLE segments DROP COLUMN source"))
+        conn.execute(text("UPDATE schema_info SET version = 5"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 6
+    with again.read() as conn:
+        assert inspect(conn).has_table("sources")
+        assert "source" in {c["name"] for c in inspect(conn).get_columns("segments")}
+        assert conn.execute(text("SELECT source FROM segments WHERE no = 'KEPT'")).scalar_one() is None
+    assert get_segment(again, "KEPT").description == "Before sources"
     again.dispose()

@@ -1,0 +1,822 @@
+"""A contact source in Spark: a table or a Parquet/CSV location, mapped to our fields, read where it lies.
+
+Opening a source reads its schema (nothing else), checks that every mapped column exists with a type that fits its
+field, and registers five temporary views in the Spark session, shaped like the application's tables:
+
+    <prefix>_contacts         id (= the contact number), contact_no and every built-in contact field, normalised
+                              as an import stores them (codes upper or lower case, e-mails lower case, ...)
+    <prefix>_contact_codes    kind, code, contact_id: the list fields (a `;`-separated text or an array column)
+    <prefix>_profile_answers  questionnaire, answer, contact_id: a `Q=A;Q=A` text or an array column
+    <prefix>_custom_values    field_id, contact_id, num, txt, day: the source's own custom fields
+    <prefix>_interactions     the interactions table or location, when there is one (else empty)
+
+so that the filter compiler (segcore/_filter_sql.py) and the chart buckets (segcore/_stats.py) run unchanged; only
+the table names differ, and `SparkDialect` writes them. Every operation runs in Spark and returns a few numbers or
+the contact numbers asked for (through Arrow).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy import func, select
+
+from .._errors import UsageError
+from .._filter_sql import compile_filter
+from .._filter_tree import Node
+from .._models import Contact, ContactCode
+from .._stats import DIMENSIONS, UNKNOWN, Distribution, _bucket_expr, _ordered, dimension_of
+from ..fields import BUILTIN, CONTACT_FIELDS, INTERACTION_FIELDS, LIST_FIELDS, FieldRegistry, custom_spec
+from ..imports.mapping import CONTACT_TARGETS, suggest_mapping
+from ..imports.mapping import Mapping as ColumnMapping
+from .dialect import SparkDialect, install_fold
+from .errors import SourceConfigError, SparkUnavailable
+from .session import is_connect, quiet, spark_session
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = [
+    "FORMATS",
+    "STEP_KINDS",
+    "Location",
+    "SourceCount",
+    "SourceSpec",
+    "SparkSource",
+    "StepOptions",
+    "StepScan",
+    "open_source",
+]
+
+FORMATS = ("parquet", "csv")
+STEP_KINDS = ("add", "refine", "reduce")
+TABLES = ("contacts", "contact_codes", "profile_answers", "custom_values", "interactions")
+
+contacts = Contact.__table__
+codes_t = ContactCode.__table__
+
+# Built-in contact fields a source may feed, by the kind of Spark column they accept.
+_TEXT_FIELDS = ("contact_no", "company_no", "name", "email", "phone", "city", "post_code", "first_name", "last_name")
+_SPARK_NUMBER = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType", "DecimalType")
+_SPARK_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
+_SPARK_DATE = ("DateType", "TimestampType", "TimestampNTZType")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where data lies in Spark: a table name (`kind` "table") or a Parquet/CSV location (`kind` "path")."""
+
+    kind: str  # "table" | "path"
+    location: str
+    format: str = ""  # for a path: "parquet" | "csv"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("table", "path"):
+            raise UsageError(f"a source location is a table or a path, not {self.kind!r}")
+        if not self.location.strip():
+            raise UsageError(f"the {self.kind} of a source cannot be empty")
+        if self.kind == "path" and self.format not in FORMATS:
+            raise UsageError(f"a source path is read as {' or '.join(FORMATS)}, not {self.format!r}")
+
+    def describe(self) -> str:
+        return f"table {self.location}" if self.kind == "table" else f"{self.format} {self.location}"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Everything that defines a source: its Spark, its contacts and their mapping, optionally its interactions."""
+
+    name: str
+    spark_url: str
+    contacts: Location
+    mapping: ColumnMapping | None = None  # None: suggested from the column names, as for a file import
+    interactions: Location | None = None
+    interactions_mapping: ColumnMapping | None = None
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """How many contacts of a source a filter matches: not flagged, flagged "exclude from segments", and all."""
+
+    matched: int
+    excluded: int
+    total: int
+
+
+@dataclass(frozen=True)
+class StepScan:
+    """What an Add, Refine or Reduce would do to a member set: sizes before and after, who enters and leaves."""
+
+    kind: str
+    matched: int  # contacts the filter matches (C'; for Add, without the flagged ones unless exclusion is ignored)
+    before: int
+    after: int
+    entering: int
+    leaving: int
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """The options of a step, named as segcore's ActionOptions names them (SPEC §3).
+
+    Add: persons or companies only (`contact_type`), every contact of a matched contact's company
+    (`expand_companies`), the company of each matched person (`related_companies`), flagged contacts kept
+    (`ignore_exclusion`). Refine and Reduce: a whole company when any of its contacts matches (`entire_companies`)."""
+
+    expand_companies: bool = False
+    related_companies: bool = False
+    ignore_exclusion: bool = False
+    entire_companies: bool = False
+    contact_type: str | None = None  # "person" | "company" | None
+
+    def check(self, kind: str) -> None:
+        add_only = {"expand_companies": self.expand_companies, "related_companies": self.related_companies,
+                    "ignore_exclusion": self.ignore_exclusion, "contact_type": self.contact_type is not None}  # fmt: skip
+        used = [name for name, on in add_only.items() if on]
+        if kind != "add" and used:
+            raise UsageError(f"{', '.join(used)} {'go' if len(used) > 1 else 'goes'} with add only, not {kind}")
+        if self.entire_companies and kind not in ("refine", "reduce"):
+            raise UsageError("entire_companies goes with refine or reduce only")
+        if self.contact_type not in (None, "person", "company"):
+            raise UsageError(f"contact_type is person or company, not {self.contact_type!r}")
+
+
+@dataclass(frozen=True)
+class _Views:
+    prefix: str
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _type_name(data_type: Any) -> str:
+    return type(data_type).__name__
+
+
+def _describe_type(data_type: Any) -> str:
+    try:
+        return str(data_type.simpleString())
+    except Exception:  # noqa: BLE001 - a type without a short form is named by its class
+        return _type_name(data_type)
+
+
+def _is_string_array(data_type: Any) -> bool:
+    return _type_name(data_type) == "ArrayType" and _type_name(data_type.elementType) == "StringType"
+
+
+def _accepts(target_type: str, target: str, data_type: Any) -> bool:
+    """Whether a Spark column of `data_type` can feed a field of `target_type`."""
+    name = _type_name(data_type)
+    if target_type in ("text", "code"):
+        # Numbers kept as numbers (a contact or post code stored as an integer) are text once cast.
+        return name == "StringType" or (name in _SPARK_INTEGRAL and target in _TEXT_FIELDS)
+    if target_type == "number":
+        return name in _SPARK_NUMBER
+    if target_type == "date":
+        return name in _SPARK_DATE
+    if target_type == "boolean":
+        return name == "BooleanType"
+    if target_type in ("list", "profile"):
+        return name == "StringType" or _is_string_array(data_type)
+    return False
+
+
+def _expected(target_type: str) -> str:
+    return {
+        "text": "text (string)",
+        "code": "text (string)",
+        "number": "a number",
+        "date": "a date",
+        "boolean": "a boolean",
+        "list": "a ';'-separated text or an array of text",
+        "profile": "a 'Q=A;Q=A' text or an array of text",
+    }[target_type]
+
+
+def _field_type(target: str, choice_type: str, kind: str) -> str:
+    if kind == "interactions":
+        spec = INTERACTION_FIELDS.get(target)
+        if spec is not None:
+            return spec.type
+        return {"contact_no": "text", "cost": "number", "duration_min": "number"}[target]
+    if target == "profile":
+        return "profile"
+    if target in ("first_name", "last_name"):
+        return "text"
+    spec = CONTACT_FIELDS.get(target)
+    if spec is not None:
+        return spec.type
+    return choice_type or "text"
+
+
+def _spark_field_type(data_type: Any) -> str:
+    """The field type a new custom field gets from a Spark column ("" = a type that cannot be a field)."""
+    name = _type_name(data_type)
+    if name == "StringType":
+        return "text"
+    if name in _SPARK_NUMBER:
+        return "number"
+    if name in _SPARK_DATE:
+        return "date"
+    if name == "BooleanType":
+        return "boolean"
+    if _is_string_array(data_type):
+        return "list"
+    return ""
+
+
+def _view_prefix(spec: SourceSpec) -> str:
+    digest = hashlib.sha1(repr((spec.name, spec.contacts, spec.interactions)).encode()).hexdigest()[:10]
+    safe = re.sub(r"[^a-z0-9]+", "_", spec.name.lower()).strip("_")[:30] or "source"
+    return f"segcore_{safe}_{digest}"
+
+
+def _read(spark: SparkSession, where: Location, source: str) -> DataFrame:
+    """The DataFrame of a location (reads the schema only); SourceConfigError, one line, when there is none."""
+    try:
+        if where.kind == "table":
+            df = spark.table(where.location)
+        elif where.format == "parquet":
+            df = spark.read.parquet(where.location)
+        else:
+            df = spark.read.option("header", True).option("inferSchema", True).csv(where.location)
+        df.schema  # noqa: B018 - Spark Connect resolves lazily: ask for the schema now
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis errors become one line
+        text = str(exc)
+        if where.kind == "table":
+            raise SourceConfigError(f"source {source}: Spark has no table {where.location!r}") from None
+        if "PATH_NOT_FOUND" in text or "does not exist" in text:
+            raise SourceConfigError(f"source {source}: no {where.format} data at {where.location}") from None
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+        raise SourceConfigError(f"source {source}: cannot read {where.describe()}: {first}") from None
+    return df
+
+
+class SparkSource:
+    """An opened source: its Spark session, its views, its field registry; every read pushed down to Spark."""
+
+    def __init__(self, spec: SourceSpec, spark: SparkSession) -> None:
+        with quiet():
+            self._open(spec, spark)
+
+    def _open(self, spec: SourceSpec, spark: SparkSession) -> None:
+        # A Connect session's columns come from the Connect client's functions, whatever else runs in the process.
+        if is_connect(spark):
+            from pyspark.sql.connect import functions as F  # noqa: N812 - the usual name
+        else:
+            from pyspark.sql import functions as F  # type: ignore[no-redef]  # noqa: N812
+
+        self.spec = spec
+        self.spark = spark
+        _fold_ready(spark)
+        self._F = F
+        self.views = _Views(_view_prefix(spec), {t: f"{_view_prefix(spec)}_{t}" for t in TABLES})
+        base = _read(spark, spec.contacts, spec.name)
+        self.columns: tuple[str, ...] = tuple(base.columns)
+        types = {f.name: f.dataType for f in base.schema.fields}
+        self.mapping = self._contact_mapping(spec.mapping, types)
+        self.fields = self._registry()
+        self._contacts_view(base, types)
+        if spec.interactions is not None:
+            inter = _read(spark, spec.interactions, spec.name)
+            itypes = {f.name: f.dataType for f in inter.schema.fields}
+            self.interactions_mapping: ColumnMapping | None = self._mapping_for(
+                "interactions", spec.interactions_mapping, itypes, spec.interactions
+            )
+            self._interactions_view(inter, itypes)
+        else:
+            self.interactions_mapping = None
+            self._empty_interactions()
+        self.dialect = SparkDialect({t: self.views.names[t] for t in TABLES})
+
+    # ------------------------------------------------------------------------------------------------- mapping
+
+    def _contact_mapping(self, mapping: ColumnMapping | None, types: Mapping[str, Any]) -> ColumnMapping:
+        return self._mapping_for("contacts", mapping, types, self.spec.contacts)
+
+    def _mapping_for(
+        self, kind: str, mapping: ColumnMapping | None, types: Mapping[str, Any], where: Location
+    ) -> ColumnMapping:
+        header = list(types)
+        if mapping is None:
+            unusable = {c: "" for c, t in types.items() if not _spark_field_type(t)}
+            new_types = {i: _spark_field_type(types[c]) or "text" for i, c in enumerate(header)}
+            mapping = suggest_mapping(header, kind, overrides=unusable, new_types=new_types)
+        if mapping.kind != kind:
+            raise SourceConfigError(f"source {self.spec.name}: the {kind} mapping is a mapping of {mapping.kind}")
+        for choice in mapping.columns:
+            if not choice.field:
+                continue
+            if choice.source not in types:
+                raise SourceConfigError(
+                    f"source {self.spec.name}: column {choice.source!r} (mapped to {choice.field}) is not in "
+                    f"{where.describe()}"
+                )
+            target_type = _field_type(choice.field, choice.new_type, kind)
+            if not _accepts(target_type, choice.field, types[choice.source]):
+                raise SourceConfigError(
+                    f"source {self.spec.name}: column {choice.source!r} is {_describe_type(types[choice.source])}, "
+                    f"but {choice.field} needs {_expected(target_type)}"
+                )
+        if "contact_no" not in mapping.targets():
+            raise SourceConfigError(
+                f"source {self.spec.name}: no column of {where.describe()} is mapped to contact_no, the key"
+            )
+        return mapping
+
+    def _custom_choices(self) -> list[tuple[int, str, str, str]]:
+        """(id, field, type, source column) of the source's own custom fields, ids from 1 in mapping order."""
+        out: list[tuple[int, str, str, str]] = []
+        for choice in self.mapping.columns:
+            if choice.field and choice.field not in CONTACT_TARGETS:
+                out.append((len(out) + 1, choice.field, choice.new_type or "text", choice.source))
+        return out
+
+    def _registry(self) -> FieldRegistry:
+        customs = self._custom_choices()
+        if not customs:
+            return BUILTIN
+        labels = {c.field: c.label or c.source for c in self.mapping.columns}
+        return FieldRegistry.of(tuple(custom_spec(i, f, labels[f], t) for i, f, t, _ in customs))
+
+    # --------------------------------------------------------------------------------------------------- views
+
+    def _contacts_view(self, base: DataFrame, types: Mapping[str, Any]) -> None:
+        F = self._F
+        targets = {f: c.source for f, c in self.mapping.targets().items()}
+
+        def col(name: str) -> Column:
+            return base[targets[name]]
+
+        def text(name: str) -> Column:
+            return col(name).cast("string")
+
+        def code(name: str) -> Column:
+            spec = CONTACT_FIELDS[name]
+            value = F.trim(text(name))
+            value = F.lower(value) if spec.normalize("A") == "a" else F.upper(value)
+            return F.when(value == "", None).otherwise(value)
+
+        key = F.trim(text("contact_no"))
+        out: dict[str, Column] = {"id": key, "contact_no": key}
+        for name, spec in CONTACT_FIELDS.items():
+            if name in out or spec.derived or spec.type == "list" or name == "email_domain":
+                continue
+            if name not in targets:
+                if name == "name" and ("first_name" in targets or "last_name" in targets):
+                    parts = [F.trim(text(n)) for n in ("first_name", "last_name") if n in targets]
+                    joined = F.trim(F.concat_ws(" ", *parts))
+                    out[name] = F.when(joined == "", None).otherwise(joined)
+                    continue
+                sql_type = {"number": "double", "date": "date", "boolean": "boolean"}.get(spec.type, "string")
+                default = {"gender": F.lit("unknown"), "exclude_from_segments": F.lit(False)}.get(name)
+                out[name] = default if default is not None else F.lit(None).cast(sql_type)
+            elif name == "email":
+                out[name] = F.lower(F.trim(text(name)))
+            elif spec.type == "code":
+                value = code(name)
+                out[name] = F.coalesce(value, F.lit("unknown")) if name == "gender" else value
+            elif spec.type == "text":
+                out[name] = text(name)
+            elif spec.type == "number":
+                out[name] = col(name).cast("bigint" if spec.integer else "double")
+            elif spec.type == "date":
+                out[name] = col(name).cast("date")
+            elif spec.type == "boolean":
+                out[name] = F.coalesce(col(name), F.lit(False))
+        projected = base.select(*[v.alias(k) for k, v in out.items()])
+        projected = projected.withColumn(
+            "email_domain",
+            F.when(F.instr(F.col("email"), "@") > 0, F.substring_index(F.col("email"), "@", -1)),
+        )
+        projected.createOrReplaceTempView(self.views.names["contacts"])
+
+        # List fields (built-in and custom): one row per distinct (kind, code, contact).
+        lists: list[tuple[str, str]] = [(n, n) for n in LIST_FIELDS if n in targets]
+        lists += [(f"cf{i}", src) for i, _f, t, src in self._custom_choices() if t == "list"]
+        frames = []
+        for kind, source in lists:
+            frames.append(
+                base.select(key.alias("contact_id"), F.explode(self._items(base[source], types[source])).alias("c"))
+                .select(F.lit(kind).alias("kind"), F.upper(F.trim("c")).alias("code"), "contact_id")
+            )
+        self._union(frames, "contact_codes", "kind string, code string, contact_id string", distinct=True)
+
+        frames = []
+        if "profile" in targets:
+            source = targets["profile"]
+            items = base.select(key.alias("contact_id"), F.explode(self._items(base[source], types[source])).alias("i"))
+            items = items.where(F.instr("i", "=") > 0)
+            frames.append(
+                items.select(
+                    F.upper(F.trim(F.substring_index("i", "=", 1))).alias("questionnaire"),
+                    F.upper(F.trim(F.expr("substring(i, instr(i, '=') + 1)"))).alias("answer"),
+                    "contact_id",
+                )
+            )
+        self._union(frames, "profile_answers", "questionnaire string, answer string, contact_id string", distinct=True)
+
+        frames = []
+        for i, _f, ftype, source in self._custom_choices():
+            if ftype == "list":
+                continue
+            value = base[source]
+            num: Column | None = None
+            txt: Column | None = None
+            day: Column | None = None
+            if ftype == "number":
+                num = value.cast("double")
+            elif ftype == "boolean":
+                num = F.when(value, F.lit(1.0)).when(~value, F.lit(0.0))
+            elif ftype == "date":
+                day = value.cast("date")
+            elif ftype == "code":
+                txt = F.upper(F.trim(value.cast("string")))
+            else:
+                txt = F.trim(value.cast("string"))
+            kept = num if num is not None else day if day is not None else txt
+            assert kept is not None
+            present = kept.isNotNull()
+            if txt is not None:
+                present = present & (txt != "")
+            frames.append(
+                base.where(present).select(
+                    F.lit(i).alias("field_id"),
+                    key.alias("contact_id"),
+                    (num if num is not None else F.lit(None)).cast("double").alias("num"),
+                    (txt if txt is not None else F.lit(None)).cast("string").alias("txt"),
+                    (day if day is not None else F.lit(None)).cast("date").alias("day"),
+                )
+            )
+        self._union(frames, "custom_values", "field_id int, contact_id string, num double, txt string, day date")
+
+    def _items(self, column: Column, data_type: Any) -> Column:
+        F = self._F
+        if _is_string_array(data_type):
+            items = column
+        else:
+            items = F.split(column, ";")
+        return F.filter(F.coalesce(items, F.array().cast("array<string>")), lambda x: F.trim(x) != "")
+
+    def _union(self, frames: list[DataFrame], table: str, schema: str, *, distinct: bool = False) -> None:
+        if frames:
+            df = frames[0]
+            for other in frames[1:]:
+                df = df.unionByName(other)
+            if distinct:
+                df = df.distinct()
+        else:
+            df = self.spark.createDataFrame([], schema)
+        df.createOrReplaceTempView(self.views.names[table])
+
+    def _interactions_view(self, base: DataFrame, types: Mapping[str, Any]) -> None:
+        F = self._F
+        assert self.interactions_mapping is not None
+        targets = {f: c.source for f, c in self.interactions_mapping.targets().items()}
+
+        def pick(name: str, how: str, sql_type: str) -> Column:
+            if name not in targets:
+                return F.lit(None).cast(sql_type)
+            value = base[targets[name]]
+            if how == "upper":
+                return F.upper(F.trim(value.cast("string")))
+            if how == "lower":
+                return F.lower(F.trim(value.cast("string")))
+            return value.cast(sql_type)
+
+        df = base.select(
+            F.trim(base[targets["contact_no"]].cast("string")).alias("contact_id"),
+            pick("date", "", "date").alias("date"),
+            pick("template", "upper", "string").alias("template"),
+            pick("campaign_no", "", "string").alias("campaign_no"),
+            pick("segment_no", "", "string").alias("segment_no"),
+            pick("evaluation", "lower", "string").alias("evaluation"),
+            pick("salesperson", "upper", "string").alias("salesperson"),
+            F.lit(False).alias("cancelled"),
+        )
+        df.createOrReplaceTempView(self.views.names["interactions"])
+
+    def _empty_interactions(self) -> None:
+        schema = (
+            "contact_id string, date date, template string, campaign_no string, segment_no string, "
+            "evaluation string, salesperson string, cancelled boolean"
+        )
+        self.spark.createDataFrame([], schema).createOrReplaceTempView(self.views.names["interactions"])
+
+    # -------------------------------------------------------------------------------------------------- running
+
+    def sql(self, stmt: Any) -> tuple[str, dict[str, Any]]:
+        """The Spark SQL text of a Core statement over the application's tables, and its named parameters."""
+        compiled = stmt.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
+        return str(compiled), dict(compiled.params)
+
+    def run(self, stmt: Any) -> DataFrame:
+        text, params = self.sql(stmt)
+        return self.spark.sql(text, args=params)
+
+    def _rows(self, stmt: Any) -> list[Any]:
+        try:
+            with quiet():
+                return list(self.run(stmt).collect())
+        except Exception as exc:  # noqa: BLE001 - Spark's failure in one line, nothing changed
+            raise SparkUnavailable(f"source {self.spec.name}: Spark failed: {_first_line(exc)}") from None
+
+    def _where(self, node: Node, today: dt.date) -> sa.ColumnElement[bool]:
+        return compile_filter(node, today=today, fields=self.fields)
+
+    # ------------------------------------------------------------------------------------------------ questions
+
+    def row_count(self) -> int:
+        """How many contacts the source holds."""
+        return int(self._rows(select(func.count()).select_from(contacts))[0][0])
+
+    def count(self, node: Node, *, today: dt.date | None = None) -> SourceCount:
+        """The contacts `node` matches, split by the "exclude from segments" flag, and all contacts: one pass."""
+        today = today or dt.date.today()
+        matched = select(contacts.c.id.label("mid")).where(self._where(node, today)).subquery("matched")
+        hit = matched.c.mid.is_not(None)
+        flagged = contacts.c.exclude_from_segments.is_(True)
+        stmt = select(
+            func.count(),
+            func.coalesce(func.sum(sa.case((sa.and_(hit, sa.not_(flagged)), 1), else_=0)), 0),
+            func.coalesce(func.sum(sa.case((sa.and_(hit, flagged), 1), else_=0)), 0),
+        ).select_from(contacts.outerjoin(matched, matched.c.mid == contacts.c.id))
+        total, kept, excluded = self._rows(stmt)[0]
+        return SourceCount(int(kept), int(excluded), int(total))
+
+    def matched_ids(self, node: Node, *, today: dt.date | None = None, include_excluded: bool = True) -> list[str]:
+        """The contact numbers `node` matches, sorted (through Arrow)."""
+        today = today or dt.date.today()
+        where = [self._where(node, today)]
+        if not include_excluded:
+            where.append(contacts.c.exclude_from_segments.is_not(True))
+        stmt = select(contacts.c.contact_no).where(*where).order_by(contacts.c.contact_no)
+        try:
+            with quiet():
+                table = self.run(stmt).toArrow()
+        except Exception as exc:  # noqa: BLE001 - Spark's failure in one line
+            raise SparkUnavailable(f"source {self.spec.name}: Spark failed: {_first_line(exc)}") from None
+        return [str(v) for v in table.column(0).to_pylist()]
+
+    def matched_ids_many(
+        self, nodes: Sequence[Node], *, today: dt.date | None = None, chunk: int = 200
+    ) -> list[list[str]]:
+        """The contact numbers each filter matches, sorted, in few Spark jobs (one UNION ALL per `chunk` filters):
+        many small questions (dynamic segments' counts, overlap, the tests' scenario tables) at the price of one."""
+        today = today or dt.date.today()
+        out: list[list[str]] = [[] for _ in nodes]
+        for first in range(0, len(nodes), chunk):
+            parts = [
+                select(sa.literal(i, sa.Integer).label("k"), contacts.c.contact_no).where(self._where(node, today))
+                for i, node in enumerate(nodes[first : first + chunk], start=first)
+            ]
+            stmt = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+            try:
+                with quiet():
+                    table = self.run(stmt).toArrow()
+            except Exception as exc:  # noqa: BLE001 - Spark's failure in one line
+                raise SparkUnavailable(f"source {self.spec.name}: Spark failed: {_first_line(exc)}") from None
+            for k, no in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
+                out[k].append(str(no))
+        return [sorted(ids) for ids in out]
+
+    def _members_view(self, members: Iterable[str]) -> tuple[str, int]:
+        """A temporary view of the member contact numbers (sent to Spark through Arrow) and how many there are."""
+        numbers = sorted({str(m) for m in members})
+        table = pa.table({"contact_no": pa.array(numbers, pa.string())})
+        digest = hashlib.sha1("\n".join(numbers).encode()).hexdigest()[:12]
+        name = f"{self.views.prefix}_members_{digest}"
+        with quiet():
+            if numbers:
+                df = self.spark.createDataFrame(table)
+            else:
+                df = self.spark.createDataFrame([], "contact_no string")
+            df.createOrReplaceTempView(name)
+        return name, len(numbers)
+
+    def matched_set(self, kind: str, node: Node, today: dt.date, options: StepOptions) -> Any:
+        """C' of a step as a subquery of contact numbers (`mid`), with the company options applied, the way the
+        engine builds it: the company of a contact is itself for a company, its company_no for a person."""
+        options.check(kind)
+        where = [self._where(node, today)]
+        if kind == "add" and options.contact_type is not None:
+            where.append(contacts.c.type == options.contact_type)
+        base = select(contacts.c.id.label("mid"), _org().label("org"), contacts.c.type.label("mtype"),
+                      contacts.c.company_no.label("mcompany")).where(*where).subquery("base")  # fmt: skip
+        grow = options.expand_companies if kind == "add" else options.entire_companies
+        related = kind == "add" and options.related_companies
+        if not grow and not related:
+            return select(base.c.mid).subquery("matched")
+        parts: list[sa.ColumnElement[bool]] = [contacts.c.id.in_(select(base.c.mid))]
+        if grow:
+            parts.append(_org().in_(select(base.c.org).where(base.c.org.is_not(None))))
+        if related:
+            parts.append(contacts.c.id.in_(select(base.c.mcompany).where(base.c.mtype == "person")))
+        return select(contacts.c.id.label("mid")).where(sa.or_(*parts)).subquery("matched")
+
+    def _flags(
+        self, kind: str, node: Node, members: Iterable[str], today: dt.date, options: StepOptions
+    ) -> tuple[Any, dict[str, sa.ColumnElement[bool]], int]:
+        """FROM contacts ⟕ matched ⟕ members, and the booleans: member before, matched (C'), member after."""
+        if kind not in STEP_KINDS:
+            raise UsageError(f"a step over a Spark source is add, refine or reduce, not {kind!r}")
+        matched = self.matched_set(kind, node, today, options)
+        view, n_members = self._members_view(members)
+        member_t = sa.table(view, sa.column("contact_no"))
+        frm = contacts.outerjoin(matched, matched.c.mid == contacts.c.id).outerjoin(
+            member_t, member_t.c.contact_no == contacts.c.id
+        )
+        was = member_t.c.contact_no.is_not(None)
+        hit = matched.c.mid.is_not(None)
+        if kind == "add" and not options.ignore_exclusion:
+            hit = sa.and_(hit, contacts.c.exclude_from_segments.is_not(True))
+        after = {"add": sa.or_(was, hit), "refine": sa.and_(was, hit), "reduce": sa.and_(was, sa.not_(hit))}[kind]
+        return frm, {"before": was, "matched": hit, "after": after}, n_members
+
+    def step_scan(
+        self,
+        kind: str,
+        node: Node,
+        members: Iterable[str],
+        *,
+        today: dt.date | None = None,
+        options: StepOptions | None = None,
+    ) -> StepScan:
+        """What Add (M ∪ C'), Refine (M ∩ C) or Reduce (M − C) would do to the members M: one pass in Spark.
+
+        Members the source no longer holds stay with Add and Reduce and leave with Refine."""
+        today = today or dt.date.today()
+        frm, flags, n_members = self._flags(kind, node, members, today, options or StepOptions())
+        was, hit, after = flags["before"], flags["matched"], flags["after"]
+
+        def total(cond: Any) -> Any:
+            return func.coalesce(func.sum(sa.case((cond, 1), else_=0)), 0)
+
+        stmt = select(
+            total(was), total(hit), total(after), total(sa.and_(after, sa.not_(was))),
+            total(sa.and_(was, sa.not_(after))),
+        ).select_from(frm)  # fmt: skip
+        found, matched, after_n, entering, leaving = (int(v) for v in self._rows(stmt)[0])
+        missing = n_members - found  # members that are not (or no longer) in the source
+        if kind == "refine":
+            leaving += missing
+        else:
+            after_n += missing
+        return StepScan(kind, matched, n_members, after_n, entering, leaving)
+
+    def distributions(
+        self,
+        node: Node | None = None,
+        *,
+        dimensions: Sequence[str] = tuple(DIMENSIONS),
+        today: dt.date | None = None,
+    ) -> dict[str, Distribution]:
+        """The charts of the contacts `node` matches (all contacts when None)."""
+        today = today or dt.date.today()
+        if node is None:
+            frm: Any = contacts
+            flag: sa.ColumnElement[bool] = sa.true()
+        else:
+            matched = select(contacts.c.id.label("mid")).where(self._where(node, today)).subquery("matched")
+            frm = contacts.outerjoin(matched, matched.c.mid == contacts.c.id)
+            flag = matched.c.mid.is_not(None)
+        return self._flagged(frm, {"set": flag}, dimensions, today)["set"]
+
+    def member_distributions(
+        self,
+        members: Iterable[str],
+        *,
+        dimensions: Sequence[str] = tuple(DIMENSIONS),
+        today: dt.date | None = None,
+    ) -> dict[str, Distribution]:
+        """The charts of a segment's members (contact numbers; those the source no longer holds are not counted)."""
+        today = today or dt.date.today()
+        view, _ = self._members_view(members)
+        member_t = sa.table(view, sa.column("contact_no"))
+        frm = contacts.join(member_t, member_t.c.contact_no == contacts.c.id)
+        return self._flagged(frm, {"set": sa.true()}, dimensions, today)["set"]
+
+    def step_distributions(
+        self,
+        kind: str,
+        node: Node,
+        members: Iterable[str],
+        *,
+        dimensions: Sequence[str] = tuple(DIMENSIONS),
+        today: dt.date | None = None,
+        options: StepOptions | None = None,
+    ) -> tuple[dict[str, Distribution], dict[str, Distribution]]:
+        """The charts before and after a step (of the members the source holds), computed together."""
+        today = today or dt.date.today()
+        frm, flags, _ = self._flags(kind, node, members, today, options or StepOptions())
+        out = self._flagged(frm, {"before": flags["before"], "after": flags["after"]}, dimensions, today)
+        return out["before"], out["after"]
+
+    def _flagged(
+        self, frm: Any, flags: Mapping[str, sa.ColumnElement[bool]], dimensions: Sequence[str], today: dt.date
+    ) -> dict[str, dict[str, Distribution]]:
+        """Per flag, the distributions of the rows it marks: the single-valued dimensions in ONE pass (GROUPING
+        SETS, with the empty set for the totals), the list dimensions in one more (GROUPING SETS per kind and code,
+        and per kind for "(none)")."""
+        names = list(flags)
+        for d in dimensions:
+            try:
+                dim = dimension_of(d, self.fields)
+            except KeyError:
+                raise UsageError(f"{d!r} is not a chart dimension") from None
+            if not dim.multi and d not in DIMENSIONS and (spec := self.fields.get(d)) is not None and spec.custom:
+                raise UsageError(f"charts over a Spark source cannot break down by the custom field {d!r} yet")
+        single = [d for d in dimensions if not dimension_of(d, self.fields).multi]
+        multi = [d for d in dimensions if dimension_of(d, self.fields).multi]
+        sums = [func.coalesce(func.sum(sa.case((flags[n], 1), else_=0)), 0) for n in names]
+        counts: dict[str, dict[str, dict[str, int]]] = {n: {d: {} for d in dimensions} for n in names}
+        totals = dict.fromkeys(names, 0)
+        exprs = [_bucket_expr(d, today, self.fields) for d in single]
+        stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(frm)
+        if exprs:
+            stmt = stmt.group_by(func.grouping_sets(*exprs, sa.tuple_()))
+        for row in self._rows(stmt):
+            buckets, values = row[: len(single)], row[len(single) :]
+            owner = next((i for i, b in enumerate(buckets) if b is not None), None)
+            for k, n in enumerate(names):
+                v = int(values[k])
+                if owner is None:
+                    totals[n] = v
+                elif v:
+                    counts[n][single[owner]][str(buckets[owner])] = v
+        if multi:
+            kinds = {self._code_kind(d): d for d in multi}
+            joined = frm.join(codes_t, codes_t.c.contact_id == contacts.c.id)
+            distinct = [func.count(sa.distinct(sa.case((flags[n], contacts.c.id)))) for n in names]
+            stmt = (
+                select(codes_t.c.kind, codes_t.c.code, *distinct)
+                .select_from(joined)
+                .where(codes_t.c.kind.in_(list(kinds)))
+                .group_by(func.grouping_sets(sa.tuple_(codes_t.c.kind, codes_t.c.code), codes_t.c.kind))
+            )
+            for kind, code, *values in self._rows(stmt):
+                d = kinds[kind]
+                for k, n in enumerate(names):
+                    v = int(values[k])
+                    if code is None:  # the (kind) set: flagged contacts with any code of this kind
+                        if totals[n] - v:
+                            counts[n][d][UNKNOWN] = totals[n] - v
+                    elif v:
+                        counts[n][d][str(code)] = v
+        return {
+            n: {d: Distribution(d, _ordered(d, counts[n][d], self.fields), totals[n]) for d in dimensions}
+            for n in names
+        }
+
+    def _code_kind(self, dimension: str) -> str:
+        spec = self.fields.get(dimension)
+        return spec.code_kind if spec is not None else dimension
+
+    def describe(self) -> dict[str, Any]:
+        """The source's definition and its mapped fields (reads no data)."""
+        return {
+            "name": self.spec.name,
+            "spark": self.spec.spark_url,
+            "contacts": self.spec.contacts.describe(),
+            "interactions": self.spec.interactions.describe() if self.spec.interactions else None,
+            "fields": {c.field: c.source for c in self.mapping.columns if c.field},
+            "custom_fields": {f: t for _i, f, t, _s in self._custom_choices()},
+            "interaction_fields": (
+                {c.field: c.source for c in self.interactions_mapping.columns if c.field}
+                if self.interactions_mapping
+                else {}
+            ),
+        }
+
+
+def _org() -> sa.ColumnElement[Any]:
+    """The company a contact is or belongs to: itself for a company, its company_no for a person (or none)."""
+    return sa.case((contacts.c.type == "company", contacts.c.contact_no), else_=contacts.c.company_no)
+
+
+_FOLD_READY: set[int] = set()
+
+
+def _fold_ready(spark: SparkSession) -> None:
+    """The fold tables' session variables, set once per Spark session."""
+    if id(spark) not in _FOLD_READY:
+        try:
+            install_fold(spark)
+        except Exception as exc:  # noqa: BLE001 - Spark's failure in one line
+            raise SparkUnavailable(f"Spark refused the text-folding tables: {_first_line(exc)}") from None
+        _FOLD_READY.add(id(spark))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def open_source(spec: SourceSpec) -> SparkSource:
+    """Open a source: start (or reuse) its Spark session, read its schemas, check its mapping, register its views."""
+    return SparkSource(spec, spark_session(spec.spark_url))
