@@ -34,6 +34,7 @@ from ._models import (
     SegmentStatusEvent,
     table_of,
 )
+from ._segment_rows import local_segment
 from ._segment_rows import member_ids_of as _member_ids_of
 from ._segment_rows import segment_row as _segment_row
 from ._steps import (
@@ -454,6 +455,7 @@ def _lock_for_write(conn: Connection, no: str, expected_version: int | None, *, 
     """Lock the segment row for this transaction and check it may change, and that `user` may change it."""
     row = _segment_row(conn, no, lock=True)
     require(conn, user, "segment.edit", owner=row.owner)
+    local_segment(conn, no)
     if expected_version is not None and row.version != expected_version:
         raise _conflict(no)
     if row.status not in _EDITABLE_STATUSES:
@@ -505,6 +507,8 @@ def preview(db: Database, no: str, request: ActionRequest, *, today: dt.date | N
     """Size before/after, matched, added and removed for a pending step; writes nothing.
 
     The counts of the evaluator `segcore.evaluation` picks (in memory or in SQL), without charts."""
+    with db.read() as conn:
+        local_segment(conn, no)
     evaluator = evaluator_for(db)
     return evaluator.preview_step(no, request, today=today or dt.date.today(), dimensions=(), sample=20).counts
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from .._db import Database
 from .._errors import UsageError
-from .._segment_rows import segment_row
+from .._segment_rows import local_segment, segment_row
 from .._settings import read_setting
 from .._snapshot import load_snapshot
 from .._stats import DIMENSIONS, Distribution, mask_small
@@ -168,6 +168,8 @@ def preview_step(
 
     The charts of a side (now / after) whose size is under the minimum segment size hide their small buckets."""
     today = today or dt.date.today()
+    with db.read() as conn:
+        local_segment(conn, no)
     evaluator = evaluator_for(db, backend=backend)
     result = evaluator.preview_step(no, request, today=today, dimensions=dimensions, sample=sample)
     c = result.counts
