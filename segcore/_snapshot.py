@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,28 +98,7 @@ class StrColumn:
     def encode(
         cls, raw: Sequence[Any] | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray, *, folded: bool = False
     ) -> StrColumn:
-        arr = _as_arrow(raw)
-        if not pa.types.is_string(arr.type):
-            # A column that is NULL throughout comes back typed as something else; its values are all empty.
-            arr = pa.nulls(len(arr), pa.string()) if arr.null_count == len(arr) else pc.cast(arr, pa.string())
-        # Dictionary-encode in C, fold or lower the distinct values only, then merge distinct values that fold
-        # together and treat '' as empty.
-        encoded = pc.dictionary_encode(arr).combine_chunks() if isinstance(arr, pa.ChunkedArray) else pc.dictionary_encode(arr)
-        indices = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        dictionary = encoded.dictionary
-        # Empty is decided on the stored value: a value of accents alone folds to '' and is still not empty (SQL
-        # tests `col = ''` on the column itself).
-        empty = pc.equal(dictionary, "")
-        lowered = fold_array(dictionary) if folded else _lowered(dictionary)
-        lowered = pc.if_else(empty, pa.scalar(None, pa.string()), lowered)
-        merged = pc.dictionary_encode(lowered)
-        codes2 = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        uniques: pa.Array = merged.dictionary
-        remap = np.append(codes2, -1).astype(np.int32)
-        final = remap[indices] if len(indices) else np.zeros(0, dtype=np.int32)
-        # int16 codes where the distinct values allow: most code columns have a handful.
-        dtype = np.int16 if len(uniques) < np.iinfo(np.int16).max else np.int32
-        return cls(final.astype(dtype), uniques, folded)
+        return _encode(raw, folded=folded)
 
     def value_mask(self, predicate_mask: np.ndarray) -> np.ndarray:
         """Rows whose distinct value satisfies predicate_mask (one bool per distinct value); empty rows never."""
@@ -128,6 +107,85 @@ class StrColumn:
 
     def nbytes(self) -> int:
         return int(self.codes.nbytes + self.values.nbytes)
+
+
+def _encode(raw: Any, *, folded: bool = False, distinct: bool = False) -> StrColumn:
+    """StrColumn.encode; `distinct` says the values are all different and never NULL (a column under a UNIQUE and
+    NOT NULL constraint, such as contact_no): the first hashing pass, which finds the distinct values, is skipped."""
+    arr = _as_arrow(raw)
+    if not pa.types.is_string(arr.type):
+        # A column that is NULL throughout comes back typed as something else; its values are all empty.
+        arr = pa.nulls(len(arr), pa.string()) if arr.null_count == len(arr) else pc.cast(arr, pa.string())
+    # Dictionary-encode in C, fold or lower the distinct values only, then merge distinct values that fold
+    # together and treat '' as empty.
+    indices: np.ndarray | None
+    if distinct and arr.null_count == 0:
+        indices, dictionary = None, arr
+    elif _mostly_distinct(arr):
+        # Names, e-mails: finding the distinct values first saves nothing. Every row is folded or lowered, then
+        # hashed once; the distinct values come out in the same first-row order as the two-pass way below.
+        lowered = fold_array(arr) if folded else _lowered(arr)
+        lowered = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), lowered)
+        merged = pc.dictionary_encode(lowered)
+        codes = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        uniques = merged.dictionary
+        dtype = np.int16 if len(uniques) < np.iinfo(np.int16).max else np.int32
+        return StrColumn(codes.astype(dtype), uniques, folded)
+    else:
+        encoded = pc.dictionary_encode(arr)
+        indices = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        dictionary = encoded.dictionary
+    # Empty is decided on the stored value: a value of accents alone folds to '' and is still not empty (SQL
+    # tests `col = ''` on the column itself).
+    empty = pc.equal(dictionary, "")
+    lowered = fold_array(dictionary) if folded else _lowered(dictionary)
+    lowered = pc.if_else(empty, pa.scalar(None, pa.string()), lowered)
+    codes2, uniques = _merged(lowered, dictionary, known_distinct=True, folded=folded)
+    remap = np.append(codes2, -1).astype(np.int32)
+    if indices is None:
+        final = remap[:-1]
+    else:
+        final = remap[indices] if len(indices) else np.zeros(0, dtype=np.int32)
+    # int16 codes where the distinct values allow: most code columns have a handful.
+    dtype = np.int16 if len(uniques) < np.iinfo(np.int16).max else np.int32
+    return StrColumn(final.astype(dtype), uniques, folded)
+
+
+# A column of more rows than this whose first _PROBE_ROWS rows are over half distinct is encoded row by row.
+_ROWS_FIRST = 100_000
+_PROBE_ROWS = 10_000
+
+
+def _mostly_distinct(arr: pa.Array) -> bool:
+    if len(arr) <= _ROWS_FIRST:
+        return False
+    head = arr.slice(0, _PROBE_ROWS)
+    return bool(pc.count_distinct(head, mode="only_valid").as_py() > _PROBE_ROWS // 2)
+
+
+def _merged(
+    lowered: pa.Array, original: pa.Array, *, known_distinct: bool, folded: bool
+) -> tuple[np.ndarray, pa.Array]:
+    """Codes into the distinct non-null values of `lowered` (-1 for null) and those values, in first-row order.
+
+    Hashing a million values again is skipped when nothing can merge: the lowering changed no value of a column
+    known distinct (e-mails, stored lower-cased); or, lower-cased only, distinct ASCII values all in upper case
+    (codes, contact numbers: lower-casing cannot make two of them equal)."""
+    valid = np.asarray(lowered.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    count = int(valid.sum())
+
+    def unchanged(a: pa.Array, b: pa.Array) -> bool:
+        return pc.all(pc.equal(a, b)).as_py() is not False  # nulls (empty values) do not count
+
+    same = known_distinct and unchanged(lowered, original)
+    if not same and known_distinct and not folded and pc.all(pc.string_is_ascii(original)).as_py() is not False:
+        same = unchanged(original, pc.ascii_upper(original))
+    if same:
+        codes = np.where(valid, np.cumsum(valid) - 1, -1).astype(np.int64)
+        return codes, lowered.filter(pa.array(valid)) if count < len(lowered) else lowered
+    merged = pc.dictionary_encode(lowered)
+    codes = np.asarray(pc.fill_null(merged.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, merged.dictionary
 
 
 def _lowered(dictionary: pa.Array) -> pa.Array:
@@ -298,53 +356,132 @@ def _fetch(conn: Connection) -> dict[str, pa.Table]:
     return tables
 
 
-def _fetch_arrow(path: str, version: str) -> dict[str, pa.Table] | None:
+def _fetch_arrow(
+    path: str, version: str, on_table: Callable[[str, pa.Table], None] | None = None
+) -> dict[str, pa.Table] | None:
     """The snapshot's tables straight into Arrow through the ADBC SQLite driver (no Python object per value), read
     by a child process (segcore/_arrow_reader.py says why), or None when the driver is missing, the child fails or
     the data changed while reading (the caller then reads through our own connection).
 
     The reads are separate statements, so the data version is read before and after: equal tokens (random, never
-    reused) mean no write committed in between."""
+    reused) mean no write committed in between. `on_table(name, table)` sees each table as soon as the child has
+    written it, while it reads the others; whatever it starts is only good once this returns tables."""
     if importlib.util.find_spec("adbc_driver_sqlite") is None:
         return None
     from sqlalchemy.dialects import sqlite
 
-    dialect = sqlite.dialect()
-    request = {
-        "version_sql": str(
-            select(Setting.value).where(Setting.key == _DATA_VERSION_KEY).compile(
-                dialect=dialect, compile_kwargs={"literal_binds": True}
-            )
-        ),
-        "statements": {
-            name: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            for name, stmt in _statements().items()
+    request = _arrow_request(sqlite.dialect())
+    with tempfile.TemporaryDirectory(prefix="segcore-snapshot-", dir=_SHM if os.access(_SHM, os.W_OK) else None) as tmp:
+        folder = Path(tmp)
+        tables: dict[str, pa.Table] = {}
+        result: dict[str, Any] = {}
+        # The child's messages go to a file: a pipe nobody reads until the end could fill and stop it.
+        with open(folder / "stderr.txt", "w+", encoding="utf-8", errors="replace") as errors:
+            try:
+                child = subprocess.Popen(  # noqa: S603 - our own interpreter and script, arguments from our own code
+                    [sys.executable, str(_READER), path, tmp], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=errors, text=True,
+                )  # fmt: skip
+            except (OSError, subprocess.SubprocessError) as exc:
+                _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
+                return None
+            watchdog = threading.Timer(_READER_TIMEOUT, child.kill)
+            watchdog.start()
+            try:
+                code = _follow(child, request, folder, tables, result, on_table)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
+                return None
+            finally:
+                watchdog.cancel()
+                with child:  # closes the pipes, waits for the child (killed first if still running)
+                    if child.poll() is None:
+                        child.kill()
+            if code != 0:
+                errors.seek(0)
+                last = (errors.read().strip().splitlines() or ["no message"])[-1]
+                _last_arrow_failure[:] = [f"the Arrow reader exited with {code}: {last}"]
+                return None
+    seen = result.get("versions")
+    if not seen or any(str(v or "0") != version for v in seen):
+        _last_arrow_failure[:] = [f"the data version changed while reading ({seen} against {version})"]
+        return None
+    return tables
+
+
+def _follow(
+    child: subprocess.Popen[str],
+    request: dict[str, Any],
+    folder: Path,
+    tables: dict[str, pa.Table],
+    result: dict[str, Any],
+    on_table: Callable[[str, pa.Table], None] | None,
+) -> int:
+    """Send the request, take each table the child announces, keep its last message; the child's exit code."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(json.dumps(request))
+    child.stdin.close()
+    for line in child.stdout:
+        message = json.loads(line)
+        if "table" not in message:
+            result.update(message)
+            continue
+        name = str(message["table"])
+        # Memory-mapped, no copy: on Linux a mapping outlives the removal of its file, which the end of the
+        # caller's block does; the pages go when the last table using them does.
+        table = pa.ipc.open_file(pa.memory_map(str(folder / f"{name}.arrow"))).read_all()
+        # Columns the child found empty throughout were not read: they are columns of nulls.
+        for column in message.get("empty", ()):
+            table = table.append_column(str(column), pa.nulls(table.num_rows))
+        tables[name] = table
+        if on_table is not None:
+            on_table(name, table)
+    return child.wait()
+
+
+def _arrow_request(dialect: Any) -> dict[str, Any]:
+    """The child's request: our own statements compiled to text (constants, no user input).
+
+    The contacts are probed for empty nullable columns (an import maps a few columns; a column that holds nothing
+    costs the driver as much as one that holds a value per row); custom values and list codes are read per field
+    and per kind, only the columns the snapshot uses (_arrow_reader.py's docstring)."""
+
+    def sql(stmt: Any) -> str:
+        return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    statements = {n: sql(st) for n, st in _statements().items() if n not in ("custom_values", "codes")}
+    t, ct, cv = table_of(Contact), table_of(ContactCode), table_of(CustomValue)
+    contacts = statements["contacts"]
+    tail = contacts[contacts.index("FROM ") :]
+    nullable = [c for c in _CONTACT_COLUMNS if t.c[c].nullable]
+    field_id, kind = sa.bindparam("field_id", type_=sa.Integer), sa.bindparam("kind", type_=sa.String)
+
+    def param_sql(stmt: Any) -> str:
+        return str(stmt.compile(dialect=dialect))
+
+    return {
+        "version_sql": sql(select(Setting.value).where(Setting.key == _DATA_VERSION_KEY)),
+        "statements": statements,
+        "probe": {
+            "name": "contacts",
+            "columns": nullable,
+            "count_sql": sql(select(*[func.count(t.c[c]).label(c) for c in nullable])) if nullable else "",
+            "select": [[c, f"{sql(_raw(t.c[c]))} AS {c}"] for c in _CONTACT_COLUMNS],
+            "sql": "SELECT {columns} " + tail,
+        },
+        "per_field": {
+            "kinds": list(LIST_KINDS),
+            "values": {
+                name: param_sql(
+                    select(cv.c.contact_id, _raw(cv.c[name])).where(cv.c.field_id == field_id).order_by(cv.c.contact_id)
+                )
+                for name in ("num", "txt", "day")
+            },
+            "codes": param_sql(
+                select(ct.c.contact_id, ct.c.code).where(ct.c.kind == kind).order_by(ct.c.code, ct.c.contact_id)
+            ),
         },
     }
-    with tempfile.TemporaryDirectory(prefix="segcore-snapshot-", dir=_SHM if os.access(_SHM, os.W_OK) else None) as tmp:
-        try:
-            done = subprocess.run(  # noqa: S603 - our own interpreter and script, arguments from our own code
-                [sys.executable, str(_READER), path, tmp], input=json.dumps(request), capture_output=True,
-                text=True, timeout=_READER_TIMEOUT, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            _last_arrow_failure[:] = [f"{type(exc).__name__}: {exc}"]
-            return None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            _last_arrow_failure[:] = [f"the Arrow reader exited with {done.returncode}: {last}"]
-            return None
-        seen = json.loads(done.stdout)["versions"]
-        if any(str(v or "0") != version for v in seen):
-            _last_arrow_failure[:] = [f"the data version changed while reading ({seen} against {version})"]
-            return None
-        # Memory-mapped, no copy: on Linux a mapping outlives the removal of its file, which the end of this block
-        # does; the pages go when the last table using them does.
-        tables = {
-            name: pa.ipc.open_file(pa.memory_map(str(Path(tmp) / f"{name}.arrow"))).read_all()
-            for name in request["statements"]
-        }
-    return tables
 
 
 _READER = Path(__file__).with_name("_arrow_reader.py")
@@ -359,21 +496,48 @@ _last_arrow_failure: list[str] = []
 
 
 def _build(conn: Connection, version: str, path: str | None = None) -> Snapshot:
-    tables = _fetch_arrow(path, version) if path else None
-    return _assemble(tables if tables is not None else _fetch(conn), version)
+    if path:
+        # The contacts' text columns are encoded as soon as the child has read them, while it reads the rest.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            early: dict[str, Any] = {}
+
+            def on_table(name: str, table: pa.Table) -> None:
+                if name == "contacts":
+                    early.update(_encode_text(table, pool))
+
+            tables = _fetch_arrow(path, version, on_table)
+            if tables is not None:
+                return _assemble(tables, version, text={name: f.result() for name, f in early.items()} or None)
+            for future in early.values():
+                future.cancel()
+    return _assemble(_fetch(conn), version)
 
 
-def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
+def _encode_text(contacts: pa.Table, pool: ThreadPoolExecutor) -> dict[str, Any]:
+    """The contacts' text columns encoded on the pool (Arrow's kernels release the GIL): name -> future."""
+    # The widest first, so the two threads end together.
+    order = sorted(TEXT_COLUMNS, key=lambda name: name not in _WIDE_COLUMNS)
+    return {
+        name: pool.submit(
+            _encode, contacts.column(name), folded=name in FOLDED_COLUMNS, distinct=name in _DISTINCT_COLUMNS
+        )
+        for name in order
+    }
+
+
+def _assemble(tables: dict[str, pa.Table], version: str, *, text: dict[str, StrColumn] | None = None) -> Snapshot:
+    """The snapshot from the read tables: either whole `custom_values` and `codes` tables (the driver read) or one
+    table per custom field (`cv.ID`) and per list kind (`codes.KIND`) (the Arrow read). `text`: the contacts' text
+    columns when they are encoded already (_build)."""
     cols = tables["contacts"]
     ids = np.asarray(cols.column("id").to_numpy(), dtype=np.int64)
     n = len(ids)
-    # Arrow's kernels release the GIL: the columns are encoded on both cores.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        text = dict(zip(
-            TEXT_COLUMNS,
-            pool.map(lambda name: StrColumn.encode(cols.column(name), folded=name in FOLDED_COLUMNS), TEXT_COLUMNS),
-            strict=True,
-        ))
+    if text is None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            encoded = {name: f.result() for name, f in _encode_text(cols, pool).items()}
+    else:
+        encoded = dict(text)
+    text = {name: encoded[name] for name in TEXT_COLUMNS}
     dates = {name: _days(cols.column(name)) for name in DATE_COLUMNS}
     numbers = {name: _numbers(cols.column(name), _NUMBER_DTYPES[name]) for name in NUMBER_COLUMNS}
     excluded = _numbers(cols.column("exclude_from_segments"), np.float64) == 1
@@ -386,18 +550,17 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
         np.asarray(pc.equal(type_values, "person").to_numpy(zero_copy_only=False), dtype=bool)
     )
 
+    # Ids without gaps (a database loaded by imports): a contact's position is its id minus the first one.
+    contiguous = n > 0 and int(ids[-1]) - int(ids[0]) == n - 1
+
     def positions(contact_ids: Any) -> np.ndarray:
         arr = np.asarray(_as_arrow(contact_ids).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if contiguous:
+            return (arr - ids[0]).astype(np.int32)
         return np.searchsorted(ids, arr).astype(np.int32)
 
-    codes = tables["codes"]
-    kind_arr = np.asarray(_as_arrow(codes.column("kind")).to_numpy(zero_copy_only=False), dtype=object)
-    pos_all = positions(codes.column("contact_id"))
-    code_col = _as_arrow(codes.column("code"))
-    lists: dict[str, Pairs] = {}
-    for kind in LIST_KINDS:
-        sel = kind_arr == kind
-        lists[kind] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_col.filter(pa.array(sel)))})
+    source = _Source(tables, positions)
+    lists = {kind: source.list_pairs(kind) for kind in LIST_KINDS}
 
     prof = tables["profile"]
     profile = Pairs(
@@ -410,7 +573,7 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
         inter_cols[name] = StrColumn.encode(inter.column(name), folded=_folds(RELATIONS["interactions"][name]))
     interactions = Pairs(positions(inter.column("contact_id")), inter_cols)
 
-    fields = _custom_columns(tables, n, positions, text, dates, numbers, lists, kind_arr, pos_all, code_col)
+    fields = _custom_columns(tables, n, source, text, dates, numbers, lists)
     return Snapshot(
         version=version, n=n, ids=ids, text=text, dates=dates, numbers=numbers, excluded=excluded,
         org_pos=org_pos, is_person=is_person, lists=lists, profile=profile, interactions=interactions,
@@ -418,47 +581,94 @@ def _assemble(tables: dict[str, pa.Table], version: str) -> Snapshot:
     )
 
 
+# Unique in the table (and NOT NULL): each value is its own distinct value, no hashing needed to find them.
+_DISTINCT_COLUMNS = frozenset({"contact_no"})
+# Usually a distinct value per contact: the costly ones to encode.
+_WIDE_COLUMNS = frozenset({"name", "email", "contact_no", "phone"})
+
+
+class _Source:
+    """List codes and custom values by kind / field, from either shape of read tables (see _assemble)."""
+
+    def __init__(self, tables: dict[str, pa.Table], positions: Any) -> None:
+        self.tables = tables
+        self.positions = positions
+        self._kinds: tuple[np.ndarray, np.ndarray, pa.Array] | None = None
+        self._field_ids: np.ndarray | None = None
+
+    def list_pairs(self, kind: str) -> Pairs:
+        table = self.tables.get(f"codes.{kind}")
+        if table is not None or "codes" not in self.tables:
+            if table is None:
+                return Pairs(np.zeros(0, dtype=np.int32), {"code": StrColumn.encode(pa.array([], pa.string()))})
+            return Pairs(self.positions(table.column("contact_id")), {"code": StrColumn.encode(table.column("code"))})
+        if self._kinds is None:
+            codes = self.tables["codes"]
+            kind_arr = np.asarray(_as_arrow(codes.column("kind")).to_numpy(zero_copy_only=False), dtype=object)
+            self._kinds = (kind_arr, self.positions(codes.column("contact_id")), _as_arrow(codes.column("code")))
+        kind_arr, pos_all, code_col = self._kinds
+        sel = kind_arr == kind
+        return Pairs(pos_all[sel], {"code": StrColumn.encode(code_col.filter(pa.array(sel)))})
+
+    def values(self, field_id: int, column: str) -> tuple[np.ndarray, pa.Array]:
+        """(row positions, values) of one custom field, in position order."""
+        table = self.tables.get(f"cv.{field_id}")
+        if table is None and "custom_values" in self.tables:
+            values = self.tables["custom_values"]
+            if self._field_ids is None:
+                self._field_ids = np.asarray(
+                    _as_arrow(values.column("field_id")).to_numpy(zero_copy_only=False), dtype=np.int64
+                )
+            table = values.filter(pa.array(self._field_ids == field_id))
+        if table is None:
+            return np.zeros(0, dtype=np.int32), pa.nulls(0)
+        pos = self.positions(table.column("contact_id"))
+        col = _as_arrow(table.column(column))
+        if len(pos) > 1 and not bool(np.all(pos[1:] >= pos[:-1])):
+            # Position order: a text column's distinct values are then in the order of their first row.
+            order = np.argsort(pos, kind="stable")
+            pos, col = pos[order], col.take(pa.array(order))
+        return pos, col
+
+
 def _custom_columns(
     tables: dict[str, pa.Table],
     n: int,
-    positions: Any,
+    source: _Source,
     text: dict[str, StrColumn],
     dates: dict[str, np.ndarray],
     numbers: dict[str, np.ndarray],
     lists: dict[str, Pairs],
-    kind_arr: np.ndarray,
-    pos_all: np.ndarray,
-    code_col: pa.Array,
 ) -> FieldRegistry:
     """Every custom field as a full-length column (no value row = empty), keyed by its name like a built-in one."""
     defs = tables["custom_fields"].to_pylist()
     if not defs:
         return BUILTIN
-    values = tables["custom_values"]
-    field_ids = np.asarray(_as_arrow(values.column("field_id")).to_numpy(zero_copy_only=False), dtype=np.int64)
     specs = []
     for d in defs:
         spec = custom_spec(int(d["id"]), d["name"], d["label"], d["type"], bool(d["integer"]))
         specs.append(spec)
         if spec.type == "list":
-            sel = kind_arr == spec.code_kind
-            lists[spec.name] = Pairs(pos_all[sel], {"code": StrColumn.encode(code_col.filter(pa.array(sel)))})
+            lists[spec.name] = source.list_pairs(spec.code_kind)
             continue
-        sel = pa.array(field_ids == spec.custom_id)
-        rows = values.filter(sel)
-        pos = positions(rows.column("contact_id"))
         if spec.type in ("number", "boolean"):
+            pos, values = source.values(spec.custom_id, "num")
             arr = np.full(n, np.nan, dtype=np.float64)
-            arr[pos] = _numbers(rows.column("num"), np.float64)
+            arr[pos] = _numbers(values, np.float64)
             numbers[spec.name] = arr
         elif spec.type == "date":
+            pos, values = source.values(spec.custom_id, "day")
             days = np.full(n, NULL_DAY, dtype=np.int32)
-            days[pos] = _days(rows.column("day"))
+            days[pos] = _days(values)
             dates[spec.name] = days
         else:
-            col = np.full(n, None, dtype=object)
-            col[pos] = np.asarray(_as_arrow(rows.column("txt")).to_numpy(zero_copy_only=False), dtype=object)
-            text[spec.name] = StrColumn.encode(pa.array(col, type=pa.string()), folded=_folds(spec))
+            # Encoded on the rows that have a value, the codes then spread to every contact (-1: no value): the same
+            # column as encoding a full-length one, without a million Python objects.
+            pos, values = source.values(spec.custom_id, "txt")
+            col = _encode(values, folded=_folds(spec))
+            codes = np.full(n, -1, dtype=col.codes.dtype)
+            codes[pos] = col.codes
+            text[spec.name] = StrColumn(codes, col.values, col.folded)
     return FieldRegistry.of(tuple(specs))
 
 
@@ -482,7 +692,7 @@ def snapshot_path(db: Database) -> Path | None:
 
 
 def _save(snap: Snapshot, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(_MAGIC)
         fh.write(f"{FORMAT_VERSION} {snap.version}\n".encode())  # readable without unpickling
@@ -583,12 +793,18 @@ def _load_or_build(db: Database) -> Snapshot:
             if snap is None:
                 snap = _build(conn, version, _file_of(db))
                 if path is not None:
-                    try:
-                        _save(snap, path)
-                    except OSError:
-                        pass  # a read-only data folder only costs the next process a rebuild
+                    # Kept for the next process on a thread of its own: this one can use the snapshot already.
+                    # Not a daemon: a process that ends right away still finishes writing the file.
+                    threading.Thread(target=_quiet_save, args=(snap, path), name="snapshot-save").start()
         _cache[key] = snap
         return snap
+
+
+def _quiet_save(snap: Snapshot, path: Path) -> None:
+    try:
+        _save(snap, path)
+    except OSError:
+        pass  # a read-only data folder only costs the next process a rebuild
 
 
 def start_background_build(db: Database) -> None:

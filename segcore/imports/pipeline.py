@@ -420,9 +420,9 @@ def _map(
         missing = [c for c in _REQUIRED[kind] if c not in present]
         if missing:
             problem = f"the {kind} file maps no column to {', '.join(missing)}"
-    frame = pd.DataFrame(
-        {name: out.get(name, pd.Series("", index=raw.frame.index, dtype="str")) for name in known}
-    )
+    # One empty column shared by every column the file does not map (made once: a million '' each is not free).
+    empty_col = pd.Series("", index=raw.frame.index, dtype="str") if any(n not in out for n in known) else None
+    frame = pd.DataFrame({name: out[name] if name in out else empty_col for name in known})
     parsed = Parsed(
         kind=kind,
         encoding=raw.encoding or raw.format,

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Column,
     Connection,
@@ -114,10 +116,32 @@ def _db_values(frame: pd.DataFrame, name: str) -> list[Any]:
         return s.astype("int64").tolist()
     if name == "exclude_from_segments":
         return s.astype(bool).tolist()
-    text = s.fillna("").astype("str")
-    if name in _NOT_NULL_TEXT:
-        return text.tolist()
-    return text.astype(object).where(text != "", None).tolist()
+    return _text_values(s, empty_is_null=name not in _NOT_NULL_TEXT)
+
+
+# A column whose first rows hold at most this many distinct values is converted through its distinct values.
+_FEW_DISTINCT = 1_000
+_DISTINCT_PROBE = 10_000
+
+
+def _text_values(s: pd.Series, *, empty_is_null: bool) -> list[Any]:
+    """A text column as Python strings for the driver ('' and NA as None when `empty_is_null`, else as '').
+
+    Converted in Arrow; a column of few distinct values (countries, genders, types) makes one Python string per
+    distinct value and repeats it, instead of a million equal strings."""
+    arr = pa.array(s.fillna("").astype("str"), type=pa.large_string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    if empty_is_null:
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
+    if len(arr) > 2 * _DISTINCT_PROBE and pc.count_distinct(arr.slice(0, _DISTINCT_PROBE)).as_py() <= _FEW_DISTINCT:
+        encoded = pc.dictionary_encode(arr)
+        distinct = np.append(np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object), None)
+        codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return distinct[codes].tolist()
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object).tolist()
 
 
 def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -136,9 +160,29 @@ def _sqlite_rows_per_statement(ncols: int) -> int:
     return max(1, min(200, limit // max(ncols, 1)))
 
 
+def _values_sql(conn: Connection, table: Table, names: Sequence[str], rows: int) -> str:
+    """`INSERT INTO table (names) VALUES (?, ...), ...` for `rows` rows: our own table and column names, quoted by
+    the dialect; the values are bound parameters."""
+    key = (conn.dialect.name, table.name, tuple(names), rows)
+    sql = _VALUES_SQL.get(key)
+    if sql is None:
+        quote = conn.dialect.identifier_preparer
+        one = "(" + ", ".join("?" * len(names)) + ")"
+        # Names from our own table definitions, quoted; every value a bound parameter.
+        sql = (
+            f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) "  # noqa: S608
+            f"VALUES {', '.join([one] * rows)}"
+        )
+        _VALUES_SQL[key] = sql
+    return sql
+
+
+_VALUES_SQL: dict[tuple[str, str, tuple[str, ...], int], str] = {}
+
+
 def _executemany(
     conn: Connection,
-    build: Callable[[list[dict[str, Any]]], Any],
+    table: Table,
     names: Sequence[str],
     columns: Sequence[list[Any]],
     progress: Progress | None,
@@ -146,31 +190,12 @@ def _executemany(
 ) -> None:
     """Run an INSERT for every row: raw multi-row executemany on SQLite, Core executemany elsewhere.
 
-    `build` makes the statement from its VALUES rows (dicts of bind parameters). Values are always bound
-    parameters; the SQL text comes from SQLAlchemy and our own table definitions.
-    """
+    Values are always bound parameters; the SQL text is made from our own table definitions."""
     total = len(columns[0]) if columns else 0
     done = 0
     raw: Any = conn.connection.dbapi_connection
     if conn.dialect.name == "sqlite" and raw is not None:
-        # Put the columns in the order SQLAlchemy renders them, so each statement's parameters are plain slices.
-        probe = build([{n: bindparam(f"{n}__0") for n in names}]).compile(dialect=conn.dialect)
-        rendered = [p.rsplit("__", 1)[0] for p in (probe.positiontup or [])]
-        if sorted(rendered) == sorted(names):
-            columns = [columns[list(names).index(n)] for n in rendered]
-            names = rendered
         per = _sqlite_rows_per_statement(len(names))
-        statements: dict[int, tuple[str, list[int]]] = {}
-
-        def compiled(k: int) -> tuple[str, list[int]]:
-            if k not in statements:
-                rows: list[dict[str, Any]] = [{n: bindparam(f"{n}__{i}") for n in names} for i in range(k)]
-                comp = build(rows).compile(dialect=conn.dialect)
-                keys = [f"{n}__{i}" for i in range(k) for n in names]
-                position = {key: j for j, key in enumerate(keys)}
-                statements[k] = (str(comp), [position[p] for p in (comp.positiontup or [])])
-            return statements[k]
-
         ncols = len(names)
         cur = raw.cursor()
         try:
@@ -184,23 +209,19 @@ def _executemany(
                 full = count // per
                 step = per * ncols
                 if full:
-                    sql, order = compiled(per)
-                    if order == list(range(step)):
-                        cur.executemany(sql, (flat[i * step : (i + 1) * step] for i in range(full)))
-                    else:
-                        cur.executemany(sql, ([flat[i * step + j] for j in order] for i in range(full)))
+                    cur.executemany(
+                        _values_sql(conn, table, names, per), (flat[i * step : (i + 1) * step] for i in range(full))
+                    )
                 rest = count - full * per
                 if rest:
-                    sql, order = compiled(rest)
-                    tail = flat[full * step :]
-                    cur.execute(sql, [tail[j] for j in order])
+                    cur.execute(_values_sql(conn, table, names, rest), flat[full * step :])
                 done += count
                 if progress:
                     progress(done, total, stage)
         finally:
             cur.close()
         return
-    statement = build([{n: bindparam(n) for n in names}])
+    statement = table.insert().values({n: bindparam(n) for n in names})
     for chunk in _chunks(zip(*columns, strict=True), _STAGE_CHUNK):
         conn.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
         done += len(chunk)
@@ -237,7 +258,7 @@ def _insert_rows(
         if progress:
             progress(total, total, stage)
         return
-    _executemany(conn, lambda rows: table.insert().values(rows), names, columns, progress, stage)
+    _executemany(conn, table, names, columns, progress, stage)
 
 
 def _temp_table(conn: Connection, name: str, columns: Sequence[Column[Any]]) -> Table:
@@ -444,6 +465,20 @@ def write_contacts(
     return total - existing, existing
 
 
+def _code_pairs(codes: pd.DataFrame, ids: np.ndarray) -> tuple[list[str], list[int]]:
+    """A list field's (code, contact id) pairs without duplicates, in primary-key order (code, then contact).
+
+    One integer sort over factorised codes (sorted like the strings) instead of sorting a million string pairs; each
+    distinct code is one Python string, repeated."""
+    labels_codes, labels = pd.factorize(codes["code"].astype("str"), sort=True)
+    contact_id = ids[codes["pos"].to_numpy(dtype=np.int64)]
+    span = int(contact_id.max()) + 1
+    key = np.sort(labels_codes.astype(np.int64) * span + contact_id)
+    key = key[np.r_[True, key[1:] != key[:-1]]]  # np.unique hashes first: slower here than a sort
+    code = np.asarray(labels, dtype=object)[key // span]
+    return code.tolist(), (key % span).tolist()
+
+
 def _touched(batch: ContactBatch, column: str, known: np.ndarray, clears: bool) -> np.ndarray:
     """The stored contacts whose `column` this batch replaces: all of them when empty cells clear, else those whose
     cell was filled."""
@@ -535,18 +570,12 @@ def _write_custom(
             rows = known if clears else known & col.filled
             _delete_for(conn, _CODES, ids, rows, _CODES.c.kind == kind)
         if len(col.codes):
-            pairs = pd.DataFrame(
-                {
-                    "id": ids[col.codes["pos"].to_numpy(dtype=np.int64)],
-                    "code": col.codes["code"].to_numpy(dtype=object),
-                }
-            ).drop_duplicates()
-            pairs = pairs.sort_values(["code", "id"])
+            code, contact_id = _code_pairs(col.codes, ids)
             _insert_rows(
                 conn,
                 _CODES,
                 ["kind", "code", "contact_id"],
-                [[kind] * len(pairs), pairs["code"].tolist(), pairs["id"].astype("int64").tolist()],
+                [[kind] * len(code), code, contact_id],
                 progress,
                 f"writing {col.name}",
             )
@@ -564,7 +593,7 @@ def _write_custom(
         return
     target = {"number": "num", "boolean": "num", "date": "day"}.get(col.type, "txt")
     kept = values[filled]
-    data = kept.astype("float64").tolist() if target == "num" else kept.astype(str).tolist()
+    data = kept.astype("float64").tolist() if target == "num" else _text_values(kept, empty_is_null=False)
     n = len(data)
     _insert_rows(
         conn,
