@@ -196,9 +196,11 @@ def _detail(info: GroupInfo) -> None:
             _addresses(info)
         with right:
             st.markdown("**Add to a segment**")
-            # Only segments this person may change: their own, or any for a manager (the core's own check).
-            open_segments = [s for s in list_segments(db)
-                             if not s.read_only and state.can("segment.edit", owner=s.owner)]
+            # Only segments this person may change: their own, or any for a manager (the core's own check, asked
+            # once per owner rather than once per segment).
+            candidates = [s for s in list_segments(db) if not s.read_only]
+            allowed = {o for o in {s.owner for s in candidates} if state.can("segment.edit", owner=o)}
+            open_segments = [s for s in candidates if s.owner in allowed]
             if not open_segments:
                 st.caption("No static segment you may change: create one on Segments."
                            if state.can("segment.edit") else state.refusal("segment.edit") or "")

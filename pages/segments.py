@@ -198,13 +198,14 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     if st.button("Open in Builder", type="primary", icon=":material/tune:"):
         state.open_segment(info.no)
     # Edit and Delete are the owner's (or a manager's); Copy makes a new segment of one's own.
-    if state.can("segment.edit", owner=info.owner):
+    may_change = state.can("segment.edit", owner=info.owner)
+    if may_change:
         st.button("Edit", icon=":material/edit:", disabled=info.read_only, on_click=_open_dialog,
                   args=("edit", info.no), help="A logged segment is kept as a record" if info.read_only else
                   "Description and campaign")
     if MAY_BUILD:
         st.button("Copy", icon=":material/content_copy:", on_click=_open_dialog, args=("copy", info.no))
-    if state.can("segment.edit", owner=info.owner):
+    if may_change:
         st.button("Delete", icon=":material/delete:", disabled=info.read_only, on_click=_open_dialog,
                   args=("delete", info.no), help="A logged segment is kept as a record" if info.read_only else None)
 

@@ -105,6 +105,19 @@ def test_sign_in_marketer_cannot_approve_second_manager_approves(page: Any, serv
     assert main(pg).get_by_role("button", name="Approve").count() == 0
     expect(main(pg).get_by_text("Approving and rejecting need the manager role.")).to_be_visible()
     tb.shot(pg, "team-review-marketer")
+    # Someone else's segment in the Builder: the marketer may try filters (reading) but not apply them.
+    pg.goto(f"{base}/builder?segment=TEAM-FR")
+    expect(pg.get_by_role("heading", name="Sign in")).to_be_visible(timeout=60_000)  # a new page load: sign in
+    tb.settle(pg)
+    pg.get_by_label("Name", exact=True).fill("mark")
+    pg.get_by_label("Password", exact=True).fill(PASSWORD)
+    pg.get_by_role("button", name="Sign in").click()
+    expect(main(pg).get_by_text("You can try filters and see their effect here, but not apply them.",
+                                exact=False)).to_be_visible(timeout=60_000)
+    tb.settle(pg, 1.0)
+    tb.no_exception(pg, "builder as a marketer on another's segment")
+    assert main(pg).get_by_role("button", name="Add to segment").count() == 0
+    tb.shot(pg, "team-builder-not-mine")
     sign_out(pg)
 
     # The manager who submitted it: four-eyes refuses, next to the button, and names who else may approve.
