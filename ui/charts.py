@@ -172,7 +172,9 @@ def distribution_figure(
         "barmode": "group",
         "bargap": 0.22,
         "bargroupgap": 0.04,
-        "height": height or 96 + rows * per_row,
+        # At least three rows' height: a one- or two-bucket chart otherwise leaves the value axis no room, and its
+        # title is drawn over its tick labels.
+        "height": height or 96 + max(rows, 3) * per_row,
         "margin": {"l": 4, "r": 12, "t": 34, "b": 4},
         # One legend for all charts (legend_html) instead of one squeezed into each chart.
         "showlegend": False,
