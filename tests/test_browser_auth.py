@@ -43,19 +43,20 @@ def main(pg: Any) -> Any:
     return pg.locator('[data-testid="stMain"]')
 
 
-def sign_in(pg: Any, base: str, name: str) -> None:
+def sign_in(pg: Any, base: str, name: str, path: str = "/review", heading: str = "Review") -> None:
+    """Open `path` signed out (a new page load), sign in through the form, and land on that very page."""
     from playwright.sync_api import expect
 
-    pg.goto(f"{base}/review")
+    pg.goto(f"{base}{path}")
     expect(pg.get_by_role("heading", name="Sign in")).to_be_visible(timeout=180_000)
     tb.settle(pg)
     pg.get_by_label("Name", exact=True).fill(name)
     pg.get_by_label("Password", exact=True).fill(PASSWORD)
     pg.get_by_role("button", name="Sign in").click()
-    # The address asked for (a shared link to Review) opens once signed in.
-    expect(pg.get_by_role("heading", name="Review", exact=True)).to_be_visible(timeout=60_000)
+    # The address asked for (a shared link) opens once signed in.
+    expect(pg.get_by_role("heading", name=heading, exact=True)).to_be_attached(timeout=60_000)
     tb.settle(pg, 1.0)
-    tb.no_exception(pg, f"review as {name}")
+    tb.no_exception(pg, f"{path} as {name}")
     expect(pg.locator('[data-testid="stSidebar"]').get_by_text(f"{name} · {ACCOUNTS[name]}")).to_be_visible()
 
 
@@ -106,16 +107,9 @@ def test_sign_in_marketer_cannot_approve_second_manager_approves(page: Any, serv
     expect(main(pg).get_by_text("Approving and rejecting need the manager role.")).to_be_visible()
     tb.shot(pg, "team-review-marketer")
     # Someone else's segment in the Builder: the marketer may try filters (reading) but not apply them.
-    pg.goto(f"{base}/builder?segment=TEAM-FR")
-    expect(pg.get_by_role("heading", name="Sign in")).to_be_visible(timeout=60_000)  # a new page load: sign in
-    tb.settle(pg)
-    pg.get_by_label("Name", exact=True).fill("mark")
-    pg.get_by_label("Password", exact=True).fill(PASSWORD)
-    pg.get_by_role("button", name="Sign in").click()
+    sign_in(pg, base, "mark", "/builder?segment=TEAM-FR", "TEAM-FR")
     expect(main(pg).get_by_text("You can try filters and see their effect here, but not apply them.",
-                                exact=False)).to_be_visible(timeout=60_000)
-    tb.settle(pg, 1.0)
-    tb.no_exception(pg, "builder as a marketer on another's segment")
+                                exact=False)).to_be_visible()
     assert main(pg).get_by_role("button", name="Add to segment").count() == 0
     tb.shot(pg, "team-builder-not-mine")
     sign_out(pg)
@@ -141,29 +135,13 @@ def test_sign_in_marketer_cannot_approve_second_manager_approves(page: Any, serv
     tb.shot(pg, "team-review-approved")
 
     # The Audit page shows who did what, newest first.
-    pg.goto(f"{base}/audit")
-    expect(pg.get_by_role("heading", name="Sign in")).to_be_visible(timeout=60_000)  # a new page load: sign in
-    tb.settle(pg)
-    pg.get_by_label("Name", exact=True).fill("meg")
-    pg.get_by_label("Password", exact=True).fill(PASSWORD)
-    pg.get_by_role("button", name="Sign in").click()
-    expect(pg.get_by_role("heading", name="Audit", exact=True)).to_be_visible(timeout=60_000)
-    tb.settle(pg, 1.0)
-    tb.no_exception(pg, "audit")
+    sign_in(pg, base, "meg", "/audit", "Audit")
     tb.shot(pg, "team-audit")
 
     # The administrator's Team section on the Data page.
     sign_out(pg)
-    pg.goto(f"{base}/data")
-    expect(pg.get_by_role("heading", name="Sign in")).to_be_visible(timeout=60_000)
-    tb.settle(pg)
-    pg.get_by_label("Name", exact=True).fill("ada")
-    pg.get_by_label("Password", exact=True).fill(PASSWORD)
-    pg.get_by_role("button", name="Sign in").click()
+    sign_in(pg, base, "ada", "/data", "Data")
     team = pg.get_by_role("heading", name="Team", exact=True)
-    expect(team).to_be_attached(timeout=60_000)
-    tb.settle(pg, 1.0)
-    tb.no_exception(pg, "data as admin")
     team.scroll_into_view_if_needed()
     tb.settle(pg, 0.3)
     tb.shot(pg, "team-data-accounts")
