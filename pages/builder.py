@@ -19,7 +19,6 @@ from segcore import (
     SegcoreError,
     SegmentInfo,
     apply_action,
-    contacts_by_ids,
     criteria_log,
     export_members,
     fields_of,
@@ -27,6 +26,7 @@ from segcore import (
     from_json,
     list_criteria,
     list_segments,
+    preview_samples,
     provenance,
     redo,
     reuse_criteria,
@@ -311,10 +311,9 @@ def _charts(figures: dict[str, Any], legend: tuple[str, ...]) -> None:
             col.plotly_chart(figures[name], config={"displayModeBar": False}, key=f"pv.chart.{name}")
 
 
-def _samples(title: str, ids: tuple[int, ...], total: int) -> None:
-    if not ids:
+def _samples(title: str, rows: list[dict[str, Any]], total: int) -> None:
+    if not rows:
         return
-    rows = contacts_by_ids(db, ids, SAMPLE_COLUMNS)
     st.markdown(f"**{title}** · first {n(len(rows))} of {n(total)}")
     st.dataframe(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)), hide_index=True, height=table_height(len(rows), max_rows=6),
                  column_config=contact_columns(SAMPLE_COLUMNS), placeholder=PLACEHOLDER)
@@ -359,8 +358,9 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: Field
         _metrics(c.size_before, c.size_after, c.added, c.removed, c.matched)
         st.caption(f"{match_caption(c.matched, c.skipped_excluded)} · computed in {p.elapsed_ms:,.0f} ms")
     _charts(figures, (BEFORE_NAME, AFTER_NAME))
-    _samples("Would enter", p.entering, c.added)
-    _samples("Would leave", p.leaving, c.removed)
+    entering, leaving = preview_samples(db, no, p, SAMPLE_COLUMNS)
+    _samples("Would enter", entering, c.added)
+    _samples("Would leave", leaving, c.removed)
 
 
 # ------------------------------------------------------------------------------------------------- tabs
@@ -603,6 +603,8 @@ if st.query_params.get("segment") != info.no:
     st.query_params["segment"] = info.no
 
 own_pending_step(info.no)
+# The value lists and slider ends of the filter widgets count the contacts this segment is built from.
+fb.use_values_of(info.source)
 # Asked once a run, of the core's own check: who may change this segment (its owner, or a manager).
 EDIT_REFUSAL = state.refusal("segment.edit", owner=info.owner)
 
@@ -617,6 +619,7 @@ st.caption(" · ".join(x for x in (
     f"owner {info.owner}" if info.owner else "",
     f"{plural(info.head_seq, 'step')}",
     plural(info.size, "member"),
+    f"contacts from the source {info.source} (Spark)" if info.source else "",
 ) if x))
 frame.rejection_note(db, info)
 state.show_flashes()

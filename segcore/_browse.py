@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,14 @@ from ._models import (
     Segment,
     SegmentAction,
     SegmentMember,
+    SourceContact,
+    table_of,
 )
+from ._segment_rows import segment_row
 from ._settings import read_setting
 from ._snapshot import data_version
 from ._stats import UNKNOWN, _bucket_expr
-from .evaluation import evaluator_for
+from .evaluation import StepPreview, evaluator_for, source_for
 from .fields import LIST_FIELDS, load_fields
 
 __all__ = [
@@ -225,6 +228,23 @@ def contacts_by_ids(db: Database, ids: Sequence[int], columns: Sequence[str] = B
     return [by_id[i] for i in wanted if i in by_id]
 
 
+def preview_samples(
+    db: Database, no: str, preview: StepPreview, columns: Sequence[str] = BROWSE_COLUMNS
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of who would enter and who would leave in a step's preview: contacts of this database, or of the
+    segment's source (read from Spark in one small job)."""
+    if not (preview.entering_nos or preview.leaving_nos):
+        return contacts_by_ids(db, preview.entering, columns), contacts_by_ids(db, preview.leaving, columns)
+    with db.read() as conn:
+        source = source_for(conn, segment_row(conn, no).source)
+    found = source.contact_rows([*preview.entering_nos, *preview.leaving_nos], columns)
+
+    def rows(numbers: Sequence[str]) -> list[dict[str, Any]]:
+        return [{c: found.get(n, {}).get(c) for c in columns} | {"contact_no": n} for n in numbers]
+
+    return rows(preview.entering_nos), rows(preview.leaving_nos)
+
+
 FIND_COLUMNS = ("contact_no", "name", "email", "type", "city")
 MAX_FOUND = 200
 
@@ -375,7 +395,10 @@ def segment_members_page(
     offset = max(0, int(offset))
     search = _search_cond(query)
     with db.read() as conn:
-        seg_id, size = _segment_id(conn, no)
+        row = segment_row(conn, no)
+        if row.source is not None:
+            return _source_members_page(conn, row, query, offset, limit, columns)
+        seg_id, size = int(row.id), int(row.size)
         base = select(*_cols(columns), members.c.added_seq).join(members, members.c.contact_id == contacts.c.id)
         base = base.where(members.c.segment_id == seg_id)
         if search is None:
@@ -393,6 +416,31 @@ def segment_members_page(
                             .order_by(members.c.contact_id), offset, limit)
 
 
+def _source_members_page(
+    conn: Connection, row: sa.Row[Any], query: str, offset: int, limit: int, columns: Sequence[str]
+) -> Page:
+    """A page of the members of a segment over a source: numbers and steps from here, their fields from Spark (one
+    small job for the page). A search looks for the text in the contact numbers."""
+    numbers = table_of(SourceContact)
+    base = (
+        select(numbers.c.contact_no, members.c.added_seq)
+        .join(numbers, numbers.c.id == members.c.contact_id)
+        .where(members.c.segment_id == row.id)
+    )
+    q = (query or "").strip()
+    total = int(row.size)
+    if q:
+        base = base.where(folded(numbers.c.contact_no).contains(fold(q), autoescape=True))
+        total = int(conn.execute(select(func.count()).select_from(base.subquery())).scalar_one())
+    page = conn.execute(base.order_by(members.c.contact_id.desc()).offset(offset).limit(limit)).all()
+    fields = source_for(conn, row.source).contact_rows([p.contact_no for p in page], columns)
+    rows = [
+        {**{c: None for c in columns}, **fields.get(p.contact_no, {}), "contact_no": p.contact_no, "added_seq": p.added_seq}
+        for p in page
+    ]
+    return Page([{k: r[k] for k in (*columns, "added_seq")} for r in rows], total, offset, limit)
+
+
 # ----------------------------------------------------------------------------------------------- value counts
 
 
@@ -404,15 +452,17 @@ def value_counts(
     questionnaire: str | None = None,
     limit: int = 200,
     today: dt.date | None = None,
+    source: str | None = None,
 ) -> list[tuple[str, int]]:
     """Each stored value of a code or list field with its number of contacts (or related records), largest first.
 
     For the Builder's multiselects (`FR (4,210)`). Interactions count records (cancelled ones excluded, as filters
     ignore them); profile answers count contacts, optionally of one questionnaire. Fixed choices with no contact
-    are listed with 0."""
+    are listed with 0. With `source`, the values of that contact source, counted in Spark."""
     limit = max(1, min(int(limit), 10_000))
     with db.read() as conn:
-        spec = load_fields(conn).get(field_name, relation)
+        fields, run = _reader(conn, source)
+        spec = fields.get(field_name, relation)
         if spec is None:
             where = f"{relation}." if relation else ""
             raise FilterError(f"unknown field {where}{field_name}")
@@ -421,7 +471,7 @@ def value_counts(
         if relation is None and field_name == "age_band":
             # The band rule lives once, in _stats; only the grouping is done here.
             band = _bucket_expr("age_band", today or dt.date.today()).label("band")
-            rows = conn.execute(select(band, func.count()).group_by(band)).all()
+            rows = run(select(band, func.count()).group_by(band))
             counts = [(str(k), int(v)) for k, v in rows if k != UNKNOWN]
             return _with_choices(counts, spec.choices)
         if relation is None and spec.type == "list":
@@ -456,7 +506,7 @@ def value_counts(
         else:  # pragma: no cover - get_field already refused other relations
             raise FilterError(f"unknown relation {relation}")
         stmt = stmt.order_by(n.desc(), stmt.selected_columns[0]).limit(limit)
-        counts = [(str(k), int(v)) for k, v in conn.execute(stmt).all()]
+        counts = [(str(k), int(v)) for k, v in run(stmt)]
     return _with_choices(counts, spec.choices)
 
 
@@ -469,40 +519,50 @@ def _with_choices(counts: list[tuple[str, int]], choices: Sequence[str]) -> list
 
 
 
-def number_bounds(db: Database, field_name: str, *, today: dt.date | None = None) -> tuple[float, float] | None:
-    """The smallest and largest value of a number field over all contacts (slider ends), or None when all are empty.
+def number_bounds(
+    db: Database, field_name: str, *, today: dt.date | None = None, source: str | None = None
+) -> tuple[float, float] | None:
+    """The smallest and largest value of a number field over all contacts (slider ends), or None when all are empty;
+    of the contacts of `source` (in Spark) when one is named.
 
     `age` and `days_since_last_purchase` are derived from their dates here, with the same whole-year and whole-day
     arithmetic the filters use."""
     today = today or dt.date.today()
     with db.read() as conn:
-        spec = load_fields(conn).get(field_name)
+        fields, run = _reader(conn, source)
+        spec = fields.get(field_name)
         if spec is None or spec.type != "number":
             raise FilterError(f"{field_name} is not a number field")
         if spec.custom:
             cv = custom_values
-            lo, hi = conn.execute(
-                select(func.min(cv.c.num), func.max(cv.c.num)).where(cv.c.field_id == spec.custom_id)
-            ).one()
+            [(lo, hi)] = run(select(func.min(cv.c.num), func.max(cv.c.num)).where(cv.c.field_id == spec.custom_id))
             return None if lo is None else (float(lo), float(hi))
         if field_name == "age":
-            lo_d, hi_d = conn.execute(select(func.min(contacts.c.birth_date), func.max(contacts.c.birth_date))).one()
+            [(lo_d, hi_d)] = run(select(func.min(contacts.c.birth_date), func.max(contacts.c.birth_date)))
             if lo_d is None:
                 return None
             # The oldest contact has the earliest birth date.
             return float(_age(hi_d, today)), float(_age(lo_d, today))
         if field_name == "days_since_last_purchase":
-            lo_d, hi_d = conn.execute(
+            [(lo_d, hi_d)] = run(
                 select(func.min(contacts.c.last_purchase_date), func.max(contacts.c.last_purchase_date))
-            ).one()
+            )
             if lo_d is None:
                 return None
             return float((today - _as_date(hi_d)).days), float((today - _as_date(lo_d)).days)
         col = contacts.c[field_name]
-        lo, hi = conn.execute(select(func.min(col), func.max(col))).one()
+        [(lo, hi)] = run(select(func.min(col), func.max(col)))
     if lo is None:
         return None
     return float(lo), float(hi)
+
+
+def _reader(conn: Connection, source: str | None) -> tuple[Any, Callable[[sa.Select[Any]], Sequence[Any]]]:
+    """The field registry and a way to run a statement: this database's, or the contact source's (in Spark)."""
+    if source is None:
+        return load_fields(conn), lambda stmt: conn.execute(stmt).all()
+    spark = source_for(conn, source)
+    return spark.fields, spark.rows
 
 
 def _as_date(value: Any) -> dt.date:

@@ -50,6 +50,7 @@ def add_audience_commands(sub: Any) -> None:
                    help="how short dates in --where are read (311225, 31/12/25); default: your date_order "
                    "preference, else DMY")
     p.add_argument("--description", default="")
+    p.add_argument("--source", metavar="NAME", help="count the contacts of this source (see: source list)")
     # With the database: the user's date order, and "did you mean FR?" for a code value absent from the data.
     p.set_defaults(handler=lambda db, a: _dyn_create(db, a, _read_filter(a, db)))
     p = ds.add_parser("list", help="dynamic segments with their last recorded count")
@@ -99,11 +100,12 @@ def _dyn_data(d: DynamicInfo) -> dict[str, Any]:
     return {
         "no": d.no, "description": d.description, "expression": d.expression, "owner": d.owner,
         "last_count": d.last_count, "last_total": d.last_total, "last_refreshed_at": d.last_refreshed_at,
+        "source": d.source,
     }
 
 
 def _dyn_create(db: Database, args: argparse.Namespace, node: Any) -> Output:
-    info = create_dynamic(db, args.no, node, description=args.description)
+    info = create_dynamic(db, args.no, node, description=args.description, source=args.source)
     return f"created dynamic segment {info.no}: {info.expression.replace(chr(10), ' · ')}", _dyn_data(info)
 
 

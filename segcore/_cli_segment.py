@@ -396,6 +396,8 @@ def _show(db: Database, args: argparse.Namespace) -> Output:
         f"  campaign {info.campaign_no or '-'} · owner {info.owner or '-'} · status {info.status} · "
         f"{plural(info.size, 'member')}{' (small)' if small else ''} · created {info.created_at:%Y-%m-%d %H:%M}",
     ]
+    if info.source:
+        lines.append(f"  contacts from the source {info.source} (Spark)")
     if info.status_comment:
         lines.append(f"  status comment: {info.status_comment}")
     if logged is not None:
@@ -411,6 +413,7 @@ def _show(db: Database, args: argparse.Namespace) -> Output:
     data = {
         "segment": info.no, "description": info.description, "campaign": info.campaign_no, "owner": info.owner,
         "status": info.status, "status_comment": info.status_comment, "size": info.size, "small": small,
+        "source": info.source,
         "version": info.version, "created_at": info.created_at.isoformat(), "updated_at": info.updated_at.isoformat(),
         "logged": _logged_data(logged) if logged is not None else None,
         "log": [

@@ -34,7 +34,7 @@ from ._errors import NotFoundError, RefusedError, UsageError
 from ._filter_describe import describe
 from ._filter_text import to_text
 from ._filter_tree import EMPTY, Node, from_json, to_json, validate
-from ._models import Contact, DynamicSegment, DynamicSegmentCount, Segment, table_of
+from ._models import Contact, ContactSource, DynamicSegment, DynamicSegmentCount, Segment, table_of
 from ._words import plural
 from .auth.audit import record
 from .auth.roles import require
@@ -60,6 +60,7 @@ dynamic = table_of(DynamicSegment)
 counts = table_of(DynamicSegmentCount)
 contacts = table_of(Contact)
 segments = table_of(Segment)
+sources_t = table_of(ContactSource)
 _NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,29}$")
 
 
@@ -87,6 +88,7 @@ class DynamicInfo:
     last_count: int | None
     last_total: int | None
     last_refreshed_at: dt.datetime | None
+    source: str | None = None  # the contact source it counts; None: this database's contacts
 
 
 def _expression(node: Node, fields: FieldRegistry) -> str:
@@ -125,7 +127,7 @@ def _infos(conn: Connection, where: Any = None) -> list[DynamicInfo]:
             id=r.id, no=r.no, description=r.description, filter=node, expression=_expression(node, fields),
             owner=r.owner,
             created_at=r.created_at, updated_at=r.updated_at, last_count=r.last_count, last_total=r.last_total,
-            last_refreshed_at=r.last_at,
+            last_refreshed_at=r.last_at, source=r.source,
         ))
     return out
 
@@ -145,8 +147,11 @@ def create_dynamic(
     description: str = "",
     owner: str | None = None,
     user: str | None = None,
+    source: str | None = None,
 ) -> DynamicInfo:
-    """Save a filter as a dynamic segment (who acts: `user`, else the owner named, else the current user)."""
+    """Save a filter as a dynamic segment (who acts: `user`, else the owner named, else the current user).
+
+    `source` names the contact source it counts (`source add`); None: the application database's contacts."""
     no = (no or "").strip()
     if not _NO.match(no):
         raise UsageError(f"dynamic segment number {no!r} is not valid: 1 to 30 letters, digits, '-', '_' or '.'")
@@ -159,10 +164,12 @@ def create_dynamic(
         node = _checked_filter(filter, fields)
         if conn.execute(select(dynamic.c.id).where(dynamic.c.no == no)).first() is not None:
             raise RefusedError(f"dynamic segment {no} already exists")
+        if source and conn.execute(select(sources_t.c.name).where(sources_t.c.name == source)).first() is None:
+            raise NotFoundError(f"no source {source!r} (see: source list)")
         now = _now()
         conn.execute(insert(dynamic).values(
             no=no, description=description.strip(), filter_json=to_json(node),
-            owner=owner if owner is not None else actor, created_at=now, updated_at=now,
+            owner=owner if owner is not None else actor, created_at=now, updated_at=now, source=source or None,
         ))
         record(conn, actor, "dynamic.create", f"dynamic segment {no}", f"dynamic segment {no} created",
                after=describe(node, fields))
@@ -226,19 +233,27 @@ def delete_dynamic(db: Database, no: str, *, user: str | None = None) -> None:
 # --------------------------------------------------------------------------------------------------- counting
 
 
-def count_filter(db: Database, node: Node, *, today: dt.date | None = None, backend: str | None = None) -> tuple[int, int]:
+def count_filter(
+    db: Database,
+    node: Node,
+    *,
+    today: dt.date | None = None,
+    backend: str | None = None,
+    source: str | None = None,
+) -> tuple[int, int]:
     """(contacts the filter puts in a dynamic segment, all contacts), computed now without writing.
 
-    The evaluation seam picks the backend (in memory when the snapshot fits, else SQL); `backend` forces one by
-    name for tests. Contacts flagged "exclude from segments" are left out of the count."""
+    The evaluation seam picks the backend (Spark for a `source`; else in memory when the snapshot fits, else SQL);
+    `backend` forces one by name for tests. Contacts flagged "exclude from segments" are left out of the count."""
     node = _checked_filter(node, fields_of(db))
-    counted = evaluator_for(db, backend=backend).count(node, today=today or dt.date.today())
+    counted = evaluator_for(db, backend=backend, source=source).count(node, today=today or dt.date.today())
     return counted.matched, counted.total
 
 
 def dynamic_count(db: Database, no: str, *, today: dt.date | None = None) -> tuple[int, int]:
     """(contacts in the dynamic segment, all contacts) as of now."""
-    return count_filter(db, get_dynamic(db, no).filter, today=today)
+    info = get_dynamic(db, no)
+    return count_filter(db, info.filter, today=today, source=info.source)
 
 
 def refresh_dynamic(
@@ -250,7 +265,7 @@ def refresh_dynamic(
         # Refused before the count, which may take a while on a large database.
         require(conn, user, "dynamic.edit")
     info = get_dynamic(db, no)
-    n, total = count_filter(db, info.filter, today=today)
+    n, total = count_filter(db, info.filter, today=today, source=info.source)
     at = _now()
     with db.write() as conn:
         require(conn, user, "dynamic.edit")
@@ -307,7 +322,7 @@ def freeze_dynamic(
         now = _now()
         conn.execute(insert(segments).values(
             no=new_no, description=desc.strip()[:200], campaign_no=campaign_no or None, owner=user, status="draft",
-            version=0, head_seq=0, size=0, created_at=now, updated_at=now,
+            version=0, head_seq=0, size=0, created_at=now, updated_at=now, source=info.source,
         ))
         record(conn, user, "segment.create", f"segment {new_no}", f"frozen from dynamic segment {no}",
                after=f"description {desc.strip()[:200]!r}, campaign {campaign_no or '-'}, owner {user or '-'}")

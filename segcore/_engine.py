@@ -34,7 +34,7 @@ from ._models import (
     SegmentStatusEvent,
     table_of,
 )
-from ._segment_rows import local_segment
+from ._segment_rows import contact_id_of, member_numbers_of
 from ._segment_rows import member_ids_of as _member_ids_of
 from ._segment_rows import segment_row as _segment_row
 from ._steps import (
@@ -125,6 +125,7 @@ class SegmentInfo:
     size: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    source: str | None = None  # the contact source its members come from; None: this database's contacts
 
     @property
     def can_undo(self) -> bool:
@@ -239,6 +240,7 @@ def _info(conn: Connection, row: sa.Row[Any]) -> SegmentInfo:
         size=row.size,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        source=row.source,
     )
 
 
@@ -410,7 +412,7 @@ def copy_segment(
         desc = (description if description is not None else src.description).strip()
         conn.execute(insert(segments).values(
             no=new_no, description=desc, campaign_no=src.campaign_no, owner=owner, status="draft",
-            version=0, head_seq=0, size=0, created_at=now, updated_at=now,
+            version=0, head_seq=0, size=0, created_at=now, updated_at=now, source=src.source,
         ))
         record(conn, actor, "segment.copy", f"segment {new_no}", f"copy of segment {no}",
                after=_header_text(desc, src.campaign_no, owner))
@@ -455,7 +457,6 @@ def _lock_for_write(conn: Connection, no: str, expected_version: int | None, *, 
     """Lock the segment row for this transaction and check it may change, and that `user` may change it."""
     row = _segment_row(conn, no, lock=True)
     require(conn, user, "segment.edit", owner=row.owner)
-    local_segment(conn, no)
     if expected_version is not None and row.version != expected_version:
         raise _conflict(no)
     if row.status not in _EDITABLE_STATUSES:
@@ -507,10 +508,8 @@ def preview(db: Database, no: str, request: ActionRequest, *, today: dt.date | N
     """Size before/after, matched, added and removed for a pending step; writes nothing.
 
     The counts of the evaluator `segcore.evaluation` picks (in memory or in SQL), without charts."""
-    with db.read() as conn:
-        local_segment(conn, no)
-    evaluator = evaluator_for(db)
-    return evaluator.preview_step(no, request, today=today or dt.date.today(), dimensions=(), sample=20).counts
+    evaluator = evaluator_for(db, segment=no)
+    return evaluator.preview_step(no, request, today=today or dt.date.today(), dimensions=(), sample=0).counts
 
 
 def preview_sql(db: Database, no: str, request: ActionRequest, *, today: dt.date | None = None) -> Preview:
@@ -579,7 +578,7 @@ def _apply_locked(
 
     # The commit reads who matches through the evaluation seam, in this write transaction, so the members written
     # are exactly the contacts this transaction sees.
-    sets = step_sets(conn)
+    sets = step_sets(conn, source=row.source)
     found = sets.matched_set(request, today=today, segment_id=row.id)
     matched_stmt, unmatched = found.ids, found.unmatched
     plain_add = request.kind == "add" and found.from_contacts and not (
@@ -589,7 +588,9 @@ def _apply_locked(
         # The common first step: one scan inserts straight from the filter, no scratch table.
         return _apply_plain_add(conn, sets, row, request, matched_stmt, seq=seq, user=user)
     tmp, n_matched = _materialize(conn, matched_stmt)
-    if request.kind in ("refine", "reduce") and request.options.entire_companies:
+    if found.count is not None:
+        n_matched = found.count
+    elif request.kind in ("refine", "reduce") and request.options.entire_companies:
         # The log's "matched" for Refine/Reduce counts members, whichever way C was found.
         n_matched = sets.count_ids(_member_ids_of(row.id).where(members.c.contact_id.in_(select(tmp.c.id))))
     matched = select(tmp.c.id)
@@ -794,22 +795,18 @@ def member_ids(db: Database, no: str) -> list[int]:
 def member_contact_nos(db: Database, no: str) -> list[str]:
     """The members' contact numbers, sorted."""
     with db.read() as conn:
-        row = _segment_row(conn, no)
-        stmt = (
-            select(contacts.c.contact_no)
-            .join(members, members.c.contact_id == contacts.c.id)
-            .where(members.c.segment_id == row.id)
-            .order_by(contacts.c.contact_no)
-        )
-        return list(conn.execute(stmt).scalars())
+        stmt = member_numbers_of(_segment_row(conn, no))
+        return sorted(str(n) for n in conn.execute(stmt).scalars())
 
 
 def provenance(db: Database, no: str, contact_no: str) -> Provenance:
     """Which step brought a member in, or which step took a former member out."""
     with db.read() as conn:
         row = _segment_row(conn, no)
-        cid = conn.execute(select(contacts.c.id).where(contacts.c.contact_no == contact_no)).scalar()
+        cid = contact_id_of(conn, row, contact_no)
         if cid is None:
+            if row.source is not None:  # never brought in nor taken out by a step: not in the segment's history
+                return Provenance(contact_no, False, None, None)
             raise NotFoundError(f"no contact {contact_no!r}")
         added_seq = conn.execute(
             select(members.c.added_seq).where(members.c.segment_id == row.id, members.c.contact_id == cid)

@@ -41,11 +41,14 @@ from ._models import (
     ProfileAnswer,
     Segment,
     SegmentMember,
+    SourceContact,
+    table_of,
 )
 from ._words import plural
 from .auth.audit import record
 from .auth.identity import current_user
 from .auth.roles import require
+from .evaluation import source_for
 from .fields import LIST_FIELDS, FieldRegistry, load_fields
 from .imports.check import CONTACT_COLUMNS
 
@@ -131,6 +134,7 @@ class _Source:
     table: sa.FromClause
     where: tuple[sa.ColumnElement[bool], ...]
     group_column: bool
+    origin: str | None = None  # the contact source of a segment built over one (its fields are read from Spark)
 
 
 def _clean_group(group: str | None) -> str | None:
@@ -144,7 +148,9 @@ def _clean_group(group: str | None) -> str | None:
 
 def _checked_scope(conn: Connection, no: str, group: str | None, minimum: int) -> tuple[ExportScope, _Source]:
     group = _clean_group(group)
-    row = conn.execute(select(segments.c.id, segments.c.size, segments.c.status).where(segments.c.no == no)).first()
+    row = conn.execute(
+        select(segments.c.id, segments.c.size, segments.c.status, segments.c.source).where(segments.c.no == no)
+    ).first()
     if row is None:
         raise NotFoundError(f"no segment {no!r}")
     rec = conn.execute(
@@ -156,7 +162,7 @@ def _checked_scope(conn: Connection, no: str, group: str | None, minimum: int) -
                 f"segment {no} is {row.status}, not logged: it has no treated or control group; export it without one"
             )
         scope = ExportScope(no, None, int(row.size), False, 0)
-        source = _Source(members, (members.c.segment_id == row.id,), False)
+        source = _Source(members, (members.c.segment_id == row.id,), False, row.source)
     else:
         group = group or "treated"
         held = int(rec.holdout_count)
@@ -169,7 +175,7 @@ def _checked_scope(conn: Connection, no: str, group: str | None, minimum: int) -
             "control": (logged_mem.c.holdout.is_(True),),
             "all": (),
         }[group]
-        source = _Source(logged_mem, (logged_mem.c.logged_id == rec.id, *flag), group == "all")
+        source = _Source(logged_mem, (logged_mem.c.logged_id == rec.id, *flag), group == "all", row.source)
     if scope.count == 0:
         raise RefusedError(f"segment {no} has no members to export")
     if scope.count < minimum:
@@ -270,6 +276,11 @@ def _prepared(
         _require_export(conn, user, no)
         scope, source = _checked_scope(conn, no, group, minimum)
         fields = load_fields(conn)
+        spark = source_for(conn, source.origin) if source.origin is not None else None
+    if spark is not None:
+        # The source's own fields (its custom ones are not this database's), read from Spark chunk by chunk.
+        layout = _Layout.of(spark.fields, group_column=source.group_column)
+        return scope, _source_frames(db, source, scope.count, progress, layout, spark), layout
     layout = _Layout.of(fields, group_column=source.group_column)
     return scope, _member_frames(db, source, scope.count, progress, fields, layout), layout
 
@@ -343,6 +354,44 @@ def _member_frames(
             done += len(frame)
             if progress:
                 progress(done, size, "exporting")
+
+
+def _source_frames(
+    db: Database, source: _Source, size: int, progress: Progress | None, layout: _Layout, spark: Any
+) -> Iterator[pd.DataFrame]:
+    """The rows of a segment over a source: its members' numbers from here, their fields from Spark."""
+    numbers = table_of(SourceContact)
+    mem = source.table
+    extra = [mem.c.holdout] if source.group_column else []
+    with db.read() as conn:
+        picked = conn.execute(
+            select(numbers.c.contact_no, *extra)
+            .join(numbers, numbers.c.id == mem.c.contact_id)
+            .where(*source.where)
+            .order_by(numbers.c.contact_no)
+        ).all()
+    done = 0
+    for start in range(0, len(picked), _CHUNK):
+        chunk = picked[start : start + _CHUNK]
+        nos = [str(r[0]) for r in chunk]
+        direct, lists, custom = spark.export_values(nos, _DIRECT)
+        frame = pd.DataFrame.from_records(
+            [tuple(direct.get(n, {}).get(c) for c in _DIRECT) for n in nos], columns=list(_DIRECT)
+        )
+        frame["contact_no"] = nos  # a member the source no longer holds keeps its number
+        for name in layout.columns:
+            if name in lists or name in (*LIST_FIELDS, "profile"):
+                frame[name] = [lists.get(name, {}).get(n, "") for n in nos]
+            elif name in custom:
+                frame[name] = [custom[name].get(n) for n in nos]
+            elif name not in frame and name != GROUP_COLUMN:
+                frame[name] = None
+        if extra:
+            frame[GROUP_COLUMN] = np.where([bool(r[1]) for r in chunk], "control", "treated")
+        yield frame[list(layout.columns)]
+        done += len(frame)
+        if progress:
+            progress(done, size, "exporting")
 
 
 def _custom_columns(

@@ -52,6 +52,7 @@ from ._models import (
     SegmentAction,
     SegmentMember,
     SegmentStatusEvent,
+    SourceContact,
     table_of,
 )
 from ._settings import read_setting
@@ -591,13 +592,15 @@ def _create_follow_up(
     if conn.execute(select(segments.c.id).where(segments.c.no == fu_no)).first() is not None:
         raise RefusedError(f"segment {fu_no} already exists: choose another follow-up number")
     treated: tuple[str, ...] = ()
+    # The members' numbers: the application database's contacts, or the source's for a segment over one.
+    numbers = contacts if source.source is None else table_of(SourceContact)
     if n_holdout:
         treated = tuple(
             conn.execute(
-                select(contacts.c.contact_no)
-                .join(logged_mem, logged_mem.c.contact_id == contacts.c.id)
+                select(numbers.c.contact_no)
+                .join(logged_mem, logged_mem.c.contact_id == numbers.c.id)
                 .where(logged_mem.c.logged_id == logged_id, logged_mem.c.holdout.is_(False))
-                .order_by(contacts.c.contact_no)
+                .order_by(numbers.c.contact_no)
             ).scalars()
         )
         if len(treated) > MAX_MANUAL_VALUES:
@@ -611,7 +614,7 @@ def _create_follow_up(
             insert(segments)
             .values(
                 no=fu_no, description=source.description, campaign_no=source.campaign_no, owner=user,
-                status="draft", version=0, head_seq=0, size=0, created_at=now, updated_at=now,
+                status="draft", version=0, head_seq=0, size=0, created_at=now, updated_at=now, source=source.source,
             )
             .returning(segments.c.id)
         ).scalar_one()
@@ -727,7 +730,9 @@ def log_segment(
                 select(literal(logged_id), members.c.contact_id, flag).where(members.c.segment_id == row.id),
             )
         )
-        contacted = conn.execute(
+        # A segment over a source: its contacts are not in this database, so no interaction can be written here
+        # (the source keeps its own); the snapshot above records who was contacted and who was held out.
+        contacted = row.size - n_holdout if row.source is not None else conn.execute(
             insert(interactions).from_select(
                 [
                     "contact_id", "date", "template", "campaign_no", "segment_no", "created_by",

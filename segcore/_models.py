@@ -50,6 +50,7 @@ __all__ = [
     "Segment",
     "SegmentAction",
     "SegmentMember",
+    "SourceContact",
     "SegmentStatusEvent",
     "Setting",
     "User",
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -324,6 +325,21 @@ class ContactSource(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
+
+class SourceContact(Base):
+    """A contact of a source that is or was a member of a segment: its number in the source, and our id for it.
+
+    Only the contacts a step brought in or took out are here, never a copy of the source. Ids are negative so that a
+    join with `contacts` can never pair a source's contact with one of the application database's."""
+
+    __tablename__ = "source_contacts"
+    __table_args__ = (UniqueConstraint("source", "contact_no", name="uq_source_contacts_no"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(ForeignKey("sources.name", ondelete="CASCADE"))
+    contact_no: Mapped[str] = mapped_column(String(200))
+
+
 class SegmentMember(Base):
     """A contact in a segment; added_seq is the action that brought it in (provenance)."""
 
@@ -333,7 +349,9 @@ class SegmentMember(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    # contacts.id for a segment of the application database's contacts; source_contacts.id (negative, so never
+    # one of contacts.id) for a segment built over a source, whose contacts are not in this database: no foreign key.
+    contact_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     added_seq: Mapped[int] = mapped_column(Integer)
 
 
@@ -431,7 +449,8 @@ class LoggedSegmentMember(Base):
     __tablename__ = "logged_segment_members"
 
     logged_id: Mapped[int] = mapped_column(ForeignKey("logged_segments.id", ondelete="CASCADE"), primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    # As segment_members.contact_id: a source contact's id (negative) when the segment is built over a source.
+    contact_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     holdout: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -447,6 +466,8 @@ class DynamicSegment(Base):
     owner: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    # The contact source it counts (sources.name); NULL = the contacts of the application database.
+    source: Mapped[str | None] = mapped_column(String(60))
 
 
 class DynamicSegmentCount(Base):

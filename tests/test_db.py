@@ -125,7 +125,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 6
+    assert again.schema_version() == SCHEMA_VERSION == 7
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -152,7 +152,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 6
+    assert again.schema_version() == SCHEMA_VERSION == 7
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -204,7 +204,7 @@ def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) ->
         conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 6
+    assert again.schema_version() == SCHEMA_VERSION == 7
     with pytest.raises(DBAPIError, match="append-only"):
         with again.write() as conn:
             conn.execute(text("DELETE FROM audit_log"))
@@ -218,15 +218,54 @@ def test_a_version_5_database_gains_contact_sources_and_keeps_its_segments(db: D
 
     create_segment(db, "KEPT", description="Before sources")
     with db.write() as conn:
-        conn.execute(text("DROP TABLE sources"))  # our own names
+        conn.execute(text("DROP TABLE source_contacts"))  # our own names
+        conn.execute(text("DROP TABLE sources"))
         conn.execute(text("ALTER TABLE segments DROP COLUMN source"))
         conn.execute(text("UPDATE schema_info SET version = 5"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 6
+    assert again.schema_version() == SCHEMA_VERSION == 7
     with again.read() as conn:
         assert inspect(conn).has_table("sources")
         assert "source" in {c["name"] for c in inspect(conn).get_columns("segments")}
         assert conn.execute(text("SELECT source FROM segments WHERE no = 'KEPT'")).scalar_one() is None
     assert get_segment(again, "KEPT").description == "Before sources"
+    again.dispose()
+
+
+def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Database) -> None:
+    from sqlalchemy import inspect, text
+
+    from segcore import ActionRequest, apply_action, create_segment, member_contact_nos, parse_text
+
+    with db.write() as conn:
+        conn.execute(Contact.__table__.insert(), [{"contact_no": f"C{i}", "type": "person", "name": f"N{i}"} for i in range(3)])
+    create_segment(db, "KEPT")
+    apply_action(db, "KEPT", ActionRequest("add", parse_text("type=person")))
+    # Back to the v6 shape: no source_contacts, member tables with their foreign key to contacts.
+    with db.write() as conn:
+        conn.execute(text("DROP TABLE source_contacts"))  # our own names
+        for table in ("segment_members", "logged_segment_members"):
+            if db.dialect == "postgresql":
+                conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {table}_contact_id_fkey "
+                                  "FOREIGN KEY (contact_id) REFERENCES contacts (id)"))
+            else:
+                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).scalar_one()
+                old = sql.replace("PRIMARY KEY", "FOREIGN KEY(contact_id) REFERENCES contacts (id), \n\tPRIMARY KEY", 1)
+                version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+                conn.exec_driver_sql("PRAGMA writable_schema = ON")
+                conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE name = ?", (old, table))
+                conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+                conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+        conn.execute(text("UPDATE schema_info SET version = 6"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 7
+    with again.read() as conn:
+        assert inspect(conn).has_table("source_contacts")
+        for table in ("segment_members", "logged_segment_members"):
+            assert [fk for fk in inspect(conn).get_foreign_keys(table) if fk["referred_table"] == "contacts"] == []
+        if again.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    assert member_contact_nos(again, "KEPT") == ["C0", "C1", "C2"]
     again.dispose()

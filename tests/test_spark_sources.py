@@ -85,12 +85,13 @@ def test_add_list_show_a_source_and_build_a_segment_over_it(
 
     code, data, err = run(capsys, url, "segment", "create", "S1", "--description", "From the lake", "--source", "LAKE")
     assert (code, err, data["source"]) == (0, "", "LAKE")
-    # Steps over a Spark source are not wired into the engine yet: refused in one line, nothing written (the engine
-    # would otherwise answer from the application database's contacts).
-    code, _, err = run(capsys, url, "segment", "add", "S1", "--where", "country=FR")
-    assert code == 1 and err.startswith("error: segment S1 is built over the Spark source LAKE") and "\n" not in err[:-1]
+    # Steps run in Spark; the members come back into the application database.
+    code, data, err = run(capsys, url, "segment", "add", "S1", "--where", "country=FR")
+    assert (code, err) == (0, "") and data["added"] == 3
     code, data, _ = run(capsys, url, "segment", "show", "S1")
-    assert code == 0 and data["size"] == 0
+    assert code == 0 and data["size"] == 3
+    code, data, _ = run(capsys, url, "segment", "members", "S1")
+    assert code == 0 and sorted(m if isinstance(m, str) else m["contact_no"] for m in data) == ["K1", "P1", "P6"]
 
     # In use: refused, named, nothing removed.
     code, data, err = run(capsys, url, "source", "remove", "LAKE")

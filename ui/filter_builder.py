@@ -401,18 +401,33 @@ def model_from_tree(node: Node, fields: FieldRegistry = BUILTIN) -> tuple[dict[s
 # ------------------------------------------------------------------------------------------------- cached lookups
 
 
+_SOURCE_KEY = "fb.values_source"
+
+
+def use_values_of(source: str | None) -> None:
+    """Count the widgets' values and slider ends over this contact source (None: the application database), for
+    the page that builds a segment over it."""
+    st.session_state[_SOURCE_KEY] = source
+
+
+def _values_source() -> str | None:
+    return st.session_state.get(_SOURCE_KEY)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
-def _value_counts(url: str, token: str, field: str, relation: str | None, questionnaire: str | None) -> list[tuple[str, int]]:
+def _value_counts(
+    url: str, token: str, field: str, relation: str | None, questionnaire: str | None, source: str | None = None
+) -> list[tuple[str, int]]:
 
     del token  # part of the cache key only: new data, new counts
-    return value_counts(state._open(url), field, relation, questionnaire=questionnaire)
+    return value_counts(state._open(url), field, relation, questionnaire=questionnaire, source=source)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _bounds(url: str, token: str, field: str, today: dt.date) -> tuple[float, float] | None:
+def _bounds(url: str, token: str, field: str, today: dt.date, source: str | None = None) -> tuple[float, float] | None:
 
     del token
-    return number_bounds(state._open(url), field, today=today)
+    return number_bounds(state._open(url), field, today=today, source=source)
 
 
 @st.cache_data(show_spinner=False, ttl=5)
@@ -424,7 +439,7 @@ def data_token(url: str) -> str:
 
 def counts_for(field: str, relation: str | None = None, questionnaire: str | None = None) -> list[tuple[str, int]]:
     url = state.db_url()
-    return _value_counts(url, data_token(url), field, relation, questionnaire)
+    return _value_counts(url, data_token(url), field, relation, questionnaire, _values_source())
 
 
 # ------------------------------------------------------------------------------------------------- widgets
@@ -500,7 +515,8 @@ def slider_scale(spec: FieldSpec, lo: float, hi: float) -> tuple[int | float, in
 
 
 def _number_widget(item: dict[str, Any], spec: FieldSpec, key: str, current: Any) -> Any:
-    bounds = _bounds(state.db_url(), data_token(state.db_url()), item["field"], dt.date.today()) or (0.0, 100.0)
+    bounds = _bounds(state.db_url(), data_token(state.db_url()), item["field"], dt.date.today(),
+                     _values_source()) or (0.0, 100.0)
     lo, hi, step, fmt = slider_scale(spec, *bounds)
     if item["op"] == "between":
         default = tuple(current) if isinstance(current, list | tuple) and len(current) == 2 else (lo, hi)

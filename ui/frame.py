@@ -18,6 +18,7 @@ from segcore import (
     status_history,
 )
 from ui import auth, state
+from ui import filter_builder as fb
 from ui.format import STATUS_COLORS, n
 
 _frame = threading.local()
@@ -73,6 +74,8 @@ def render_app() -> None:
     sidebar_segment_box()
     with st.sidebar:
         auth.sidebar_identity(db)
+    # The filter widgets count this database's values unless the page says otherwise (a segment over a source).
+    fb.use_values_of(None)
     with app_frame():
         navigation.run()
 

@@ -5,7 +5,8 @@
     step_sets(conn)          the sets a step's commit writes from, read inside the engine's write transaction
     preview_step(...)        a pending step's preview, with the minimum-segment-size masking every page applies
     segment_distributions    a segment's charts (masked when small); all_distributions: every contact's charts
-    register_backend(...)    how another backend (Spark) plugs in, by name
+    register_backend(...)    how another backend plugs in, by name
+    SparkEvaluator / SparkStepSets   a segment over a Spark source: chosen by the segment's source, never by name
 
 The engine, the pages and the CLI choose nothing: they call these. Backends live in `memory.py` and `sql.py`; the
 interface and its values in `base.py`; docs/evaluation.md describes the design.
@@ -21,15 +22,17 @@ from sqlalchemy import Connection
 
 from .._db import Database
 from .._errors import UsageError
-from .._segment_rows import local_segment, segment_row
+from .._segment_rows import segment_row
 from .._settings import read_setting
 from .._snapshot import load_snapshot
 from .._stats import DIMENSIONS, Distribution, mask_small
 from .._steps import ActionRequest
 from . import memory as _memory
+from . import spark as _spark
 from . import sql as _sql
 from .base import Evaluator, FilterCount, MatchedSet, StepPreview, StepSets
 from .memory import MemoryEvaluator
+from .spark import SparkEvaluator, SparkStepSets, source_for
 from .sql import SqlEvaluator
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "FilterCount",
     "MatchedSet",
     "MemoryEvaluator",
+    "SparkEvaluator",
+    "SparkStepSets",
     "SqlEvaluator",
     "StepPreview",
     "StepSets",
@@ -48,6 +53,7 @@ __all__ = [
     "preview_step",
     "register_backend",
     "segment_distributions",
+    "source_for",
     "step_sets",
 ]
 
@@ -103,9 +109,17 @@ register_backend(Backend("memory", _memory_backend))
 register_backend(Backend("sql", _sql_backend))
 
 
-def evaluator_for(db: Database, *, backend: str | None = None) -> Evaluator:
-    """The evaluator that answers for `db`: the named `backend` (tests, benchmarks), else the first automatic
-    backend that can (memory while the contacts fit, then SQL)."""
+def evaluator_for(
+    db: Database, *, backend: str | None = None, segment: str | None = None, source: str | None = None
+) -> Evaluator:
+    """The evaluator that answers for `db`: Spark for a `source` or a `segment` built over one (its contacts live
+    there), else the named `backend` (tests, benchmarks), else the first automatic backend that can (memory while
+    the contacts fit, then SQL)."""
+    if segment is not None and source is None:
+        with db.read() as conn:
+            source = segment_row(conn, segment).source
+    if source is not None:
+        return SparkEvaluator(db, source)
     if backend is not None:
         found = _BACKENDS.get(backend)
         if found is None:
@@ -122,11 +136,14 @@ def evaluator_for(db: Database, *, backend: str | None = None) -> Evaluator:
     return SqlEvaluator(db)
 
 
-def step_sets(conn: Connection, *, backend: str | None = None) -> StepSets:
+def step_sets(conn: Connection, *, backend: str | None = None, source: str | None = None) -> StepSets:
     """The sets a step's commit writes from, read in the engine's write transaction `conn`.
 
     Writes stay in the application database with their transaction, so by default the SQL backend answers there;
-    a backend whose contacts live elsewhere registers `sets` that bring the ids into this connection."""
+    for a segment over a `source`, Spark computes who the step adds or removes and only their ids come back here; a
+    registered backend whose contacts live elsewhere brings its `sets`."""
+    if source is not None:
+        return SparkStepSets(conn, source)
     found = _BACKENDS.get(backend) if backend is not None else None
     if found is not None and found.sets is not None:
         return found.sets(conn)
@@ -137,6 +154,7 @@ def clear_caches() -> None:
     """Forget every backend's cached member masks and charts (tests that reset a database in place)."""
     _memory.clear_caches()
     _sql.clear_caches()
+    _spark.clear_caches()
 
 
 # ------------------------------------------------------------------------------------------------ what pages call
@@ -168,9 +186,7 @@ def preview_step(
 
     The charts of a side (now / after) whose size is under the minimum segment size hide their small buckets."""
     today = today or dt.date.today()
-    with db.read() as conn:
-        local_segment(conn, no)
-    evaluator = evaluator_for(db, backend=backend)
+    evaluator = evaluator_for(db, backend=backend, segment=no)
     result = evaluator.preview_step(no, request, today=today, dimensions=dimensions, sample=sample)
     c = result.counts
     if not dimensions:
@@ -194,12 +210,18 @@ def segment_distributions(
     with db.read() as conn:
         size = int(segment_row(conn, no).size)
         minimum = int(read_setting(conn, "minimum_segment_size"))
-    dists = evaluator_for(db).segment_distributions(no, today=today, dimensions=tuple(dimensions))
+    dists = evaluator_for(db, segment=no).segment_distributions(no, today=today, dimensions=tuple(dimensions))
     return _masked(dists, size, minimum)
 
 
 def all_distributions(
-    db: Database, *, today: dt.date | None = None, dimensions: Sequence[str] = tuple(DIMENSIONS)
+    db: Database,
+    *,
+    today: dt.date | None = None,
+    dimensions: Sequence[str] = tuple(DIMENSIONS),
+    source: str | None = None,
 ) -> dict[str, Distribution]:
-    """The chart distributions of all contacts (never masked), the reference of a segment's composition."""
-    return evaluator_for(db).all_distributions(today=today or dt.date.today(), dimensions=tuple(dimensions))
+    """The chart distributions of all contacts (never masked), the reference of a segment's composition: those of
+    the application database, or of `source`."""
+    evaluator = evaluator_for(db, source=source)
+    return evaluator.all_distributions(today=today or dt.date.today(), dimensions=tuple(dimensions))

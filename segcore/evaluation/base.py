@@ -47,6 +47,9 @@ class StepPreview:
     leaving: tuple[int, ...]  # a sample of contact ids that would leave
     backend: str  # the name of the backend that answered ("memory", "sql", ...)
     elapsed_ms: float
+    # The samples as contact numbers, when the contacts are not in this database (a segment over a source).
+    entering_nos: tuple[str, ...] = ()
+    leaving_nos: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class MatchedSet:
     ids: Select[Any]
     unmatched: tuple[str, ...] = ()  # named inputs (e-mails) that matched no contact
     from_contacts: bool = False
+    # Set by a backend that computes the step elsewhere (Spark): `ids` then holds only the contacts the step adds or
+    # removes (its own `removal_condition` reads them so), and `count` how many contacts it matched.
+    count: int | None = None
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, select
 
 from .._db import Database
-from .._errors import NotFoundError
+from .._errors import NotFoundError, UsageError
 from .._filter_sql import compile_filter
 from .._filter_tree import Node
 from .._models import Contact, LoggedSegment, LoggedSegmentMember, SegmentMember, table_of
@@ -383,17 +383,11 @@ def _matched_set(
     else:  # reuse_segment
         assert request.source_segment_no is not None
         source = segment_row(conn, request.source_segment_no)
-        # A logged segment's control group was not contacted: reusing (or copying) its members takes the contacted
-        # ones only, or the control group would be mailed by the next campaign and the test would be void.
-        logged_t, logged_mem = table_of(LoggedSegment), table_of(LoggedSegmentMember)
-        held_out = (
-            select(logged_mem.c.contact_id)
-            .join(logged_t, logged_t.c.id == logged_mem.c.logged_id)
-            .where(logged_t.c.segment_id == source.id, logged_mem.c.holdout.is_(True))
-        )
-        base = select(contacts.c.id).where(
-            contacts.c.id.in_(member_ids_of(source.id)), contacts.c.id.not_in(held_out)
-        )
+        if source.source is not None:
+            raise UsageError(
+                f"segment {source.no} is built over the source {source.source}, not over this database's contacts"
+            )
+        base = select(contacts.c.id).where(contacts.c.id.in_(reusable_members(source.id)))
 
     if request.kind in ("refine", "reduce"):
         return MatchedSet(_org_grown(base) if opts.entire_companies else base, unmatched, from_contacts=True)
@@ -417,6 +411,20 @@ def _matched_set(
         # Every adding base above selects contacts.id FROM contacts, so the exclusion is one more WHERE term.
         base = base.where(contacts.c.exclude_from_segments.is_(False))
     return MatchedSet(base, unmatched, from_contacts=True)
+
+
+def reusable_members(segment_id: int) -> Select[Any]:
+    """The member ids of a segment that Reuse segment (and copy) may take: all but a logged control group.
+
+    A logged segment's control group was not contacted: reusing (or copying) its members takes the contacted ones
+    only, or the control group would be mailed by the next campaign and the test would be void."""
+    logged_t, logged_mem = table_of(LoggedSegment), table_of(LoggedSegmentMember)
+    held_out = (
+        select(logged_mem.c.contact_id)
+        .join(logged_t, logged_t.c.id == logged_mem.c.logged_id)
+        .where(logged_t.c.segment_id == segment_id, logged_mem.c.holdout.is_(True))
+    )
+    return member_ids_of(segment_id).where(members.c.contact_id.not_in(held_out))
 
 
 def _skipped_excluded(conn: Connection, request: ActionRequest, today: dt.date | None, n_matched: int) -> int:

@@ -21,6 +21,7 @@ from .catalog import (
     open_stored_source,
     remove_source,
     segments_using,
+    source_info,
 )
 from .dialect import FOLD_LIMITS, SparkDialect
 from .errors import SourceConfigError, SourceInUse, SourceNotFound, SparkUnavailable
@@ -32,7 +33,9 @@ from .source import (
     SourceCount,
     SourceSpec,
     SparkSource,
+    StepChanges,
     StepOptions,
+    StepPass,
     StepScan,
     open_source,
 )
@@ -52,7 +55,9 @@ __all__ = [
     "SparkSource",
     "SparkUnavailable",
     "SparkUrl",
+    "StepChanges",
     "StepOptions",
+    "StepPass",
     "StepScan",
     "add_source",
     "check_name",
@@ -63,6 +68,7 @@ __all__ = [
     "parse_spark_url",
     "remove_source",
     "segments_using",
+    "source_info",
     "spark_session",
     "stop_sessions",
 ]

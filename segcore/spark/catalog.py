@@ -32,6 +32,7 @@ __all__ = [
     "remove_source",
     "segments_using",
     "source_exists",
+    "source_info",
 ]
 
 sources_t = table_of(ContactSource)
@@ -156,7 +157,12 @@ def list_sources(db: Database) -> list[SourceInfo]:
 
 def get_source(db: Database, name: str) -> SourceInfo:
     with db.read() as conn:
-        row = conn.execute(select(sources_t).where(sources_t.c.name == name)).first()
+        return source_info(conn, name)
+
+
+def source_info(conn: Connection, name: str) -> SourceInfo:
+    """A stored source's definition, read in the caller's transaction. SourceNotFound if none."""
+    row = conn.execute(select(sources_t).where(sources_t.c.name == name)).first()
     if row is None:
         raise SourceNotFound(f"no source {name!r} (see: source list)")
     return _info(row)

@@ -28,10 +28,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from .._errors import UsageError
+from .._errors import NotFoundError, UsageError
 from .._filter_sql import compile_filter
 from .._filter_tree import Node
-from .._models import Contact, ContactCode
+from .._models import Contact, ContactCode, CustomValue, ProfileAnswer
 from .._stats import DIMENSIONS, UNKNOWN, Distribution, _bucket_expr, _ordered, dimension_of
 from ..fields import BUILTIN, CONTACT_FIELDS, INTERACTION_FIELDS, LIST_FIELDS, FieldRegistry, custom_spec
 from ..imports.mapping import CONTACT_TARGETS, suggest_mapping
@@ -50,7 +50,9 @@ __all__ = [
     "SourceCount",
     "SourceSpec",
     "SparkSource",
+    "StepChanges",
     "StepOptions",
+    "StepPass",
     "StepScan",
     "open_source",
 ]
@@ -120,6 +122,28 @@ class StepScan:
     after: int
     entering: int
     leaving: int
+
+
+@dataclass(frozen=True)
+class StepChanges:
+    """What a step does to a member set, as the engine's commit needs it: the contact numbers it adds or removes
+    (only those come back from Spark), how many contacts it matched, and the named inputs nothing matched."""
+
+    changed: tuple[str, ...]
+    matched: int  # Add: C' (members included); Refine/Reduce: members matched; remove by hand: the named contacts
+    unmatched: tuple[str, ...] = ()  # e-mail addresses no contact has
+
+
+@dataclass(frozen=True)
+class StepPass:
+    """A step's preview in one pass over the source: the counts and, per flag, the charts of what it marks."""
+
+    scan: StepScan
+    skipped_excluded: int  # contacts the "exclude from segments" flag kept out of an Add
+    before: dict[str, Distribution]
+    after: dict[str, Distribution]
+    entering: tuple[str, ...]  # a sample of contact numbers that would join
+    leaving: tuple[str, ...]  # a sample of contact numbers that would leave
 
 
 @dataclass(frozen=True)
@@ -519,6 +543,10 @@ class SparkSource:
         text, params = self.sql(stmt)
         return self.spark.sql(text, args=params)
 
+    def rows(self, stmt: Any) -> list[Any]:
+        """Run a Core statement over the application's table names (the source's views) and fetch its rows."""
+        return self._rows(stmt)
+
     def _rows(self, stmt: Any) -> list[Any]:
         try:
             with quiet():
@@ -632,11 +660,11 @@ class SparkSource:
             member_t, member_t.c.contact_no == contacts.c.id
         )
         was = member_t.c.contact_no.is_not(None)
-        hit = matched.c.mid.is_not(None)
+        raw = hit = matched.c.mid.is_not(None)
         if kind == "add" and not options.ignore_exclusion:
             hit = sa.and_(hit, contacts.c.exclude_from_segments.is_not(True))
         after = {"add": sa.or_(was, hit), "refine": sa.and_(was, hit), "reduce": sa.and_(was, sa.not_(hit))}[kind]
-        return frm, {"before": was, "matched": hit, "after": after}, n_members
+        return frm, {"before": was, "matched": hit, "after": after, "raw": raw}, n_members
 
     def step_scan(
         self,
@@ -717,9 +745,202 @@ class SparkSource:
         out = self._flagged(frm, {"before": flags["before"], "after": flags["after"]}, dimensions, today)
         return out["before"], out["after"]
 
+    def step_pass(
+        self,
+        kind: str,
+        node: Node,
+        members: Iterable[str],
+        *,
+        dimensions: Sequence[str] = tuple(DIMENSIONS),
+        today: dt.date | None = None,
+        options: StepOptions | None = None,
+        sample: int = 20,
+    ) -> StepPass:
+        """A pending Add, Refine or Reduce in one pass (GROUPING SETS): every count the Builder shows and the charts
+        before and after; one more small job for the samples of who would enter or leave."""
+        today = today or dt.date.today()
+        options = options or StepOptions()
+        members = sorted({str(m) for m in members})
+        frm, flags, n_members = self._flags(kind, node, members, today, options)
+        was, hit, after, raw = flags["before"], flags["matched"], flags["after"], flags["raw"]
+        entering, leaving = sa.and_(after, sa.not_(was)), sa.and_(was, sa.not_(after))
+        marks = {
+            "before": was,
+            "after": after,
+            # Refine and Reduce count the members the filter matches; Add counts C' (members included).
+            "matched": hit if kind == "add" else sa.and_(was, hit),
+            "entering": entering,
+            "leaving": leaving,
+            "skipped": sa.and_(raw, sa.not_(hit)),
+        }
+        total, out = self._flag_counts(frm, marks, dimensions, today)
+        found = int(total["before"])
+        missing = len(members) - found  # members the source no longer holds: they stay, or leave with Refine
+        n_leaving = int(total["leaving"]) + (missing if kind == "refine" else 0)
+        n_after = int(total["after"]) + (0 if kind == "refine" else missing)
+        scan = StepScan(kind, int(total["matched"]), n_members, n_after, int(total["entering"]), n_leaving)
+        samples: dict[str, tuple[str, ...]] = {"entering": (), "leaving": ()}
+        side = "entering" if kind == "add" else "leaving"
+        if sample and (scan.entering if kind == "add" else scan.leaving):
+            stmt = select(contacts.c.contact_no).select_from(frm).where(marks[side]).limit(sample)
+            samples[side] = tuple(str(r[0]) for r in self._rows(stmt))
+        return StepPass(
+            scan,
+            int(total["skipped"]),
+            out["before"] if dimensions else {},
+            out["after"] if dimensions else {},
+            samples["entering"],
+            samples["leaving"],
+        )
+
+    def _values_view(self, values: Iterable[str], label: str) -> str:
+        """A temporary view `v` of the given strings (sent through Arrow), for steps that name their contacts."""
+        items = sorted({str(v) for v in values})
+        digest = hashlib.sha1("\n".join(items).encode()).hexdigest()[:12]
+        name = f"{self.views.prefix}_{label}_{digest}"
+        with quiet():
+            df = (
+                self.spark.createDataFrame(pa.table({"v": pa.array(items, pa.string())}))
+                if items
+                else self.spark.createDataFrame([], "v string")
+            )
+            df.createOrReplaceTempView(name)
+        return name
+
+    def step_changes(
+        self,
+        kind: str,
+        members: Iterable[str],
+        *,
+        node: Node | None = None,
+        contact_nos: Sequence[str] = (),
+        emails: Sequence[str] = (),
+        today: dt.date | None = None,
+        options: StepOptions | None = None,
+        exclusion: bool = True,
+    ) -> StepChanges:
+        """The contact numbers a step adds (C' less the members) or removes (Refine: members not matched, the ones the
+        source no longer holds included; Reduce and remove by hand: members matched), computed in Spark; only they
+        come back. Kinds: add, refine, reduce (a filter), add_contacts / remove_contacts (numbers: NotFoundError
+        for one the source does not hold), add_emails (addresses; those no contact has are returned as unmatched).
+        `exclusion=False` keeps contacts flagged "exclude from segments" in an adding step."""
+        today = today or dt.date.today()
+        options = options or StepOptions()
+        unmatched: tuple[str, ...] = ()
+        if kind in STEP_KINDS:
+            if node is None:
+                raise UsageError(f"{kind} needs a filter")
+            matched = self.matched_set(kind, node, today, options)
+        elif kind in ("add_contacts", "remove_contacts", "add_emails"):
+            by_email = kind == "add_emails"
+            wanted = [e.strip().lower() for e in emails if e.strip()] if by_email else [str(n) for n in contact_nos]
+            vals = sa.table(self._values_view(wanted, "inputs"), sa.column("v"))
+            column = contacts.c.email if by_email else contacts.c.contact_no
+            matched = select(contacts.c.id.label("mid")).where(column.in_(select(vals.c.v))).subquery("matched")
+            found = {str(r[0]) for r in self._rows(select(column).distinct().where(column.in_(select(vals.c.v))))}
+            missing = tuple(v for v in dict.fromkeys(wanted) if v not in found)
+            if by_email:
+                unmatched = missing
+            elif missing:
+                shown = ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
+                raise NotFoundError(
+                    f"{len(missing):,} contact number{'s' if len(missing) != 1 else ''} not found in source "
+                    f"{self.spec.name}: {shown}"
+                )
+        else:
+            raise UsageError(f"a step over a Spark source cannot be {kind!r}")
+        view, _ = self._members_view(members)
+        member_t = sa.table(view, sa.column("contact_no"))
+        hit = matched.c.mid.is_not(None)
+        adding = kind in ("add", "add_contacts", "add_emails")
+        if adding:
+            if exclusion and not options.ignore_exclusion:
+                hit = sa.and_(hit, contacts.c.exclude_from_segments.is_not(True))
+            frm = contacts.join(matched, matched.c.mid == contacts.c.id).outerjoin(
+                member_t, member_t.c.contact_no == contacts.c.id
+            )
+            n_matched = self._rows(select(func.count()).select_from(frm).where(hit))[0][0]
+            ids = select(contacts.c.contact_no).select_from(frm).where(hit, member_t.c.contact_no.is_(None))
+        else:
+            # The members are the rows: one the source no longer holds finds no match, so Refine takes it out.
+            frm = member_t.outerjoin(matched, matched.c.mid == member_t.c.contact_no)
+            if kind == "remove_contacts":
+                n_matched = self._rows(select(func.count()).select_from(matched))[0][0]
+            else:
+                n_matched = self._rows(select(func.count()).select_from(frm).where(hit))[0][0]
+            ids = select(member_t.c.contact_no).select_from(frm).where(sa.not_(hit) if kind == "refine" else hit)
+        return StepChanges(self._numbers(ids), int(n_matched), unmatched)
+
+    def contact_rows(self, numbers: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The given contacts' built-in fields, keyed by contact number (a page of members, a sample)."""
+        unknown = [c for c in columns if c not in contacts.c]
+        if unknown:
+            raise UsageError(f"unknown contact column: {', '.join(unknown)}")
+        if not numbers:
+            return {}
+        vals = sa.table(self._values_view(numbers, "rows"), sa.column("v"))
+        stmt = select(*[contacts.c[c] for c in dict.fromkeys(["contact_no", *columns])]).where(
+            contacts.c.contact_no.in_(select(vals.c.v))
+        )
+        return {str(r["contact_no"]): r.asDict() for r in self._rows(stmt)}
+
+    def export_values(
+        self, numbers: Sequence[str], columns: Sequence[str]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
+        """What an export writes of the given contacts, keyed by contact number: their built-in `columns`, their list
+        fields and profile (`{field: {number: "A;B"}}`, sorted), and their custom fields (`{name: {number: value}}`).
+        Four Spark jobs whatever the number of contacts."""
+        rows = self.contact_rows(numbers, columns)
+        if not rows:
+            return rows, {}, {}
+        vals = sa.table(self._values_view(numbers, "export"), sa.column("v"))
+        kinds = {self._code_kind(n): n for n in LIST_FIELDS}
+        kinds.update({f"cf{s.custom_id}": s.name for s in self.fields.custom if s.type == "list"})
+        joined: dict[str, dict[str, list[str]]] = {}
+        stmt = select(codes_t.c.contact_id, codes_t.c.kind, codes_t.c.code).where(
+            codes_t.c.contact_id.in_(select(vals.c.v))
+        )
+        for cid, kind, code in self._rows(stmt):
+            if kind in kinds:
+                joined.setdefault(kinds[kind], {}).setdefault(str(cid), []).append(str(code))
+        answers = ProfileAnswer.__table__
+        stmt = select(answers.c.contact_id, answers.c.questionnaire, answers.c.answer).where(
+            answers.c.contact_id.in_(select(vals.c.v))
+        )
+        for cid, q, a in self._rows(stmt):
+            joined.setdefault("profile", {}).setdefault(str(cid), []).append(f"{q}={a}")
+        lists = {k: {c: ";".join(sorted(v)) for c, v in by.items()} for k, by in joined.items()}
+        custom: dict[str, dict[str, Any]] = {}
+        by_id = {s.custom_id: s for s in self.fields.custom if s.type != "list"}
+        if by_id:
+            cv = CustomValue.__table__
+            stmt = select(cv.c.field_id, cv.c.contact_id, cv.c.num, cv.c.txt, cv.c.day).where(
+                cv.c.contact_id.in_(select(vals.c.v))
+            )
+            for fid, cid, num, txt, day in self._rows(stmt):
+                spec = by_id.get(fid)
+                if spec is not None:
+                    value = day if spec.type == "date" else txt if spec.type in ("code", "text") else num
+                    custom.setdefault(spec.name, {})[str(cid)] = bool(value) if spec.type == "boolean" else value
+        return rows, lists, custom
+
+    def _numbers(self, stmt: Any) -> tuple[str, ...]:
+        """The contact numbers a statement selects, through Arrow."""
+        try:
+            with quiet():
+                table = self.run(stmt).toArrow()
+        except Exception as exc:  # noqa: BLE001 - Spark's failure in one line
+            raise SparkUnavailable(f"source {self.spec.name}: Spark failed: {_first_line(exc)}") from None
+        return tuple(str(v) for v in table.column(0).to_pylist())
+
     def _flagged(
         self, frm: Any, flags: Mapping[str, sa.ColumnElement[bool]], dimensions: Sequence[str], today: dt.date
     ) -> dict[str, dict[str, Distribution]]:
+        return self._flag_counts(frm, flags, dimensions, today)[1]
+
+    def _flag_counts(
+        self, frm: Any, flags: Mapping[str, sa.ColumnElement[bool]], dimensions: Sequence[str], today: dt.date
+    ) -> tuple[dict[str, int], dict[str, dict[str, Distribution]]]:
         """Per flag, the distributions of the rows it marks: the single-valued dimensions in ONE pass (GROUPING
         SETS, with the empty set for the totals), the list dimensions in one more (GROUPING SETS per kind and code,
         and per kind for "(none)")."""
@@ -768,7 +989,7 @@ class SparkSource:
                             counts[n][d][UNKNOWN] = totals[n] - v
                     elif v:
                         counts[n][d][str(code)] = v
-        return {
+        return totals, {
             n: {d: Distribution(d, _ordered(d, counts[n][d], self.fields), totals[n]) for d in dimensions}
             for n in names
         }
