@@ -338,3 +338,24 @@ def test_the_builders_slider_ends_come_from_the_source(world: Database) -> None:
 
     for field in ("total_spent", "rating", "age", "days_since_last_purchase"):
         assert number_bounds(world, field, today=TODAY, source="LAKE") == number_bounds(world, field, today=TODAY)
+
+
+def test_a_source_whose_files_went_away_fails_in_one_line_and_the_segment_stays(world: Database, tmp_path: Path) -> None:
+    import shutil
+
+    from segcore.evaluation import clear_caches
+
+    _with_source(world, tmp_path / "gone", "GONE")
+    create_segment(world, "GONE-S", user="tester", source="GONE")
+    apply_action(world, "GONE-S", _req("add", "country=FR"), user="tester")
+    before = (member_contact_nos(world, "GONE-S"), get_segment(world, "GONE-S").version)
+    shutil.rmtree(tmp_path / "gone")
+    clear_caches()  # a new process: the source is opened again, from files that are not there any more
+    for attempt in (
+        lambda: apply_action(world, "GONE-S", _req("add", "country=BE"), user="tester"),
+        lambda: preview(world, "GONE-S", _req("refine", "rating=2..")),
+    ):
+        with pytest.raises(SegcoreError) as caught:
+            attempt()
+        assert "GONE" in str(caught.value) and "\n" not in str(caught.value)
+    assert (member_contact_nos(world, "GONE-S"), get_segment(world, "GONE-S").version) == before
