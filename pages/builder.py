@@ -51,6 +51,7 @@ from ui.charts import (
 from ui.export import choose_scope
 from ui.format import n, plural, signed, when
 from ui.lifecycle import review_and_log_tab, small_warning
+from ui.sources import segment_sources, source_label
 from ui.tables import PLACEHOLDER, contact_columns, table_height
 
 K_KIND = "sx.kind"
@@ -611,10 +612,12 @@ with st.container(horizontal=True, vertical_alignment="center"):
     frame.status_badge(info.status)
     st.space("stretch")
     _export_popover(info)
+SOURCE = segment_sources(db, [info]).get(info.no)  # the Spark source it is built over; None: this database
 st.caption(" · ".join(x for x in (
     info.description or "No description",
     f"campaign {info.campaign_no}" if info.campaign_no else "",
     f"owner {info.owner}" if info.owner else "",
+    f"contacts from {source_label(SOURCE)}" if SOURCE else "",
     f"{plural(info.head_seq, 'step')}",
     plural(info.size, "member"),
 ) if x))
