@@ -81,14 +81,15 @@ def _table(sources: list[SourceInfo], using: dict[str, list[str]]) -> None:
         "Segments": [", ".join(using.get(s.name, [])) for s in sources],
         "Added": [f"{when(s.created_at)} by {s.created_by}" for s in sources],
     }), hide_index=True, height=table_height(len(sources), max_rows=8), column_config={
-        "Name": st.column_config.TextColumn(width=110),
-        "Spark": st.column_config.TextColumn(width=150, help="local[N]: Spark in this process; sc://: a Spark Connect "
-                                                            "server"),
-        "Contacts": st.column_config.TextColumn(width="large", help="A Spark table, or a Parquet or CSV location"),
-        "Interactions": st.column_config.TextColumn(width="medium"),
-        "Segments": st.column_config.TextColumn(help="Segments built over the source: it cannot be removed while "
-                                                     "there are any"),
-        "Added": st.column_config.TextColumn(width=190, help="UTC"),
+        # Widths that fit the page's 940 px at 1440 px: a wider table scrolled "Added" out of sight.
+        "Name": st.column_config.TextColumn(width=80),
+        "Spark": st.column_config.TextColumn(width=80, help="local[N]: Spark in this process; sc://: a Spark Connect "
+                                                           "server"),
+        "Contacts": st.column_config.TextColumn(width=240, help="A Spark table, or a Parquet or CSV location"),
+        "Interactions": st.column_config.TextColumn(width=270),
+        "Segments": st.column_config.TextColumn(width=110, help="Segments built over the source: it cannot be removed "
+                                                                "while there are any"),
+        "Added": st.column_config.TextColumn(width=160, help="UTC"),
     })  # fmt: skip
 
 
@@ -105,7 +106,7 @@ def _shown(rows: int, described: dict[str, Any]) -> None:
         "Column": list(fields.values()),
         "Kind": [f"custom field ({custom[f]})" if f in custom else "built-in" for f in fields],
     })  # fmt: skip
-    st.dataframe(mapped, hide_index=True, height=table_height(len(mapped), max_rows=10), column_config={
+    st.dataframe(mapped, hide_index=True, height=table_height(len(mapped), max_rows=10), width=720, column_config={
         "Field": st.column_config.TextColumn(help="The field filters and charts use"),
         "Column": st.column_config.TextColumn(help="The source's column that feeds it"),
         "Kind": st.column_config.TextColumn(help="A column that matches no built-in field becomes a custom field "
