@@ -619,7 +619,7 @@ st.caption(" · ".join(x for x in (
     f"owner {info.owner}" if info.owner else "",
     f"{plural(info.head_seq, 'step')}",
     plural(info.size, "member"),
-    f"contacts from the source {info.source} (Spark)" if info.source else "",
+    f"contacts from {info.source} (Spark)" if info.source else "",
 ) if x))
 frame.rejection_note(db, info)
 state.show_flashes()

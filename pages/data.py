@@ -1,5 +1,6 @@
 """Data: import contacts, interactions and outcomes (read and map the file, check it, then import the valid rows or nothing);
-the custom fields imports create; export; the settings (minimum segment size, where previews run).
+the contact sources that stay in Spark (ui/sources.py); the custom fields imports create; export; the settings
+(minimum segment size, where previews run).
 
 The import is segcore's pipeline: `plan_import` reads and maps the file without writing, `run_import` checks it
 (dry run: the validation report) or writes it. This page only renders a plan and turns the user's choices into the
@@ -47,6 +48,7 @@ from ui import auth, frame, state
 from ui.export import choose_scope
 from ui.format import n, plural, when
 from ui.results import forget_outcomes
+from ui.sources import sources_section
 from ui.tables import table_height
 from ui.team import team_section
 
@@ -92,8 +94,8 @@ frame.page_guard()
 db = state.get_db()
 # The field registry, read once per run (an import or a rename reruns the page).
 registry = fields_of(db)
-frame.header("Data", "Bring contacts, interactions and outcomes in from CSV or Excel files; take a segment's members "
-             "out.")
+frame.header("Data", "Bring contacts, interactions and outcomes in from CSV or Excel files, or read contacts where "
+             "they lie in Spark; take a segment's members out.")
 
 
 # --------------------------------------------------------------------------------------------- small helpers
@@ -831,6 +833,11 @@ if state.can("import"):
     _import_section(kind)
 else:
     st.caption("Importing data needs the admin role.")
+
+st.divider()
+st.subheader("Sources", anchor=False, help="Warehouse mode: contacts that stay in Spark. A segment is built over "
+             "this database's contacts or over one source, chosen when it is created.")
+sources_section(db)
 
 st.divider()
 fields_col, exp = st.columns([3, 2], gap="large")

@@ -1,4 +1,5 @@
-"""Segments: the list of static segments; create, open, edit, copy and delete."""
+"""Segments: the list of static segments; create (over this database's contacts or a Spark source), open, edit, copy
+and delete."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from segcore import (
 )
 from ui import frame, state
 from ui.format import n, plural
+from ui.sources import THIS_DATABASE, segment_sources, source_names
 
 K_PICK = "seg.pick"
 K_TABLE = "seg.table"
@@ -33,8 +35,10 @@ db = state.get_db()
 frame.header("Segments", "Static segments, built step by step: add, refine, reduce, undo.")
 
 
-def _frame(segments: list[SegmentInfo], minimum: int) -> pd.DataFrame:
-    return pd.DataFrame(
+def _frame(segments: list[SegmentInfo], minimum: int, sources: dict[str, str] | None) -> pd.DataFrame:
+    """The list; with `sources` (segment number -> its Spark source), a "Contacts from" column (empty: this
+    database)."""
+    table = pd.DataFrame(
         {
             "No.": [s.no for s in segments],
             "Description": [s.description for s in segments],
@@ -47,6 +51,9 @@ def _frame(segments: list[SegmentInfo], minimum: int) -> pd.DataFrame:
             "Last change": [s.updated_at for s in segments],
         }
     )
+    if sources is not None:
+        table.insert(4, "Contacts from", [sources.get(s.no, "") for s in segments])
+    return table
 
 
 def _picked_from_table(nos: list[str]) -> None:
@@ -128,10 +135,12 @@ def _delete_dialog(info: SegmentInfo) -> None:
         st.rerun()
 
 
-def _create_form(campaigns: list[CampaignInfo], expanded: bool) -> None:
+def _create_form(campaigns: list[CampaignInfo], sources: list[str], expanded: bool) -> None:
     with st.expander("New segment", expanded=expanded, icon=":material/add:"):
         with st.form("seg.create", clear_on_submit=False, border=False):
-            c1, c2, c3 = st.columns([2, 4, 2])
+            # "Contacts from" only once there is a source to choose (Data page, Sources): else it has one answer.
+            cols = st.columns([2, 4, 2, 2] if sources else [2, 4, 2])
+            c1, c2, c3 = cols[:3]
             no = c1.text_input("Number", placeholder="e.g. SPRING-FR", max_chars=30, key="seg.new.no",
                                help="1 to 30 letters, digits, '-', '_' or '.'")
             description = c2.text_input("Description", placeholder="e.g. Spring newsletter, France", max_chars=200,
@@ -140,18 +149,26 @@ def _create_form(campaigns: list[CampaignInfo], expanded: bool) -> None:
             labels = {c.no: f"{c.no} · {c.description}" for c in campaigns}
             campaign = c3.selectbox("Campaign", options, format_func=lambda v: labels.get(v, "(none)"),
                                     key="seg.new.campaign")
+            source = ""
+            if sources:
+                source = cols[3].selectbox("Contacts from", ["", *sources], key="seg.new.source",
+                                      format_func=lambda v: f"{v} (Spark)" if v else THIS_DATABASE,
+                                      help="Where the segment's members come from: the contacts of this database, "
+                                           "or a Spark source (Data page, Sources). Chosen once, when the segment "
+                                           "is created.")
             if st.form_submit_button("Create and open", type="primary"):
                 with state.core_errors():
                     info = create_segment(db, no, description=description, campaign_no=campaign or None,
-                                          owner=state.user(), user=state.user())
+                                          owner=state.user(), user=state.user(), source=source or None)
                     state.open_segment(info.no)
 
 
 segments = list_segments(db)
 campaigns = list_campaigns(db)
+sources = source_names(db)
 MAY_BUILD = state.can("segment.edit")
 if MAY_BUILD:
-    _create_form(campaigns, expanded=not segments)
+    _create_form(campaigns, sources, expanded=not segments)
 
 if not segments:
     st.info(
@@ -168,7 +185,7 @@ st.caption(f"{plural(len(segments), 'segment')} · {plural(contact_count(db), 'c
 nos = [s.no for s in segments]
 minimum = minimum_segment_size(db)
 st.dataframe(
-    _frame(segments, minimum),
+    _frame(segments, minimum, segment_sources(segments) if sources else None),
     hide_index=True,
     key=K_TABLE,
     on_select=lambda: _picked_from_table(nos),
@@ -180,6 +197,8 @@ st.dataframe(
         "Steps": st.column_config.NumberColumn(format="%d", help="Applied steps in the criteria log"),
         "Last change": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", help="UTC"),
         "Description": st.column_config.TextColumn(width="large"),
+        "Contacts from": st.column_config.TextColumn(help="The Spark source the segment is built over; empty: the "
+                                                     "contacts of this database"),
     },
 )
 

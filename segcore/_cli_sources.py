@@ -8,7 +8,6 @@ commands that need it, so every other command starts as fast as before.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +59,17 @@ def add_source_commands(sub: Any) -> None:
 
 
 def _read_mapping(path: Path | None) -> tuple[Any, Any]:
-    from .imports.mapping import Mapping
+    from .spark.catalog import read_mappings
 
     if path is None:
         return None, None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"mapping file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not a JSON mapping: {exc}") from None
-    if isinstance(data, dict) and "contacts" in data and "columns" not in data:
-        contacts = Mapping.from_json({"kind": "contacts", **data["contacts"]})
-        inter = data.get("interactions")
-        return contacts, (Mapping.from_json({"kind": "interactions", **inter}) if inter else None)
-    return Mapping.from_json(data), None
+    return read_mappings(text, str(path))
 
 
 def _add(db: Database, args: argparse.Namespace) -> Output:

@@ -62,6 +62,7 @@ CONTROLS: dict[str, dict[str, tuple[str, bool]]] = {
     DATA: {
         "Save settings": ("settings", False),
         "Rename": ("fields.edit", False),
+        "Add source": ("import", False),
     },
 }
 
@@ -164,16 +165,20 @@ def test_every_write_a_page_makes_names_who_acts() -> None:
     from pathlib import Path
 
     import segcore
+    import segcore.spark
 
     takes: dict[str, tuple[str, int]] = {}
-    for name in segcore.__all__:
-        obj = getattr(segcore, name)
-        if callable(obj) and not inspect.isclass(obj):
-            params = list(inspect.signature(obj).parameters)
-            for p in ("user", "reader"):
-                if p in params:
-                    takes[name] = (p, params.index(p))
-    assert {"apply_action", "create_dynamic", "delete_group", "set_settings", "export_members"} <= set(takes)
+    # The public API and its public subpackage (warehouse mode: add_source, remove_source).
+    for module in (segcore, segcore.spark):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj) and not inspect.isclass(obj):
+                params = list(inspect.signature(obj).parameters)
+                for p in ("user", "reader"):
+                    if p in params:
+                        takes[name] = (p, params.index(p))
+    assert {"apply_action", "create_dynamic", "delete_group", "set_settings", "export_members", "add_source",
+            "remove_source"} <= set(takes)
     root = Path(__file__).resolve().parent.parent
     missing = []
     for path in sorted([*root.glob("pages/*.py"), *root.glob("ui/*.py")]):

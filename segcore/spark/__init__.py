@@ -19,9 +19,11 @@ from .catalog import (
     get_source,
     list_sources,
     open_stored_source,
+    read_mappings,
     remove_source,
     segments_using,
     source_info,
+    sources_in_use,
 )
 from .dialect import FOLD_LIMITS, SparkDialect
 from .errors import SourceConfigError, SourceInUse, SourceNotFound, SparkUnavailable
@@ -67,8 +69,10 @@ __all__ = [
     "open_stored_source",
     "parse_spark_url",
     "remove_source",
+    "read_mappings",
     "segments_using",
     "source_info",
+    "sources_in_use",
     "spark_session",
     "stop_sessions",
 ]

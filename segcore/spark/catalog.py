@@ -8,6 +8,7 @@ so a bad configuration changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,11 @@ __all__ = [
     "list_sources",
     "open_stored_source",
     "remove_source",
+    "read_mappings",
     "segments_using",
     "source_exists",
     "source_info",
+    "sources_in_use",
 ]
 
 sources_t = table_of(ContactSource)
@@ -166,6 +169,36 @@ def source_info(conn: Connection, name: str) -> SourceInfo:
     if row is None:
         raise SourceNotFound(f"no source {name!r} (see: source list)")
     return _info(row)
+
+
+def read_mappings(text: str | bytes, name: str) -> tuple[ColumnMapping | None, ColumnMapping | None]:
+    """The contacts and interactions mappings of a JSON mapping file's text (`source add --mapping`, the Data page's
+    upload): a mapping, or `{"contacts": ..., "interactions": ...}`. UsageError, naming the file, if it is not one."""
+    try:
+        data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{name} is not a JSON mapping: {exc}") from None
+    if isinstance(data, dict) and "contacts" in data and "columns" not in data:
+        contacts = ColumnMapping.from_json({"kind": "contacts", **(data["contacts"] or {})})
+        inter = data.get("interactions")
+        return contacts, (ColumnMapping.from_json({"kind": "interactions", **inter}) if inter else None)
+    return ColumnMapping.from_json(data), None
+
+
+def sources_in_use(db: Database) -> dict[str, list[str]]:
+    """Every source's name with the segments built over it (one read for all)."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(sources_t.c.name, segments_t.c.no)
+            .outerjoin(segments_t, segments_t.c.source == sources_t.c.name)
+            .order_by(sources_t.c.name, segments_t.c.no)
+        ).all()
+    out: dict[str, list[str]] = {}
+    for name, no in rows:
+        out.setdefault(name, [])
+        if no is not None:
+            out[name].append(no)
+    return out
 
 
 def segments_using(conn: Connection, name: str) -> list[str]:
