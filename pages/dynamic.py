@@ -34,6 +34,7 @@ from ui import filter_builder as fb
 from ui import frame, state
 from ui.charts import ACCENT
 from ui.format import n, pct, plural, when
+from ui.sources import source_label, source_names
 from ui.tables import table_height
 
 K_PICK = "dy.pick"
@@ -51,7 +52,8 @@ def _create(filter_json: dict) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
         info = create_dynamic(db, (ss.get("dy.new.no") or "").strip(), from_json(filter_json),
-                              description=ss.get("dy.new.desc") or "", owner=state.user(), user=state.user())
+                              description=ss.get("dy.new.desc") or "", owner=state.user(), user=state.user(),
+                              source=ss.get("dy.new.source") or None)
         refresh_dynamic(db, info.no, user=state.user())
         state.flash("success", f"Dynamic segment {info.no} saved.")
         ss[K_PICK] = info.no
@@ -179,6 +181,13 @@ def _detail(info: DynamicInfo) -> None:
 
 def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
     with st.expander("New dynamic segment, or change a filter", expanded=expanded, icon=":material/add:"):
+        source = None
+        if SOURCES:
+            source = st.selectbox("Contacts from", [None, *SOURCES], key="dy.new.source", width=420,
+                                  format_func=source_label,
+                                  help="The contacts it counts: this database's, or a Spark source's (Data page, "
+                                       "Sources). Chosen when it is saved.") or None
+        fb.use_values_of(source)  # the widgets' value lists count the contacts the filter will run on
         built = fb.filter_builder()
         node: Node | None = built.node
         if built.error:
@@ -186,7 +195,7 @@ def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
         elif node is not None:
             st.info(f"**Filter:** {built.description}", icon=":material/filter_alt:")
             try:
-                count, total = count_filter(db, node)
+                count, total = count_filter(db, node, source=source)
                 st.caption(f"**{n(count)}** of {plural(total, 'contact')} {'matches' if count == 1 else 'match'} "
                            "today.")
             except SegcoreError as e:
@@ -211,11 +220,13 @@ def _new(dyns: list[DynamicInfo], expanded: bool) -> None:
 # ------------------------------------------------------------------------------------------------- page
 
 MAY_EDIT = state.can("dynamic.edit")  # hiding is a courtesy: the core refuses anyway
+SOURCES = source_names(db)
 dyns = list_dynamic(db)
 if dyns:
     frame_ = pd.DataFrame({
         "No.": [d.no for d in dyns],
         "Description": [d.description for d in dyns],
+        **({"Contacts from": [source_label(d.source) for d in dyns]} if SOURCES else {}),
         "Expression": [d.expression.replace("\n", " · ") for d in dyns],
         "Last count": [d.last_count for d in dyns],
         "All contacts": [d.last_total for d in dyns],

@@ -264,3 +264,46 @@ def test_a_segment_is_built_over_the_source_chosen_when_it_is_created(app_db: Da
     # And the source lists it.
     assert table_with(open_data(), "Spark").set_index("Name").loc["LAKE", "Segments"] == "OVER"
 
+
+
+def test_the_builder_previews_and_applies_a_step_over_a_source(app_db: Database, lake: Path) -> None:
+    from segcore import get_segment, member_contact_nos
+    from tests.apptest_support import open_builder
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    create_segment(app_db, "OVER", source="LAKE")
+    at = open_builder("OVER")
+    assert any("contacts from LAKE (Spark)" in c for c in texts(at.caption))
+    to_text_form(at, "country=FR")
+    shown = {m.label: m.value for m in at.metric}
+    assert (shown["Members now"], shown["After this step"], shown["Added"]) == ("0", "2", "+2")
+    # Who would enter: the source's contacts, read from Spark.
+    sample = table_with(at, "contact_no")
+    assert sorted(sample["contact_no"]) == ["L1", "L3"] and "Anna Müller" in set(sample["name"])
+    at.button(key="bd.apply").click()
+    run(at)
+    assert member_contact_nos(app_db, "OVER") == ["L1", "L3"] and get_segment(app_db, "OVER").size == 2
+    assert not at.exception
+
+
+def test_a_dynamic_segment_is_saved_over_the_source_chosen(app_db: Database, lake: Path) -> None:
+    from segcore import get_dynamic
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    at = run(new_app())
+    at.switch_page("pages/dynamic.py")
+    run(at)
+    choice = at.selectbox(key="dy.new.source")
+    assert choice.options == ["This database", "LAKE (Spark)"]
+    choice.set_value("LAKE")
+    run(at)
+    to_text_form(at, "country=FR")
+    assert any("**2** of 3 contacts match" in c for c in texts(at.caption))
+    at.text_input(key="dy.new.no").input("LAKE-FR")
+    run(at)
+    at.button(key="dy.create").click()
+    run(at)
+    info = get_dynamic(app_db, "LAKE-FR")
+    assert (info.source, info.last_count, info.last_total) == ("LAKE", 2, 3)
