@@ -214,7 +214,11 @@ def _spend_expr() -> sa.ColumnElement[Any]:
     return case(*whens, else_=sa.literal(SPEND_BANDS[0][0]))
 
 
-def _bucket_expr(dimension: str, today: dt.date, fields: FieldRegistry | None = None) -> sa.ColumnElement[Any]:
+def _bucket_expr(
+    dimension: str, today: dt.date, fields: FieldRegistry | None = None, value: Any = None
+) -> sa.ColumnElement[Any]:
+    """The bucket of `dimension` per contact row; `value` stands for a custom field's value when the caller joined
+    its values itself (Spark, which plans a join better than a correlated sub-select)."""
     if dimension == "age_band":
         return _age_band_expr(today)
     if dimension == "spend_band":
@@ -225,7 +229,7 @@ def _bucket_expr(dimension: str, today: dt.date, fields: FieldRegistry | None = 
     spec = (fields or BUILTIN).get(dimension)
     dim = dimension_of(dimension, fields)
     assert spec is not None
-    col = _value_expr(spec)
+    col = value if value is not None else _value_expr(spec)
     if dim.rule == "boolean":
         truth = col == 1 if spec.custom else col.is_(True)
         return case((truth, sa.literal(YES)), else_=sa.literal(NO)) if not spec.custom else case(

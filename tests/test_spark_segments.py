@@ -359,3 +359,29 @@ def test_a_source_whose_files_went_away_fails_in_one_line_and_the_segment_stays(
             attempt()
         assert "GONE" in str(caught.value) and "\n" not in str(caught.value)
     assert (member_contact_nos(world, "GONE-S"), get_segment(world, "GONE-S").version) == before
+
+
+def test_charts_by_a_sources_own_custom_fields_are_the_local_ones(spark: Any, tmp_path: Path) -> None:
+    from segcore import import_contacts
+
+    db = Database.open(f"sqlite:///{tmp_path / 'custom.db'}")
+    scen._fill(db)
+    import_contacts(
+        db,
+        b"contact_no,Score,Joined,Vip\nK1,5,2020-01-01,yes\nP1,12.5,2021-06-30,no\nP2,300,,yes\nP4,,2019-12-31,\n",
+        user="tester",
+    )
+    _with_source(db, tmp_path / "source")
+    local, remote = _pair(db, "CF")
+    _step(db, local, remote, _req("add", "type=person|company"))
+    dims = ("score", "joined", "vip", "country")
+    # Unmasked (six members are under the minimum segment size): the evaluators' own charts.
+    a = evaluator_for(db, backend="sql").segment_distributions(local, today=TODAY, dimensions=dims)
+    b = evaluator_for(db, segment=remote).segment_distributions(remote, today=TODAY, dimensions=dims)
+    assert {d: v.counts for d, v in b.items()} == {d: v.counts for d, v in a.items()}
+    assert len(a["score"].counts) > 1 and len(a["joined"].counts) > 1  # charted, not one empty bucket each side
+    request = _req("refine", "rating=3..")
+    pa_ = evaluator_for(db, backend="sql").preview_step(local, request, today=TODAY, dimensions=dims, sample=5)
+    pb = evaluator_for(db, segment=remote).preview_step(remote, request, today=TODAY, dimensions=dims, sample=5)
+    assert {d: v.counts for d, v in pb.after.items()} == {d: v.counts for d, v in pa_.after.items()}
+    db.dispose()

@@ -133,6 +133,10 @@ class SparkCompiler(sa_compiler.SQLCompiler):
             return super().visit_table(table, asfrom=asfrom, **kw)
         if kw.get("from_linter"):
             kw["from_linter"].froms[table] = table.fullname
+        alias = kw.get("enclosing_alias")
+        if alias is not None and getattr(alias, "element", None) is table:
+            # `custom_values AS cv0`: the alias names it, so only the view goes here.
+            return self.preparer.quote(view)
         return f"{self.preparer.quote(view)} AS {self.preparer.quote(table.name)}"
 
     def visit_true(self, expr: Any, **kw: Any) -> str:

@@ -947,18 +947,29 @@ class SparkSource:
         names = list(flags)
         for d in dimensions:
             try:
-                dim = dimension_of(d, self.fields)
+                dimension_of(d, self.fields)
             except KeyError:
                 raise UsageError(f"{d!r} is not a chart dimension") from None
-            if not dim.multi and d not in DIMENSIONS and (spec := self.fields.get(d)) is not None and spec.custom:
-                raise UsageError(f"charts over a Spark source cannot break down by the custom field {d!r} yet")
         single = [d for d in dimensions if not dimension_of(d, self.fields).multi]
         multi = [d for d in dimensions if dimension_of(d, self.fields).multi]
         sums = [func.coalesce(func.sum(sa.case((flags[n], 1), else_=0)), 0) for n in names]
         counts: dict[str, dict[str, dict[str, int]]] = {n: {d: {} for d in dimensions} for n in names}
         totals = dict.fromkeys(names, 0)
-        exprs = [_bucket_expr(d, today, self.fields) for d in single]
-        stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(frm)
+        exprs = []
+        joined_frm = frm
+        for i, d in enumerate(single):
+            spec = self.fields.get(d)
+            if d in DIMENSIONS or spec is None or not spec.custom:
+                exprs.append(_bucket_expr(d, today, self.fields))
+                continue
+            # A custom field's values: one outer join each (at most one value row per contact and field).
+            cv = CustomValue.__table__.alias(f"cv{i}")
+            joined_frm = joined_frm.outerjoin(
+                cv, sa.and_(cv.c.field_id == spec.custom_id, cv.c.contact_id == contacts.c.id)
+            )
+            value = {"number": cv.c.num, "boolean": cv.c.num, "date": cv.c.day}.get(spec.type, cv.c.txt)
+            exprs.append(_bucket_expr(d, today, self.fields, value=value))
+        stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(joined_frm)
         if exprs:
             stmt = stmt.group_by(func.grouping_sets(*exprs, sa.tuple_()))
         for row in self._rows(stmt):
