@@ -64,7 +64,15 @@ from .values import (
     parse_languages,
     parse_list,
 )
-from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions, write_outcomes
+from .write import (
+    ContactBatch,
+    CustomColumn,
+    Progress,
+    checks_references,
+    write_contacts,
+    write_interactions,
+    write_outcomes,
+)
 
 __all__ = [
     "DATE_ORDERS",
@@ -696,7 +704,8 @@ def run_import(
         return _run_interactions(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     if parsed.kind == "outcomes":
         return _run_outcomes(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
-    with db.read() if dry_run else db.write() as conn:
+    foreign_keys = checks_references(len(parsed.frame))
+    with db.read() if dry_run else db.write(foreign_keys=foreign_keys) as conn:
         if not dry_run:
             require(conn, user, "import")
         frame = parsed.frame.copy()

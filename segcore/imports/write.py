@@ -45,7 +45,15 @@ from ..fields import LIST_FIELDS
 from ..fields.custom import create_custom_field
 from .check import CONTACT_FRAME_COLUMNS, INTERACTION_FRAME_COLUMNS, OUTCOME_COLUMNS
 
-__all__ = ["ContactBatch", "CustomColumn", "Progress", "write_contacts", "write_interactions", "write_outcomes"]
+__all__ = [
+    "ContactBatch",
+    "CustomColumn",
+    "Progress",
+    "checks_references",
+    "write_contacts",
+    "write_interactions",
+    "write_outcomes",
+]
 
 Progress = Callable[[int, int, str], None]
 
@@ -178,6 +186,14 @@ def _values_sql(conn: Connection, table: Table, names: Sequence[str], rows: int)
 
 
 _VALUES_SQL: dict[tuple[str, str, tuple[str, ...], int], str] = {}
+
+
+def checks_references(rows: int) -> bool:
+    """Whether an import of `rows` contacts keeps SQLite's per-row foreign-key checks (db.write(foreign_keys=...)).
+
+    A bulk load goes without them: every contact and field id write_contacts writes is one it read or wrote in the
+    same transaction, and for millions of child rows the checks cost seconds."""
+    return rows < _BULK_INDEX_ROWS
 
 
 def _executemany(
