@@ -523,11 +523,15 @@ def _custom(
     if type_ == "number":
         values = parse_decimals(col)
         nums = values.values.astype("float64").where(~values.bad)
-        whole = bool(nums.dropna().map(float.is_integer).all()) if nums.notna().any() else False
+        # float.is_integer of every value, in numpy: a Python call per row costs a third of a second at 1M rows.
+        given = nums.dropna().to_numpy(dtype=np.float64)
+        whole = bool(len(given)) and bool((np.isfinite(given) & (given == np.floor(given))).all())
         return CustomColumn(name, label, type_, integer=whole, new=new, values=nums), values
     if type_ == "boolean":
         values = parse_booleans(col)
-        nums = values.values.map({True: 1.0, False: 0.0}).astype("float64").where(~values.bad)
+        # 1.0 / 0.0 / NaN straight from the boolean array: a dict map goes through a Python object per row.
+        flags = values.values.to_numpy(dtype="float64", na_value=np.nan)
+        nums = pd.Series(flags, index=values.values.index, name=values.values.name).where(~values.bad)
         return CustomColumn(name, label, type_, new=new, values=nums), values
     if type_ == "date":
         values = parse_dates(col, order)

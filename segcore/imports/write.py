@@ -418,7 +418,12 @@ def write_contacts(
     # org_id: a company's own id, a person's company's id (in the batch, else stored), NULL without a company.
     company_id = pd.concat([stored["id"][stored["type"] == "company"], id_of[is_company]])
     company_id = company_id[~company_id.index.duplicated(keep="last")]
-    org = contacts["company_no"].map(company_id).astype("Int64").to_numpy(dtype=object, na_value=None)
+    # Looked up for the rows that name a company only: a file without companies maps nothing.
+    company_no = contacts["company_no"]
+    named = (company_no.notna() & (company_no != "")).to_numpy()
+    org = np.full(total, None, dtype=object)
+    if named.any():
+        org[named] = company_no[named].map(company_id).astype("Int64").to_numpy(dtype=object, na_value=None)
     org[is_company] = ids[is_company]
 
     stamp = _now()
