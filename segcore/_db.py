@@ -187,6 +187,17 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+def _restore_foreign_keys(conn: Connection, raw: Any) -> None:
+    """Foreign keys back on for a pooled connection; one that cannot be checked to have them is discarded."""
+    try:
+        raw.execute("PRAGMA foreign_keys=ON")
+        restored = raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    except Exception:
+        restored = False
+    if not restored:
+        conn.invalidate()
+
+
 @dataclass
 class Database:
     """An open database: the engine plus the transaction helpers every action goes through."""
@@ -228,14 +239,29 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction: committed whole on success, rolled back whole on any exception."""
+    def write(self, *, foreign_keys: bool = True) -> Iterator[Connection]:
+        """One write transaction: committed whole on success, rolled back whole on any exception.
+
+        `foreign_keys=False` (SQLite only; ignored elsewhere) skips the per-row foreign-key checks for this one
+        transaction: for a bulk load whose references are right by construction, where the checks cost seconds.
+        The connection gets them back before it returns to the pool, or is discarded."""
         with self.engine.connect() as conn:
             # preserve_rowcount: actions report how many rows INSERT ... SELECT wrote (SQLAlchemy 2.1 drops it
             # for INSERT unless asked).
             conn.execution_options(segcore_write=True, preserve_rowcount=True)
-            with conn.begin():
-                yield conn
+            if foreign_keys or self.dialect != "sqlite":
+                with conn.begin():
+                    yield conn
+                return
+            # SQLite ignores PRAGMA foreign_keys inside a transaction, so it is set on the driver connection
+            # before BEGIN (through SQLAlchemy it would autobegin first) and restored after COMMIT/ROLLBACK.
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                _restore_foreign_keys(conn, raw)
 
     @contextmanager
     def scratch(self) -> Iterator[Connection]:

@@ -34,6 +34,22 @@ def test_scratch_always_rolls_back(db: Database) -> None:
         assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 0
 
 
+def test_write_without_foreign_keys_gives_them_back(sqlite_db: Database) -> None:
+    # A bulk load may skip SQLite's per-row reference checks for its one transaction; the pooled connection gets
+    # them back after a commit and after a rollback alike.
+    with sqlite_db.write(foreign_keys=False) as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 0
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+    with pytest.raises(RuntimeError):
+        with sqlite_db.write(foreign_keys=False) as conn:
+            conn.execute(Contact.__table__.insert().values(contact_no="C2", type="person", name="B"))
+            raise RuntimeError("boom")
+    assert sqlite_db.engine.pool.checkedin() == 1  # the one connection, back in the pool
+    with sqlite_db.write() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert conn.execute(select(Contact.contact_no)).scalars().all() == ["C1"]
+
+
 def test_reopen_keeps_data(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     db = Database.open(url)

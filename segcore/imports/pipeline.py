@@ -64,7 +64,15 @@ from .values import (
     parse_languages,
     parse_list,
 )
-from .write import ContactBatch, CustomColumn, Progress, write_contacts, write_interactions, write_outcomes
+from .write import (
+    ContactBatch,
+    CustomColumn,
+    Progress,
+    checks_references,
+    write_contacts,
+    write_interactions,
+    write_outcomes,
+)
 
 __all__ = [
     "DATE_ORDERS",
@@ -515,11 +523,15 @@ def _custom(
     if type_ == "number":
         values = parse_decimals(col)
         nums = values.values.astype("float64").where(~values.bad)
-        whole = bool(nums.dropna().map(float.is_integer).all()) if nums.notna().any() else False
+        # float.is_integer of every value, in numpy: a Python call per row costs a third of a second at 1M rows.
+        given = nums.dropna().to_numpy(dtype=np.float64)
+        whole = bool(len(given)) and bool((np.isfinite(given) & (given == np.floor(given))).all())
         return CustomColumn(name, label, type_, integer=whole, new=new, values=nums), values
     if type_ == "boolean":
         values = parse_booleans(col)
-        nums = values.values.map({True: 1.0, False: 0.0}).astype("float64").where(~values.bad)
+        # 1.0 / 0.0 / NaN straight from the boolean array: a dict map goes through a Python object per row.
+        flags = values.values.to_numpy(dtype="float64", na_value=np.nan)
+        nums = pd.Series(flags, index=values.values.index, name=values.values.name).where(~values.bad)
         return CustomColumn(name, label, type_, new=new, values=nums), values
     if type_ == "date":
         values = parse_dates(col, order)
@@ -696,7 +708,8 @@ def run_import(
         return _run_interactions(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     if parsed.kind == "outcomes":
         return _run_outcomes(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
-    with db.read() if dry_run else db.write() as conn:
+    foreign_keys = checks_references(len(parsed.frame))
+    with db.read() if dry_run else db.write(foreign_keys=foreign_keys) as conn:
         if not dry_run:
             require(conn, user, "import")
         frame = parsed.frame.copy()

@@ -518,7 +518,7 @@ def _read_csv(kind: str, data: bytes, encoding: str | None, delimiter: str | Non
     columns = [pc.utf8_trim_whitespace(col) for col in table.columns]
     unnamed = [not c.strip() for c in cells[:written]]
     columns, header, wide, errors = _without_trailing_columns(columns, header, unnamed, lines, errors, split)
-    frame, keep = _text_frame(columns, names[: len(columns)])
+    frame, keep = _text_frame(columns, names[: len(columns)], trimmed=True)
     keep &= ~wide
     if not keep.all():
         frame = frame.loc[keep].reset_index(drop=True)
@@ -619,10 +619,16 @@ def _unquoted(col: Any) -> Any:
     return pc.replace_substring_regex(col, pattern="^'([=+\\-@\t\r])", replacement="\\1")
 
 
-def _text_frame(columns: list[Any], names: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The cells trimmed and unguarded as a frame, and which rows hold a value (blank rows are not rows)."""
-    # Trimmed in pyarrow: pandas' str.strip falls back to Python for some text. Trimming twice costs little.
-    table = pa.table([_unquoted(pc.utf8_trim_whitespace(col)) for col in columns], names=names)
+def _text_frame(
+    columns: list[Any], names: list[str], *, trimmed: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cells trimmed (unless `trimmed` says they are) and unguarded as a frame, and which rows hold a value
+    (blank rows are not rows)."""
+    # Trimmed in pyarrow: pandas' str.strip falls back to Python for some text. Not twice: at a million rows a
+    # second pass over every column costs about half a second.
+    if not trimmed:
+        columns = [pc.utf8_trim_whitespace(col) for col in columns]
+    table = pa.table([_unquoted(col) for col in columns], names=names)
     frame = table.to_pandas()
     # Only rows whose first value is empty can be blank: test the next column on those alone.
     blank = (frame[names[0]] == "").to_numpy().copy() if names else np.zeros(len(frame), dtype=bool)

@@ -45,7 +45,15 @@ from ..fields import LIST_FIELDS
 from ..fields.custom import create_custom_field
 from .check import CONTACT_FRAME_COLUMNS, INTERACTION_FRAME_COLUMNS, OUTCOME_COLUMNS
 
-__all__ = ["ContactBatch", "CustomColumn", "Progress", "write_contacts", "write_interactions", "write_outcomes"]
+__all__ = [
+    "ContactBatch",
+    "CustomColumn",
+    "Progress",
+    "checks_references",
+    "write_contacts",
+    "write_interactions",
+    "write_outcomes",
+]
 
 Progress = Callable[[int, int, str], None]
 
@@ -178,6 +186,14 @@ def _values_sql(conn: Connection, table: Table, names: Sequence[str], rows: int)
 
 
 _VALUES_SQL: dict[tuple[str, str, tuple[str, ...], int], str] = {}
+
+
+def checks_references(rows: int) -> bool:
+    """Whether an import of `rows` contacts keeps SQLite's per-row foreign-key checks (db.write(foreign_keys=...)).
+
+    A bulk load goes without them: every contact and field id write_contacts writes is one it read or wrote in the
+    same transaction, and for millions of child rows the checks cost seconds."""
+    return rows < _BULK_INDEX_ROWS
 
 
 def _executemany(
@@ -402,7 +418,12 @@ def write_contacts(
     # org_id: a company's own id, a person's company's id (in the batch, else stored), NULL without a company.
     company_id = pd.concat([stored["id"][stored["type"] == "company"], id_of[is_company]])
     company_id = company_id[~company_id.index.duplicated(keep="last")]
-    org = contacts["company_no"].map(company_id).astype("Int64").to_numpy(dtype=object, na_value=None)
+    # Looked up for the rows that name a company only: a file without companies maps nothing.
+    company_no = contacts["company_no"]
+    named = (company_no.notna() & (company_no != "")).to_numpy()
+    org = np.full(total, None, dtype=object)
+    if named.any():
+        org[named] = company_no[named].map(company_id).astype("Int64").to_numpy(dtype=object, na_value=None)
     org[is_company] = ids[is_company]
 
     stamp = _now()
