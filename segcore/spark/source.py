@@ -740,10 +740,8 @@ class SparkSource:
         options: StepOptions | None = None,
     ) -> tuple[dict[str, Distribution], dict[str, Distribution]]:
         """The charts before and after a step (of the members the source holds), computed together."""
-        today = today or dt.date.today()
-        frm, flags, _ = self._flags(kind, node, members, today, options or StepOptions())
-        out = self._flagged(frm, {"before": flags["before"], "after": flags["after"]}, dimensions, today)
-        return out["before"], out["after"]
+        step = self.step_pass(kind, node, members, dimensions=dimensions, today=today, options=options, sample=0)
+        return step.before, step.after
 
     def step_pass(
         self,
