@@ -274,6 +274,19 @@ from .results import (
     segment_results,
 )
 
+# Warehouse mode: contact sources in Spark (segcore/spark/; pyspark is imported when a session starts).
+from .spark import (
+    Location,
+    SourceInfo,
+    SourceSpec,
+    add_source,
+    list_sources,
+    open_stored_source,
+    read_mappings,
+    remove_source,
+    sources_in_use,
+)
+
 __all__ = [
     "EXPORT_GROUPS",
     "EXPORT_GROUP_LABELS",
@@ -511,4 +524,14 @@ __all__ = [
     "validate_contacts",
     "validate_interactions",
     "withdraw_segment",
+    # warehouse mode
+    "Location",
+    "SourceInfo",
+    "SourceSpec",
+    "add_source",
+    "list_sources",
+    "open_stored_source",
+    "read_mappings",
+    "remove_source",
+    "sources_in_use",
 ]

@@ -379,6 +379,7 @@ def list_segments(db: Database) -> list[SegmentInfo]:
             size=r.size,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            source=r.source,
         )
         for r in rows
     ]

@@ -280,7 +280,10 @@ def test_columns_that_are_no_built_in_field_become_typed_custom_fields(spark: An
     charts = source.distributions(dimensions=["tags", "country"])
     assert charts["tags"].counts == {"B": 2, "A": 1, "(none)": 2}
     assert charts["country"].counts == {"(none)": 4}
-    with pytest.raises(UsageError, match="cannot break down by the custom field 'loyalty_points' yet"):
-        source.distributions(dimensions=["loyalty_points"])
+    # The source's own custom fields chart like built-in ones (number bands, years, yes/no).
+    charts = source.distributions(dimensions=["loyalty_points", "signup", "vip"])
+    assert charts["loyalty_points"].counts == {"10–100": 1, "100–1,000": 2, "(none)": 1}
+    assert charts["signup"].counts == {"2022": 1, "2023": 1, "2024": 1, "(none)": 1}
+    assert charts["vip"].counts == {"yes": 2, "no": 1, "(none)": 1}
     with pytest.raises(UsageError, match="'tier' is not a chart dimension"):
         source.distributions(dimensions=["tier"])

@@ -15,9 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from segcore import Database, Mapping, SegcoreError
-from segcore.spark import (
+from segcore import (
+    Database,
     Location,
+    Mapping,
+    SegcoreError,
     SourceInfo,
     SourceSpec,
     add_source,
