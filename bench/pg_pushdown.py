@@ -1,6 +1,6 @@
 """Previews pushed down to PostgreSQL at 10,000,000 contacts: `python -m bench.pg_pushdown --db-url URL [--json]`.
 
-Beyond `preview_memory_max_contacts` (default 5,000,000) previews do not load the in-memory snapshot: every count
+Beyond `preview_memory_max_contacts` (default 10,000,000; set it lower to measure this path at 10M) previews do not load the in-memory snapshot: every count
 and chart aggregation runs in the database. This measures that path on a large PostgreSQL database:
 
 - loading: the 1M benchmark files (`python -m bench --contacts 1000000` writes them) go through the importer once,

@@ -20,6 +20,7 @@ from ._dates import shift_years
 from ._filter_sql import TEXT_RANGE_OPS
 from ._filter_tree import Condition, Group, Node, Not, Related, resolve_date
 from ._fold import fold, fold_array
+from ._parallel import chunks, run_all
 from ._snapshot import EPOCH, NULL_DAY, Pairs, Snapshot, StrColumn
 from .fields import AGE_BANDS, RELATIONS, FieldSpec
 
@@ -35,21 +36,35 @@ class _Frame(Protocol):
 
 
 class _Contacts:
-    def __init__(self, snap: Snapshot) -> None:
+    """The contacts' columns, all of them or the rows lo..hi (a part of a scan split over threads)."""
+
+    def __init__(self, snap: Snapshot, lo: int = 0, hi: int | None = None) -> None:
         self.snap = snap
+        self.lo, self.hi = lo, snap.n if hi is None else hi
+        self.whole = self.lo == 0 and self.hi == snap.n
 
     def text(self, name: str) -> StrColumn:
-        return self.snap.text[name]
+        col = self.snap.text[name]
+        if self.whole:
+            return col
+        # The same distinct values: a test of the values holds for every part.
+        return StrColumn(col.codes[self.lo : self.hi], col.values, col.folded)
 
     def days(self, name: str) -> np.ndarray:
-        return self.snap.dates[name]
+        return self.snap.dates[name][self.lo : self.hi]
 
     def number(self, name: str) -> np.ndarray:
-        return self.snap.numbers[name]
+        return self.snap.numbers[name][self.lo : self.hi]
+
+    def excluded(self) -> np.ndarray:
+        return self.snap.excluded[self.lo : self.hi]
+
+    def part(self, whole: np.ndarray) -> np.ndarray:
+        return whole[self.lo : self.hi]
 
     @property
     def length(self) -> int:
-        return self.snap.n
+        return self.hi - self.lo
 
 
 class _Rows:
@@ -88,13 +103,21 @@ def _lower(value: str) -> str:
     return value.lower()
 
 
-def _text_mask(col: StrColumn, op: str, value: Any) -> np.ndarray:
+def _text_mask(col: StrColumn, op: str, value: Any, predicate: np.ndarray | None = None) -> np.ndarray:
+    """The rows whose value passes; `predicate`: the test of each distinct value, when already made."""
     if op == "is_empty":
         return col.codes < 0
     if op == "is_not_empty":
         return col.codes >= 0
     if op in ("ne", "not_in"):
-        return ~_text_mask(col, "eq" if op == "ne" else "in", value)
+        return ~_text_mask(col, "eq" if op == "ne" else "in", value, predicate)
+    return col.value_mask(_text_predicate(col, op, value) if predicate is None else predicate)
+
+
+def _text_predicate(col: StrColumn, op: str, value: Any) -> np.ndarray:
+    """One boolean per distinct value of the column: does it pass `op value` (ne / not_in: eq / in)?"""
+    if op in ("ne", "not_in"):
+        op = "eq" if op == "ne" else "in"
     vals = col.values
     # The value is made like the column's values: folded for free text, lower-cased for codes and e-mails.
     norm = fold if col.folded else _lower
@@ -124,7 +147,7 @@ def _text_mask(col: StrColumn, op: str, value: Any) -> np.ndarray:
         hit = pc.match_like(vals, pattern)
     else:
         raise ValueError(f"operator {op} on text")
-    return col.value_mask(np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool))
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _ordered_mask(arr: np.ndarray, valid: np.ndarray, op: str, value: Any, conv: Any) -> np.ndarray:
@@ -199,7 +222,9 @@ def _derived(frame: _Contacts, spec: FieldSpec, op: str, value: Any, today: dt.d
             ranges = []
             for label in wanted:
                 lo, hi = bands[label]
-                ranges.extend(_age_ranges("ge", lo, today) if hi is None else _age_ranges("between", (lo, hi), today))
+                ranges.extend(
+                    _age_ranges("ge", lo, today) if hi is None else _age_ranges("between", (lo, hi), today)
+                )
             return _birth_in(birth, ranges)
         return _birth_in(birth, _age_ranges(op, value, today))
     if spec.name == "days_since_last_purchase":
@@ -210,13 +235,20 @@ def _derived(frame: _Contacts, spec: FieldSpec, op: str, value: Any, today: dt.d
     raise ValueError(spec.name)
 
 
-def _condition(frame: _Frame, spec: FieldSpec, cond: Condition, today: dt.date, snap: Snapshot) -> np.ndarray:
+def _condition(
+    frame: _Frame,
+    spec: FieldSpec,
+    cond: Condition,
+    today: dt.date,
+    snap: Snapshot,
+    pre: _Prepared | None = None,
+) -> np.ndarray:
     op, value = cond.op, cond.value
     if spec.derived:
         assert isinstance(frame, _Contacts)
         return _derived(frame, spec, op, value, today)
     if spec.type in ("text", "code"):
-        return _text_mask(frame.text(spec.name), op, value)
+        return _text_mask(frame.text(spec.name), op, value, pre.get(cond) if pre is not None else None)
     if spec.type == "number":
         arr = frame.number(spec.name)
         return _ordered_mask(arr, ~np.isnan(arr), op, value, float)
@@ -225,9 +257,12 @@ def _condition(frame: _Frame, spec: FieldSpec, cond: Condition, today: dt.date, 
         return _ordered_mask(arr, arr != NULL_DAY, op, value, lambda v: _day(v, today))
     if spec.type == "boolean":
         # Custom booleans are 1/0/NaN numbers; the one built-in boolean is the exclusion flag.
-        truth = (frame.number(spec.name) == 1) if spec.custom else snap.excluded
+        excluded = frame.excluded() if isinstance(frame, _Contacts) else snap.excluded
+        truth = (frame.number(spec.name) == 1) if spec.custom else excluded
         return truth.copy() if op == "is_true" else ~truth
     if spec.type == "list":
+        if pre is not None and isinstance(frame, _Contacts):
+            return frame.part(pre[cond])
         pairs = snap.lists[spec.name]
         col = pairs.pos
         code = pairs.cols["code"]
@@ -250,13 +285,20 @@ def _rows_to_contacts(n: int, pos: np.ndarray, row_mask: np.ndarray, min_count: 
     return np.bincount(pos[row_mask], minlength=n) >= min_count
 
 
-def _eval(node: Node, frame: _Frame, fields: Mapping[str, FieldSpec], today: dt.date, snap: Snapshot) -> np.ndarray:
+def _eval(
+    node: Node,
+    frame: _Frame,
+    fields: Mapping[str, FieldSpec],
+    today: dt.date,
+    snap: Snapshot,
+    pre: _Prepared | None = None,
+) -> np.ndarray:
     if isinstance(node, Condition):
-        return _condition(frame, fields[node.field], node, today, snap)
+        return _condition(frame, fields[node.field], node, today, snap, pre)
     if isinstance(node, Group):
         if not node.children:
             return np.full(frame.length, node.kind == "all", dtype=bool)
-        parts = (_eval(c, frame, fields, today, snap) for c in node.children)
+        parts = (_eval(c, frame, fields, today, snap, pre) for c in node.children)
         out = next(parts).copy()
         for p in parts:
             if node.kind == "all":
@@ -265,14 +307,74 @@ def _eval(node: Node, frame: _Frame, fields: Mapping[str, FieldSpec], today: dt.
                 out |= p
         return out
     if isinstance(node, Not):
-        return ~_eval(node.child, frame, fields, today, snap)
+        return ~_eval(node.child, frame, fields, today, snap, pre)
     if isinstance(node, Related):
+        if pre is not None and isinstance(frame, _Contacts):
+            return frame.part(pre[node])
         pairs = snap.interactions if node.relation == "interactions" else snap.profile
         rows = _eval(node.where, _Rows(pairs), RELATIONS[node.relation], today, snap)
         return _rows_to_contacts(snap.n, pairs.pos, rows, node.min_count)
     raise TypeError(f"not a filter node: {node!r}")
 
 
+class _Prepared:
+    """What a scan split by rows works out once, before the split: the test of each distinct value of a text
+    condition (one pass over the values, not one a part) and the full mask of a condition over many rows per
+    contact (list fields, related records: their rows are not in contact order). Keyed by the node itself."""
+
+    def __init__(self) -> None:
+        self._by_node: dict[int, tuple[Node, np.ndarray]] = {}
+
+    def put(self, node: Node, value: np.ndarray) -> None:
+        self._by_node[id(node)] = (node, value)  # the node is kept so its id is not reused meanwhile
+
+    def get(self, node: Node) -> np.ndarray | None:
+        hit = self._by_node.get(id(node))
+        return hit[1] if hit is not None else None
+
+    def __getitem__(self, node: Node) -> np.ndarray:
+        value = self.get(node)
+        assert value is not None, node
+        return value
+
+
+def _prepare(
+    node: Node, snap: Snapshot, fields: Mapping[str, FieldSpec], today: dt.date, pre: _Prepared
+) -> None:
+    """Fill `pre` for every contact-level node of the tree that needs it (see _Prepared)."""
+    if isinstance(node, Group):
+        for child in node.children:
+            _prepare(child, snap, fields, today, pre)
+    elif isinstance(node, Not):
+        _prepare(node.child, snap, fields, today, pre)
+    elif isinstance(node, Related):
+        pre.put(node, _eval(node, _Contacts(snap), fields, today, snap))
+    elif isinstance(node, Condition):
+        spec = fields[node.field]
+        if spec.derived:
+            return
+        if spec.type in ("text", "code") and node.op not in ("is_empty", "is_not_empty"):
+            pre.put(node, _text_predicate(snap.text[spec.name], node.op, node.value))
+        elif spec.type == "list":
+            pre.put(node, _condition(_Contacts(snap), spec, node, today, snap))
+
+
 def evaluate(node: Node, snap: Snapshot, *, today: dt.date | None = None) -> np.ndarray:
-    """The contacts (by snapshot position) that the tree matches."""
-    return _eval(node, _Contacts(snap), snap.fields.contact, today or dt.date.today(), snap)
+    """The contacts (by snapshot position) that the tree matches.
+
+    From `_parallel.MIN_ROWS` contacts the scan is split by rows over the scan threads (numpy's loops release the
+    GIL): each thread evaluates the whole tree on its rows, into its part of one result."""
+    today = today or dt.date.today()
+    fields = snap.fields.contact
+    parts = chunks(snap.n)
+    if len(parts) == 1:
+        return _eval(node, _Contacts(snap), fields, today, snap)
+    pre = _Prepared()
+    _prepare(node, snap, fields, today, pre)
+    out = np.empty(snap.n, dtype=bool)
+
+    def scan(lo: int, hi: int) -> None:
+        out[lo:hi] = _eval(node, _Contacts(snap, lo, hi), fields, today, snap, pre)
+
+    run_all([lambda lo=lo, hi=hi: scan(lo, hi) for lo, hi in parts])
+    return out

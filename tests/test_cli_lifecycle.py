@@ -98,7 +98,7 @@ def test_campaign_update(capsys: pytest.CaptureFixture[str], url: str) -> None:
 
 def test_settings_show_and_set(capsys: pytest.CaptureFixture[str], url: str) -> None:
     assert as_json(capsys, url, "settings") == {
-        "minimum_segment_size": 5, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0,
+        "minimum_segment_size": 5, "preview_memory_max_contacts": 10_000_000, "log_requires_approval": 0,
         "four_eyes": 1, "lockout_failures": 5, "lockout_minutes": 15, "session_idle_minutes": 60}
     assert "minimum_segment_size = 20" in ok(capsys, url, "settings", "set", "minimum_segment_size", "20")
     out = ok(capsys, url, "settings", "show")

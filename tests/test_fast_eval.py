@@ -26,6 +26,7 @@ from segcore._fast_eval import evaluate as fast_evaluate
 from segcore._filter_sql import matching_ids
 from segcore._filter_tree import Condition, Group, Node, Not, Related, to_json, validate
 from segcore._models import Contact, ContactCode, Interaction, ProfileAnswer
+from segcore._parallel import threads
 from segcore._snapshot import _build, bump_data_version, data_version
 from segcore.fields import OPS_BY_TYPE
 from tests.test_filter_property import TODAYS, evaluate, insert_population, populations, trees
@@ -87,6 +88,9 @@ def test_fast_path_agrees_with_model_and_sql(
         snap = _build(conn, data_version(conn))
         for tree in filters:
             mask = fast_evaluate(tree, snap, today=today)
+            # The scan split by rows over threads (as from a million contacts) gives the very same mask.
+            with threads(3, min_rows=1):
+                assert (fast_evaluate(tree, snap, today=today) == mask).all(), to_json(tree)
             got = {int(i) for i in snap.ids[mask]}
             want = {i for i, row in enumerate(rows, start=1) if model(tree, row, today)}
             assert got == want, to_json(tree)
@@ -232,5 +236,7 @@ def test_text_matching_ignores_accents_alike_everywhere(
             want = {i for i, row in stored.items() if text_model(tree, row)}
             got_sql = set(conn.execute(matching_ids(tree)).scalars())
             got_fast = {int(i) for i in snap.ids[fast_evaluate(tree, snap)]}
+            with threads(2, min_rows=1):
+                assert {int(i) for i in snap.ids[fast_evaluate(tree, snap)]} == got_fast, to_json(tree)
             assert got_sql == want, to_json(tree)
             assert got_fast == want, to_json(tree)

@@ -17,7 +17,7 @@ from tests.factories import add_contacts, person
 
 def test_a_new_database_has_the_defaults(db: Database) -> None:
     assert settings_of(db) == {
-        "minimum_segment_size": 50, "preview_memory_max_contacts": 5_000_000, "log_requires_approval": 0,
+        "minimum_segment_size": 50, "preview_memory_max_contacts": 10_000_000, "log_requires_approval": 0,
         "four_eyes": 1, "lockout_failures": 5, "lockout_minutes": 15, "session_idle_minutes": 60}
 
 
