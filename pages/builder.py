@@ -7,6 +7,7 @@ between is refused with "segment changed, review and retry" instead of being ove
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pandas as pd
@@ -319,10 +320,17 @@ def _samples(title: str, rows: list[dict[str, Any]], total: int) -> None:
                  column_config=contact_columns(SAMPLE_COLUMNS), placeholder=PLACEHOLDER)
 
 
+def _spark_wait(source: str | None) -> Any:
+    """A spinner naming the source while Spark answers (seconds; the first question of a session starts Spark)."""
+    return st.spinner(f"Asking Spark about the contacts of {source}…") if source else contextlib.nullcontext()
+
+
 @st.fragment
-def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: FieldRegistry) -> None:
+def preview_panel(
+    no: str, step: dict[str, Any] | None, size: int, fields: FieldRegistry, source: str | None = None
+) -> None:
     """The live preview: counts before → after, the charts now vs after (broken down by the dimensions picked),
-    who would enter or leave."""
+    who would enter or leave. Over a Spark `source` the wait says so (a first question starts Spark)."""
     state.seed_widget("pv.mode", state.session("sx.chart_mode", "count"))
     head = st.columns([3, 2], vertical_alignment="bottom")
     head[0].subheader("Preview" if step else "Segment now", anchor=False)
@@ -340,7 +348,8 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: Field
                     "charts here show what the step would do before anything is written.", icon=":material/info:")
             return
         dims = breakdown_picker("pv.dims", K_DIMS, fields)
-        dists = current_distributions(db, no, dimensions=dims)
+        with _spark_wait(source):
+            dists = current_distributions(db, no, dimensions=dims)
         _charts({d: distribution_figure(d, {BEFORE_NAME: dists[d]}, mode=mode, fields=fields) for d in dims},
                 (BEFORE_NAME,))
         return
@@ -348,8 +357,9 @@ def preview_panel(no: str, step: dict[str, Any] | None, size: int, fields: Field
     counts_box = st.container()
     dims = breakdown_picker("pv.dims", K_DIMS, fields)
     try:
-        p, figures = preview_with_figures(db, no, ActionRequest.from_step(step, fields), mode=mode, dimensions=dims,
-                                          fields=fields)
+        with _spark_wait(source):
+            p, figures = preview_with_figures(db, no, ActionRequest.from_step(step, fields), mode=mode,
+                                              dimensions=dims, fields=fields)
     except SegcoreError as e:
         counts_box.error(str(e))
         return
@@ -449,7 +459,9 @@ def _members_tab(info: SegmentInfo) -> None:
     if info.size == 0:
         st.info("No members yet. Add contacts with a filter, by number or by e-mail.", icon=":material/info:")
         return
-    query = st.text_input("Search members", key="bd.mem.q", placeholder="Search members by number, name, e-mail or city",
+    # Over a source the search looks at the contact numbers kept here (the other fields are Spark's).
+    hint = "Search members by contact number" if info.source else "Search members by number, name, e-mail or city"
+    query = st.text_input("Search members", key="bd.mem.q", placeholder=hint,
                           on_change=_reset_members_page, label_visibility="collapsed", icon=":material/search:")
     page_no = int(st.session_state.get("bd.mem.page", 1))
     page = segment_members_page(db, info.no, query, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
@@ -639,7 +651,7 @@ with left:
     step = _pending_request(kind, options, built)
     _action_bar(info, kind, step)
 with right:
-    preview_panel(info.no, step, info.size, fields)
+    preview_panel(info.no, step, info.size, fields, info.source)
 
 st.divider()
 TABS = ["Criteria log", "Members", "Add by hand", "Save & reuse", "Review & log"]

@@ -114,6 +114,7 @@ def _detail(info: DynamicInfo) -> None:
     with st.container(border=True):
         st.subheader(info.no, anchor=False)
         st.caption(" · ".join(x for x in (info.description or "No description", f"owner {info.owner}",
+                                          f"contacts from {source_label(info.source)}" if info.source else "",
                                           f"changed {when(info.updated_at)} UTC") if x))
         st.code(info.expression, language=None)
         try:
