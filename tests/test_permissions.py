@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -68,10 +69,12 @@ from segcore import (
 from segcore._db import Database
 from segcore._errors import RefusedError
 from segcore._filter_text import parse_text
-from segcore._models import AuditEntry, table_of
-from segcore.auth import PERMISSIONS, ROLES, allows, audit_rows, open_mode, permissions_of, require
+from segcore._models import AuditEntry, ContactSource, table_of
+from segcore.auth import PERMISSIONS, ROLES, allows, audit_rows, may, open_mode, permissions_of, require
 from segcore.imports import Mapping, plan_import, save_mapping
+from segcore.spark import Location, SourceSpec, add_source, remove_source
 from tests.factories import add_contacts, person
+from tests.spark_support import SPARK_URL, spark_available
 
 audit_t = table_of(AuditEntry)
 # One account per role; the administrator is made first (a database's first account must be one).
@@ -202,6 +205,10 @@ CASES = [
     Case("run_import", "import",
          lambda db, a: run_import(db, plan_import(db, CONTACTS_CSV, "contacts"), user=a)),
     Case("load_demo", "import", lambda db, a: load_demo(db, 30, seed=3, user=a)),
+    # Contact sources (segcore/spark/catalog.py): an administrator's, like imports.
+    Case("add_source", "import", lambda db, a: _add_lake(db, a)),
+    Case("remove_source", "import", lambda db, a: remove_source(db, "LAKE", user=a),
+         lambda db, a: _stored_lake(db)),
     Case("set_email", "users", lambda db, a: set_email(db, "newbie", "newbie@example.org", user=a),
          lambda db, a: add_user(db, "newbie", "viewer", user=ADMIN)),
     Case("group_to_segment", "segment.edit", lambda db, a: group_to_segment(db, "G", "S", user=a),
@@ -246,6 +253,39 @@ CASES = [
     Case("add_emails", "group.edit", lambda db, a: add_emails(db, "G", "p2@example.org", user=a), a_group),
     Case("remove_emails", "group.edit", lambda db, a: remove_emails(db, "G", "p1@example.org", user=a), a_group),
 ]
+
+
+_LAKE: list[Path] = []
+
+
+def _lake() -> Path:
+    """A two-contact Parquet file, written once per test process."""
+    if not _LAKE:
+        import tempfile
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(tempfile.mkdtemp(prefix="perm-lake-")) / "contacts.parquet"
+        pq.write_table(pa.table({"contact_no": ["L1", "L2"], "country": ["FR", "DE"]}), path)
+        _LAKE.append(path)
+    return _LAKE[0]
+
+
+def _add_lake(db: Database, actor: str) -> object:
+    # Only an allowed call reaches Spark (add_source refuses first); it then needs Java (fails under CI=true).
+    if may(db, actor, "import"):
+        spark_available()
+    return add_source(db, SourceSpec("LAKE", SPARK_URL, Location("path", str(_lake()), "parquet")), user=actor)
+
+
+def _stored_lake(db: Database) -> None:
+    # The row as add_source stores it, without Spark: removing reads no data.
+    with db.write() as conn:
+        conn.execute(table_of(ContactSource).insert().values(
+            name="LAKE", spark_url=SPARK_URL, kind="path", location=str(_lake()), format="parquet",
+            mapping={"kind": "contacts", "columns": {"contact_no": "contact_no"}}, created_by=ADMIN,
+        ))
 
 
 # Functions that take `user` but write nothing: they answer a question about that user.
