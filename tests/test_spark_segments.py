@@ -385,3 +385,19 @@ def test_charts_by_a_sources_own_custom_fields_are_the_local_ones(spark: Any, tm
     pb = evaluator_for(db, segment=remote).preview_step(remote, request, today=TODAY, dimensions=dims, sample=5)
     assert {d: v.counts for d, v in pb.after.items()} == {d: v.counts for d, v in pa_.after.items()}
     db.dispose()
+
+
+def test_steps_over_a_source_on_both_databases(spark: Any, db: Database, tmp_path: Path) -> None:
+    """The application database may be PostgreSQL too: ids are given out under its advisory lock, `least` instead of
+    SQLite's two-argument `min`, and the steps still agree with a segment of the same contacts."""
+    scen._fill(db)
+    _with_source(db, tmp_path / "source")
+    local, remote = _pair(db, "BOTH")
+    for request in SCENARIO[:6]:
+        _step(db, local, remote, request)
+    undo(db, local, user="tester")
+    undo(db, remote, user="tester")
+    _same(db, local, remote)
+    with db.read() as conn:
+        ids = [i for (i,) in conn.execute(select(SourceContact.id))]
+    assert ids and max(ids) < 0 and len(set(ids)) == len(ids)
