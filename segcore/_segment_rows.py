@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection, Select, select
 
-from ._errors import NotFoundError, RefusedError
+from ._errors import NotFoundError
 from ._models import Contact, Segment, SegmentMember, SourceContact, table_of
 
-__all__ = ["contact_id_of", "local_segment", "member_ids_of", "member_numbers_of", "segment_row", "segments", "source_contacts"]
+__all__ = ["contact_id_of", "member_ids_of", "member_numbers_of", "segment_row", "segments", "source_contacts"]
 
 segments = table_of(Segment)
 members = table_of(SegmentMember)
@@ -30,17 +30,6 @@ def segment_row(conn: Connection, no: str, *, lock: bool = False) -> sa.Row[Any]
     if row is None:
         raise NotFoundError(f"no segment {no!r}")
     return row
-
-
-def local_segment(conn: Connection, no: str) -> None:
-    """Refuse a step or preview on a segment built over a Spark source: the engine and the in-memory and SQL
-    evaluators read the application database's contacts, so they would answer for the wrong contacts."""
-    row = segment_row(conn, no)
-    if row.source is not None:
-        raise RefusedError(
-            f"segment {no} is built over the Spark source {row.source}: its steps and previews run in Spark, which "
-            "the Builder and `segment add` do not reach yet (nothing changed); `source show` counts the source"
-        )
 
 
 def member_ids_of(segment_id: int) -> Select[Any]:
