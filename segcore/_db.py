@@ -20,7 +20,7 @@ from ._fold import SQLITE_FUNCTION, fold_or_none
 from ._models import SCHEMA_VERSION, Base, SchemaInfo, Setting, table_of
 from ._setting_specs import DEFAULT_SETTINGS
 
-__all__ = ["DEFAULT_DB_PATH", "Database", "default_url", "resolve_url"]
+__all__ = ["DEFAULT_DB_PATH", "Database", "after_commit", "default_url", "resolve_url"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "segments.db"
@@ -140,6 +140,17 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 
 
 
+_AFTER_COMMIT = "segcore_after_commit"
+
+
+def after_commit(conn: Connection, fn: Callable[[], None]) -> None:
+    """Run `fn` once the write transaction of `conn` (from `Database.write`) has committed; never if it rolls back.
+
+    For caches, which may only learn what is durable: an id or a version seen in a rolled-back transaction comes
+    again with other contents."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
 def default_url() -> str:
     return f"sqlite:///{DEFAULT_DB_PATH}"
 
@@ -248,20 +259,34 @@ class Database:
         with self.engine.connect() as conn:
             # preserve_rowcount: actions report how many rows INSERT ... SELECT wrote (SQLAlchemy 2.1 drops it
             # for INSERT unless asked).
-            conn.execution_options(segcore_write=True, preserve_rowcount=True)
-            if foreign_keys or self.dialect != "sqlite":
-                with conn.begin():
-                    yield conn
-                return
-            # SQLite ignores PRAGMA foreign_keys inside a transaction, so it is set on the driver connection
-            # before BEGIN (through SQLAlchemy it would autobegin first) and restored after COMMIT/ROLLBACK.
-            raw: Any = conn.connection.dbapi_connection
-            raw.execute("PRAGMA foreign_keys=OFF")
+            # segcore_db_url: which database this is, for a commit that looks for this process's snapshot of it.
+            conn.execution_options(segcore_write=True, segcore_db_url=self.url, preserve_rowcount=True)
+            conn.info.pop(_AFTER_COMMIT, None)
             try:
-                with conn.begin():
+                with self._begin(conn, foreign_keys):
                     yield conn
-            finally:
-                _restore_foreign_keys(conn, raw)
+            except BaseException:
+                conn.info.pop(_AFTER_COMMIT, None)
+                raise
+            for fn in conn.info.pop(_AFTER_COMMIT, ()):
+                fn()
+
+    @contextmanager
+    def _begin(self, conn: Connection, foreign_keys: bool) -> Iterator[None]:
+        """BEGIN ... COMMIT on `conn` (ROLLBACK on an exception), with SQLite's foreign-key checks off if asked."""
+        if foreign_keys or self.dialect != "sqlite":
+            with conn.begin():
+                yield
+            return
+        # SQLite ignores PRAGMA foreign_keys inside a transaction, so it is set on the driver connection
+        # before BEGIN (through SQLAlchemy it would autobegin first) and restored after COMMIT/ROLLBACK.
+        raw: Any = conn.connection.dbapi_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                yield
+        finally:
+            _restore_foreign_keys(conn, raw)
 
     @contextmanager
     def scratch(self) -> Iterator[Connection]:
@@ -274,6 +299,7 @@ class Database:
                 yield conn
             finally:
                 trans.rollback()
+                conn.info.pop(_AFTER_COMMIT, None)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

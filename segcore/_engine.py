@@ -50,7 +50,7 @@ from ._words import plural
 from .auth.audit import record
 from .auth.identity import current_user
 from .auth.roles import require
-from .evaluation import StepSets, evaluator_for, step_sets
+from .evaluation import MatchedSet, StepSets, evaluator_for, step_sets
 from .evaluation.sql import SqlEvaluator
 from .fields import load_fields
 
@@ -585,6 +585,9 @@ def _apply_locked(
     plain_add = request.kind == "add" and found.from_contacts and not (
         request.options.expand_companies or request.options.related_companies
     )
+    if found.changed is not None:
+        # The backend found exactly who changes (the snapshot, with numpy): one statement from the bound list.
+        return _apply_changed(conn, sets, row, request, found, seq=seq, user=user)
     if plain_add:
         # The common first step: one scan inserts straight from the filter, no scratch table.
         return _apply_plain_add(conn, sets, row, request, matched_stmt, seq=seq, user=user)
@@ -651,6 +654,46 @@ def _log_action(
             .returning(actions.c.id)
         ).scalar_one()
     )
+
+
+def _apply_changed(
+    conn: Connection,
+    sets: StepSets,
+    row: sa.Row[Any],
+    request: ActionRequest,
+    found: MatchedSet,
+    *,
+    seq: int,
+    user: str,
+) -> ActionResult:
+    """A step whose backend gave the changed contacts themselves (`found.ids` selects exactly who enters or leaves,
+    `found.count` how many it matched): the member rows are written from that list, nothing scanned again."""
+    assert found.count is not None
+    action_id = _log_action(conn, row, request, seq=seq, user=user, matched=found.count)
+    added = removed = 0
+    if request.adds:
+        # The list holds no member (the backend read them in this transaction): a plain INSERT, no anti-join.
+        entering = found.ids.subquery()
+        added = conn.execute(
+            insert(members).from_select(
+                ["segment_id", "contact_id", "added_seq"], select(literal(row.id), entering.c.id, literal(seq))
+            )
+        ).rowcount
+    else:
+        condition = sets.removal_condition(row.id, request, found.ids)
+        conn.execute(
+            insert(deltas).from_select(
+                ["action_id", "contact_id", "sign", "prev_seq"],
+                select(literal(action_id), members.c.contact_id, literal(-1), members.c.added_seq).where(condition),
+            )
+        )
+        removed = conn.execute(delete(members).where(condition)).rowcount
+    size_after = row.size + added - removed
+    conn.execute(
+        update(actions).where(actions.c.id == action_id).values(added=added, removed=removed, size_after=size_after)
+    )
+    version = _bump(conn, row, user=user, size=size_after, head_seq=seq)
+    return ActionResult(row.no, seq, request.kind, found.count, added, removed, size_after, version, found.unmatched)
 
 
 def _apply_plain_add(

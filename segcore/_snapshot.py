@@ -737,11 +737,12 @@ _lock = threading.Lock()
 _building: dict[str, threading.Thread] = {}
 
 
-def _cache_key(db: Database) -> str:
-    return hashlib.sha1(db.url.encode()).hexdigest()
+def _cache_key(db: Database | str) -> str:
+    return hashlib.sha1((db if isinstance(db, str) else db.url).encode()).hexdigest()
 
 
-def cached_snapshot(db: Database, version: str) -> Snapshot | None:
+def cached_snapshot(db: Database | str, version: str) -> Snapshot | None:
+    """The snapshot this process holds for the database (or its URL), if it is of data version `version`."""
     snap = _cache.get(_cache_key(db))
     return snap if snap is not None and snap.version == version else None
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
 
 from segcore import ConfigError, Database, resolve_url
+from segcore._db import after_commit
 from segcore._models import SCHEMA_VERSION, Contact, Setting
 
 
@@ -32,6 +34,27 @@ def test_scratch_always_rolls_back(db: Database) -> None:
         assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 1
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("ends", ["commit", "rollback", "scratch"])
+def test_after_commit_runs_only_once_the_write_committed(db: Database, ends: str) -> None:
+    # Caches learn only what is durable: an id or a version seen in a rolled-back transaction comes again.
+    ran: list[str] = []
+    if ends == "scratch":
+        with db.scratch() as conn:
+            after_commit(conn, lambda: ran.append("scratch"))
+    else:
+        with pytest.raises(RuntimeError) if ends == "rollback" else contextlib.nullcontext():
+            with db.write() as conn:
+                after_commit(conn, lambda: ran.append(ends))
+                assert ran == []
+                if ends == "rollback":
+                    raise RuntimeError("boom")
+    assert ran == (["commit"] if ends == "commit" else [])
+    # Nothing left behind on the pooled connection for the next transaction.
+    with db.write():
+        pass
+    assert ran == (["commit"] if ends == "commit" else [])
 
 
 def test_write_without_foreign_keys_gives_them_back(sqlite_db: Database) -> None:

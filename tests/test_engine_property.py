@@ -29,6 +29,8 @@ from segcore._engine import (
 )
 from segcore._filter_tree import from_json
 from segcore._models import Contact, SegmentMember
+from segcore._snapshot import load_snapshot
+from segcore.evaluation import MemoryStepSets, step_sets
 from tests.factories import add_contacts, company, person
 
 WORLD = [
@@ -134,9 +136,20 @@ def _db_state(db: Database, no: str) -> dict[str, int]:
         return {r[0]: r[1] for r in rows}
 
 
+@pytest.fixture(params=["sql", "memory"])
+def commit_sets(request: pytest.FixtureRequest, world: Database) -> str:
+    """Which sets the commits write from: SQL, or the snapshot this process holds (loaded here, as a preview would)."""
+    if request.param == "memory":
+        load_snapshot(world, wait=True)
+    with world.write() as conn:
+        sets = step_sets(conn)
+    assert isinstance(sets, MemoryStepSets) == (request.param == "memory")
+    return str(request.param)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=1, max_size=10))
-def test_random_sequences_match_the_model(world: Database, steps: list[tuple[Any, ...]]) -> None:
+def test_random_sequences_match_the_model(world: Database, commit_sets: str, steps: list[tuple[Any, ...]]) -> None:
     no = f"P{next(_counter)}"
     create_segment(world, no)
     model = Model()
@@ -163,8 +176,11 @@ def test_random_sequences_match_the_model(world: Database, steps: list[tuple[Any
                 if kind == "add"
                 else ActionOptions(entire_companies=a)
             )
-            apply_action(world, no, ActionRequest(kind, from_json(FILTERS[flt][0]), opts))
-            model.act(kind, _matched(flt, kind, opts))
+            result = apply_action(world, no, ActionRequest(kind, from_json(FILTERS[flt][0]), opts))
+            matched = _matched(flt, kind, opts)
+            # The log's "matched": every contact an Add brings (members included), the members a Refine/Reduce hit.
+            assert result.matched == (len(matched) if kind == "add" else len(matched & set(model.states[model.head])))
+            model.act(kind, matched)
         else:
             nos = set(s[1])
             apply_action(world, no, ActionRequest(kind, contact_nos=tuple(sorted(nos))))

@@ -45,6 +45,7 @@ from segcore.evaluation import (
     Backend,
     Evaluator,
     FilterCount,
+    MemoryStepSets,
     SqlEvaluator,
     backends,
     clear_caches,
@@ -391,6 +392,47 @@ def test_the_commit_reads_its_sets_through_the_seam(world: World, monkeypatch: p
     apply_action(world.db, "BASE", ActionRequest("add", _f(DE), ActionOptions(expand_companies=True)))
     apply_action(world.db, "BASE", ActionRequest("add", _f(BE)))
     assert asked == ["refine", "add", "add"]
+
+
+def test_the_commit_writes_from_the_snapshot_only_of_the_data_it_sees(world: World) -> None:
+    # Only a snapshot already in memory (a write never waits for one to load), and only of the transaction's data.
+    drop_cached(world.db)
+    with world.db.write() as conn:
+        assert isinstance(step_sets(conn), SqlEvaluator)
+    evaluator_for(world.db, backend="memory")
+    with world.db.write() as conn:
+        assert isinstance(step_sets(conn), MemoryStepSets)
+        assert isinstance(step_sets(conn, backend="sql"), SqlEvaluator)
+    with world.db.write() as conn:
+        bump_data_version(conn)  # what an import does
+    with world.db.write() as conn:
+        assert isinstance(step_sets(conn), SqlEvaluator)
+    with world.db.read() as conn:  # not a write transaction: SQL
+        assert isinstance(step_sets(conn), SqlEvaluator)
+
+
+def test_a_commit_from_the_snapshot_keeps_the_new_members_only_once_committed(world: World) -> None:
+    from segcore.evaluation import memory
+
+    snap = evaluator_for(world.db, backend="memory").snapshot  # type: ignore[attr-defined]
+    before = engine.get_segment(world.db, "BASE")
+    request = ActionRequest("add", _f(DE))
+
+    def cached(version: int) -> Any:
+        return memory._members_cache.get((world.db.url + "#" + snap.version, before.id, version))
+
+    with pytest.raises(RuntimeError):
+        with world.db.write() as conn:
+            engine._apply(conn, "BASE", request, user=engine.current_user(), expected_version=None, today=TODAY)
+            raise RuntimeError("rolled back after the step")
+    # The rolled-back version is not cached: the next commit gives the same version other members.
+    assert cached(before.version + 1) is None
+    apply_action(world.db, "BASE", ActionRequest("reduce", _f(FR)), today=TODAY)
+    after = engine.get_segment(world.db, "BASE")
+    assert after.version == before.version + 1
+    mask = cached(after.version)
+    assert mask is not None
+    assert set(snap.ids[mask].tolist()) == set(member_ids(world.db, "BASE"))
 
 
 # ------------------------------------------------------------------------------------------------ property

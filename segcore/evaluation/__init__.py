@@ -2,7 +2,8 @@
 
     evaluator_for(db)        the backend that answers for this database now (memory when the contacts fit the
                              setting `preview_memory_max_contacts`, else SQL); `backend="name"` forces one
-    step_sets(conn)          the sets a step's commit writes from, read inside the engine's write transaction
+    step_sets(conn)          the sets a step's commit writes from, read inside the engine's write transaction:
+                             from the snapshot this process holds when it is of the transaction's data, else SQL
     preview_step(...)        a pending step's preview, with the minimum-segment-size masking every page applies
     segment_distributions    a segment's charts (masked when small); all_distributions: every contact's charts
     register_backend(...)    how another backend plugs in, by name
@@ -24,14 +25,14 @@ from .._db import Database
 from .._errors import UsageError
 from .._segment_rows import segment_row
 from .._settings import read_setting
-from .._snapshot import load_snapshot
+from .._snapshot import cached_snapshot, data_version, load_snapshot
 from .._stats import DIMENSIONS, Distribution, mask_small
 from .._steps import ActionRequest
 from . import memory as _memory
 from . import spark as _spark
 from . import sql as _sql
 from .base import Evaluator, FilterCount, MatchedSet, StepPreview, StepSets
-from .memory import MemoryEvaluator
+from .memory import MemoryEvaluator, MemoryStepSets
 from .spark import SparkEvaluator, SparkStepSets, source_for
 from .sql import SqlEvaluator
 
@@ -41,6 +42,7 @@ __all__ = [
     "FilterCount",
     "MatchedSet",
     "MemoryEvaluator",
+    "MemoryStepSets",
     "SparkEvaluator",
     "SparkStepSets",
     "SqlEvaluator",
@@ -68,8 +70,9 @@ class Backend:
     # answer if it can at all (memory builds its snapshot in the caller's thread).
     make: Callable[[Database, bool], Evaluator | None]
     automatic: bool = True
-    # The sets a commit writes from, in the engine's write transaction; None means the SQL backend's.
-    sets: Callable[[Connection], StepSets] | None = None
+    # The sets a commit writes from, in the engine's write transaction, or None when this backend cannot give them
+    # there and now (no snapshot of the data the transaction sees); no callable means the SQL backend's.
+    sets: Callable[[Connection], StepSets | None] | None = None
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -105,7 +108,18 @@ def _sql_backend(db: Database, forced: bool) -> Evaluator | None:
     return SqlEvaluator(db)
 
 
-register_backend(Backend("memory", _memory_backend))
+def _memory_sets(conn: Connection) -> StepSets | None:
+    url = conn.get_execution_options().get("segcore_db_url")
+    if url is None:
+        return None
+    # Only a snapshot already in memory, and only of exactly the data this transaction sees: a write never waits
+    # for a snapshot to load. SQLite's write transaction excludes every other writer; on PostgreSQL an import that
+    # commits meanwhile is ordered after this step, whose ids all exist (contacts are never deleted).
+    snap = cached_snapshot(url, data_version(conn))
+    return MemoryStepSets(conn, snap, url) if snap is not None else None
+
+
+register_backend(Backend("memory", _memory_backend, sets=_memory_sets))
 register_backend(Backend("sql", _sql_backend))
 
 
@@ -139,14 +153,19 @@ def evaluator_for(
 def step_sets(conn: Connection, *, backend: str | None = None, source: str | None = None) -> StepSets:
     """The sets a step's commit writes from, read in the engine's write transaction `conn`.
 
-    Writes stay in the application database with their transaction, so by default the SQL backend answers there;
-    for a segment over a `source`, Spark computes who the step adds or removes and only their ids come back here; a
-    registered backend whose contacts live elsewhere brings its `sets`."""
+    Writes stay in the application database with their transaction. For a segment over a `source`, Spark computes
+    who the step adds or removes and only their ids come back here. Otherwise the first backend (the named one, or
+    the automatic ones in order) whose `sets` can answer now: memory when this process holds the snapshot of the
+    data `conn` sees, which finds the changed ids with numpy instead of scanning the contacts again; else SQL."""
     if source is not None:
         return SparkStepSets(conn, source)
-    found = _BACKENDS.get(backend) if backend is not None else None
-    if found is not None and found.sets is not None:
-        return found.sets(conn)
+    if backend is not None:
+        candidates = [_BACKENDS[backend]] if backend in _BACKENDS else []
+    else:
+        candidates = [b for b in _BACKENDS.values() if b.automatic]
+    for b in candidates:
+        if b.sets is not None and (sets := b.sets(conn)) is not None:
+            return sets
     return SqlEvaluator(conn=conn)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Select
 
@@ -66,6 +67,9 @@ class MatchedSet:
     # Set by a backend that computes the step elsewhere (Spark): `ids` then holds only the contacts the step adds or
     # removes (its own `removal_condition` reads them so), and `count` how many contacts it matched.
     count: int | None = None
+    # Set by a backend that holds the contacts' columns itself (the in-memory snapshot): the ids `ids` selects, as
+    # a sorted array, so the engine inserts or removes them in one statement from one bound list.
+    changed: np.ndarray | None = None
 
 
 @runtime_checkable
