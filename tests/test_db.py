@@ -164,7 +164,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -191,7 +191,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -243,7 +243,7 @@ def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) ->
         conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with pytest.raises(DBAPIError, match="append-only"):
         with again.write() as conn:
             conn.execute(text("DELETE FROM audit_log"))
@@ -263,7 +263,7 @@ def test_a_version_5_database_gains_contact_sources_and_keeps_its_segments(db: D
         conn.execute(text("UPDATE schema_info SET version = 5"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("sources")
         assert "source" in {c["name"] for c in inspect(conn).get_columns("segments")}
@@ -299,7 +299,7 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
         conn.execute(text("UPDATE schema_info SET version = 6"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("source_contacts")
         for table in ("segment_members", "logged_segment_members"):
@@ -307,4 +307,53 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
         if again.dialect == "sqlite":
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
     assert member_contact_nos(again, "KEPT") == ["C0", "C1", "C2"]
+    again.dispose()
+
+
+def test_a_version_7_database_drops_the_members_segment_key_and_keeps_its_members(db: Database) -> None:
+    from sqlalchemy import inspect, text
+
+    from segcore import (
+        ActionRequest,
+        apply_action,
+        create_segment,
+        delete_segment,
+        member_contact_nos,
+        parse_text,
+    )
+    from segcore._models import SegmentMember
+
+    with db.write() as conn:
+        conn.execute(Contact.__table__.insert(), [{"contact_no": f"C{i}", "type": "person", "name": f"N{i}"} for i in range(3)])
+    for no in ("KEPT", "GONE"):
+        create_segment(db, no)
+        apply_action(db, no, ActionRequest("add", parse_text("type=person")))
+    # Back to the v7 shape: members with their foreign key to segments (ON DELETE CASCADE).
+    with db.write() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("ALTER TABLE segment_members ADD CONSTRAINT segment_members_segment_id_fkey "
+                              "FOREIGN KEY (segment_id) REFERENCES segments (id) ON DELETE CASCADE"))
+        else:
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'segment_members'").scalar_one()
+            old = sql.replace("PRIMARY KEY (segment_id, contact_id)", "PRIMARY KEY (segment_id, contact_id), \n\t"
+                              "FOREIGN KEY(segment_id) REFERENCES segments (id) ON DELETE CASCADE", 1)
+            assert old != sql
+            version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+            conn.exec_driver_sql("PRAGMA writable_schema = ON")
+            conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE name = 'segment_members'", (old,))
+            conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+            conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+        conn.execute(text("UPDATE schema_info SET version = 7"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 8
+    with again.read() as conn:
+        assert inspect(conn).get_foreign_keys("segment_members") == []
+        if again.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    assert member_contact_nos(again, "KEPT") == ["C0", "C1", "C2"]
+    # Without the cascade, deleting a segment still takes its members with it (the engine deletes them).
+    delete_segment(again, "GONE")
+    with again.read() as conn:
+        assert conn.execute(select(func.count()).select_from(SegmentMember)).scalar_one() == 3
     again.dispose()
