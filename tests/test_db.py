@@ -141,7 +141,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -168,7 +168,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -220,7 +220,7 @@ def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) ->
         conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with pytest.raises(DBAPIError, match="append-only"):
         with again.write() as conn:
             conn.execute(text("DELETE FROM audit_log"))
@@ -240,7 +240,7 @@ def test_a_version_5_database_gains_contact_sources_and_keeps_its_segments(db: D
         conn.execute(text("UPDATE schema_info SET version = 5"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("sources")
         assert "source" in {c["name"] for c in inspect(conn).get_columns("segments")}
@@ -276,7 +276,7 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
         conn.execute(text("UPDATE schema_info SET version = 6"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 7
+    assert again.schema_version() == SCHEMA_VERSION == 8
     with again.read() as conn:
         assert inspect(conn).has_table("source_contacts")
         for table in ("segment_members", "logged_segment_members"):
@@ -284,4 +284,59 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
         if again.dialect == "sqlite":
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
     assert member_contact_nos(again, "KEPT") == ["C0", "C1", "C2"]
+    again.dispose()
+
+
+def _index_sql(conn, name: str) -> str:
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        return conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name}).scalar_one()
+    return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def _plan(conn, stmt) -> str:
+    """The query plan of `stmt` as one text (PostgreSQL told not to scan, as it would on a table of three rows)."""
+    from sqlalchemy import text
+
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())  # our own statement
+    return "\n".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+
+
+def test_a_version_7_database_gets_org_and_company_indexes_only_where_set(db: Database) -> None:
+    from sqlalchemy import text
+
+    from segcore.evaluation.sql import _org_grown
+
+    contacts = Contact.__table__
+    with db.write() as conn:
+        conn.execute(contacts.insert(), [
+            {"id": 1, "contact_no": "CO", "type": "company", "name": "Co", "company_no": None, "org_id": 1},
+            {"id": 2, "contact_no": "P1", "type": "person", "name": "Ann", "company_no": "CO", "org_id": 1},
+            {"id": 3, "contact_no": "P2", "type": "person", "name": "Bob", "company_no": None, "org_id": None},
+        ])  # fmt: skip
+        # Back to the v7 shape: both indexes over every row, NULLs included.
+        for name, column in (("ix_contacts_org_id", "org_id"), ("ix_contacts_company_no", "company_no")):
+            conn.execute(text(f"DROP INDEX {name}"))  # our own names
+            conn.execute(text(f"CREATE INDEX {name} ON contacts ({column})"))
+        conn.execute(text("UPDATE schema_info SET version = 7"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 8
+    with again.read() as conn:
+        assert "org_id IS NOT NULL" in _index_sql(conn, "ix_contacts_org_id")
+        assert "company_no IS NOT NULL" in _index_sql(conn, "ix_contacts_company_no")
+        rows = conn.execute(select(contacts.c.contact_no, contacts.c.org_id).order_by(contacts.c.id)).all()
+        assert [tuple(r) for r in rows] == [("CO", 1), ("P1", 1), ("P2", None)]
+        # The lookups still use them: `org_id IN (subquery)` (expand companies) and `company_no = ?` imply NOT NULL.
+        grown = _org_grown(select(contacts.c.id).where(contacts.c.contact_no == "P1"))
+        assert "ix_contacts_org_id" in _plan(conn, grown)
+        assert conn.execute(grown.order_by(contacts.c.id)).scalars().all() == [1, 2]
+        by_company = select(contacts.c.id).where(contacts.c.company_no.in_(["CO", "XX"]))
+        assert "ix_contacts_company_no" in _plan(conn, by_company)
+        if again.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
     again.dispose()
