@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from segcore import ConfigError, Database, resolve_url
 from segcore._models import SCHEMA_VERSION, Contact, Setting
@@ -48,6 +50,39 @@ def test_write_without_foreign_keys_gives_them_back(sqlite_db: Database) -> None
     with sqlite_db.write() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         assert conn.execute(select(Contact.contact_no)).scalars().all() == ["C1"]
+
+
+def test_write_with_checkpoint_later_commits_then_checkpoints_on_a_thread(sqlite_db: Database) -> None:
+    # A bulk load's COMMIT stops at the WAL; the copy into the database file runs right after on a thread. The
+    # pooled connection gets its automatic checkpoints back, after a commit and after a rollback alike.
+    rows = [{"contact_no": f"C{i}", "type": "person", "name": "x" * 200} for i in range(5000)]
+    with sqlite_db.write(checkpoint_later=True) as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        conn.execute(Contact.__table__.insert(), rows)
+    with sqlite_db.read() as conn:  # committed: seen at once, from the WAL or the file
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 5000
+    sqlite_db.wait_checkpoints()
+    # The thread copied the load into the database file (the COMMIT alone leaves it in the WAL).
+    assert Path(make_url(sqlite_db.url).database).stat().st_size > 5000 * 200
+    with pytest.raises(RuntimeError):
+        with sqlite_db.write(foreign_keys=False, checkpoint_later=True) as conn:
+            conn.execute(Contact.__table__.insert().values(contact_no="X", type="person", name="B"))
+            raise RuntimeError("boom")
+    assert sqlite_db._checkpoints == []  # nothing committed, nothing to copy
+    with sqlite_db.write() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 5000
+
+
+def test_write_with_checkpoint_later_on_an_in_memory_database_is_a_plain_write() -> None:
+    db = Database.open("sqlite://")
+    with db.write(checkpoint_later=True) as conn:
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+    assert db._checkpoints == []
+    with db.read() as conn:
+        assert conn.execute(select(Contact.name)).scalar_one() == "A"
+    db.dispose()
 
 
 def test_reopen_keeps_data(tmp_path) -> None:
