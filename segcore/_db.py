@@ -168,10 +168,16 @@ def resolve_url(url: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_PAGE_SIZE = 16384
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's begin event emit BEGIN itself, so a write transaction can take the write lock up front.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # 16 KB pages for a database this creates (before journal_mode writes its first page; a no-op on an existing
+    # file, which keeps its page size): a million-contact import writes and checkpoints a quarter of the pages.
+    cur.execute(f"PRAGMA page_size={_PAGE_SIZE:d}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -85,6 +85,29 @@ def test_write_with_checkpoint_later_on_an_in_memory_database_is_a_plain_write()
     db.dispose()
 
 
+def test_a_new_sqlite_database_gets_16k_pages_and_an_old_one_keeps_its_own(tmp_path) -> None:
+    import sqlite3
+
+    db = Database.open(f"sqlite:///{tmp_path / 'new.db'}")
+    with db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 16384
+    db.dispose()
+    old = sqlite3.connect(tmp_path / "old.db")  # a database made before: 4 KB pages
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE made_before (x INTEGER)")
+    old.commit()
+    old.close()
+    db = Database.open(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.write() as conn:
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+    with db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.execute(select(Contact.name)).scalar_one() == "A"
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    db.dispose()
+
+
 def test_reopen_keeps_data(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     db = Database.open(url)
