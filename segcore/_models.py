@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 # Bump together with a migration step in _db.MIGRATIONS.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Money: NUMERIC in the database, float in Python. asdecimal=False keeps SQLite from warning about Decimal and
 # keeps pandas frames numeric.
@@ -95,9 +96,14 @@ class Contact(Base):
         CheckConstraint("churn_risk IS NULL OR churn_risk IN ('low', 'medium', 'high')", name="ck_contacts_churn"),
         CheckConstraint("total_spent IS NULL OR total_spent >= 0", name="ck_contacts_spent"),
         CheckConstraint("purchase_count IS NULL OR purchase_count >= 0", name="ck_contacts_purchases"),
-        Index("ix_contacts_org_id", "org_id"),
+        # org_id and company_no are NULL for every contact without a company (most of a consumer file): indexed
+        # only where set, the index is small and a bulk import does not rebuild a million NULL entries. Lookups
+        # (`= ?`, `IN`) imply NOT NULL, so both databases still use them (schema v8).
+        Index("ix_contacts_org_id", "org_id", sqlite_where=text("org_id IS NOT NULL"),
+              postgresql_where=text("org_id IS NOT NULL")),
         Index("ix_contacts_email", "email"),
-        Index("ix_contacts_company_no", "company_no"),
+        Index("ix_contacts_company_no", "company_no", sqlite_where=text("company_no IS NOT NULL"),
+              postgresql_where=text("company_no IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

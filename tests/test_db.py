@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from segcore import ConfigError, Database, resolve_url
 from segcore._db import after_commit
@@ -71,6 +73,62 @@ def test_write_without_foreign_keys_gives_them_back(sqlite_db: Database) -> None
     with sqlite_db.write() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         assert conn.execute(select(Contact.contact_no)).scalars().all() == ["C1"]
+
+
+def test_write_with_checkpoint_later_commits_then_checkpoints_on_a_thread(sqlite_db: Database) -> None:
+    # A bulk load's COMMIT stops at the WAL; the copy into the database file runs right after on a thread. The
+    # pooled connection gets its automatic checkpoints back, after a commit and after a rollback alike.
+    rows = [{"contact_no": f"C{i}", "type": "person", "name": "x" * 200} for i in range(5000)]
+    with sqlite_db.write(checkpoint_later=True) as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        conn.execute(Contact.__table__.insert(), rows)
+    with sqlite_db.read() as conn:  # committed: seen at once, from the WAL or the file
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 5000
+    sqlite_db.wait_checkpoints()
+    # The thread copied the load into the database file (the COMMIT alone leaves it in the WAL).
+    assert Path(make_url(sqlite_db.url).database).stat().st_size > 5000 * 200
+    with pytest.raises(RuntimeError):
+        with sqlite_db.write(foreign_keys=False, checkpoint_later=True) as conn:
+            conn.execute(Contact.__table__.insert().values(contact_no="X", type="person", name="B"))
+            raise RuntimeError("boom")
+    assert sqlite_db._checkpoints == []  # nothing committed, nothing to copy
+    with sqlite_db.write() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(Contact)).scalar_one() == 5000
+
+
+def test_write_with_checkpoint_later_on_an_in_memory_database_is_a_plain_write() -> None:
+    db = Database.open("sqlite://")
+    with db.write(checkpoint_later=True) as conn:
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+    assert db._checkpoints == []
+    with db.read() as conn:
+        assert conn.execute(select(Contact.name)).scalar_one() == "A"
+    db.dispose()
+
+
+def test_a_new_sqlite_database_gets_16k_pages_and_an_old_one_keeps_its_own(tmp_path) -> None:
+    import sqlite3
+
+    db = Database.open(f"sqlite:///{tmp_path / 'new.db'}")
+    with db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 16384
+    db.dispose()
+    old = sqlite3.connect(tmp_path / "old.db")  # a database made before: 4 KB pages
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE made_before (x INTEGER)")
+    old.commit()
+    old.close()
+    db = Database.open(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.write() as conn:
+        conn.execute(Contact.__table__.insert().values(contact_no="C1", type="person", name="A"))
+    with db.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.execute(select(Contact.name)).scalar_one() == "A"
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    db.dispose()
 
 
 def test_reopen_keeps_data(tmp_path) -> None:
@@ -164,7 +222,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(db: Database) -> None:
             conn.execute(Contact.__table__.insert().values(contact_no="N", type="person", name="N", total_spent=None))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     from sqlalchemy import inspect
 
     with again.read() as conn:
@@ -191,7 +249,7 @@ def test_a_version_3_database_migrates_to_accounts_and_keeps_its_data(db: Databa
         conn.execute(Contact.__table__.insert().values(contact_no="OLD", type="person", name="Kept"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     with again.read() as conn:
         assert inspect(conn).has_table("users") and inspect(conn).has_table("audit_log")
         assert conn.execute(select(Contact.name).where(Contact.contact_no == "OLD")).scalar_one() == "Kept"
@@ -243,7 +301,7 @@ def test_a_version_4_database_gains_the_append_only_audit_trail(db: Database) ->
         conn.execute(text("UPDATE audit_log SET summary = 'kept'"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     with pytest.raises(DBAPIError, match="append-only"):
         with again.write() as conn:
             conn.execute(text("DELETE FROM audit_log"))
@@ -263,7 +321,7 @@ def test_a_version_5_database_gains_contact_sources_and_keeps_its_segments(db: D
         conn.execute(text("UPDATE schema_info SET version = 5"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     with again.read() as conn:
         assert inspect(conn).has_table("sources")
         assert "source" in {c["name"] for c in inspect(conn).get_columns("segments")}
@@ -299,7 +357,7 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
         conn.execute(text("UPDATE schema_info SET version = 6"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     with again.read() as conn:
         assert inspect(conn).has_table("source_contacts")
         for table in ("segment_members", "logged_segment_members"):
@@ -310,7 +368,62 @@ def test_a_version_6_database_gains_source_members_and_keeps_its_members(db: Dat
     again.dispose()
 
 
-def test_a_version_7_database_drops_the_members_segment_key_and_keeps_its_members(db: Database) -> None:
+def _index_sql(conn, name: str) -> str:
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        return conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": name}).scalar_one()
+    return conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def _plan(conn, stmt) -> str:
+    """The query plan of `stmt` as one text (PostgreSQL told not to scan, as it would on a table of three rows)."""
+    from sqlalchemy import text
+
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())  # our own statement
+    return "\n".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+
+
+def test_a_version_7_database_gets_org_and_company_indexes_only_where_set(db: Database) -> None:
+    from sqlalchemy import text
+
+    from segcore.evaluation.sql import _org_grown
+
+    contacts = Contact.__table__
+    with db.write() as conn:
+        conn.execute(contacts.insert(), [
+            {"id": 1, "contact_no": "CO", "type": "company", "name": "Co", "company_no": None, "org_id": 1},
+            {"id": 2, "contact_no": "P1", "type": "person", "name": "Ann", "company_no": "CO", "org_id": 1},
+            {"id": 3, "contact_no": "P2", "type": "person", "name": "Bob", "company_no": None, "org_id": None},
+        ])  # fmt: skip
+        # Back to the v7 shape: both indexes over every row, NULLs included.
+        for name, column in (("ix_contacts_org_id", "org_id"), ("ix_contacts_company_no", "company_no")):
+            conn.execute(text(f"DROP INDEX {name}"))  # our own names
+            conn.execute(text(f"CREATE INDEX {name} ON contacts ({column})"))
+        conn.execute(text("UPDATE schema_info SET version = 7"))
+    db.dispose()
+    again = Database.open(db.url)
+    assert again.schema_version() == SCHEMA_VERSION == 9
+    with again.read() as conn:
+        assert "org_id IS NOT NULL" in _index_sql(conn, "ix_contacts_org_id")
+        assert "company_no IS NOT NULL" in _index_sql(conn, "ix_contacts_company_no")
+        rows = conn.execute(select(contacts.c.contact_no, contacts.c.org_id).order_by(contacts.c.id)).all()
+        assert [tuple(r) for r in rows] == [("CO", 1), ("P1", 1), ("P2", None)]
+        # The lookups still use them: `org_id IN (subquery)` (expand companies) and `company_no = ?` imply NOT NULL.
+        grown = _org_grown(select(contacts.c.id).where(contacts.c.contact_no == "P1"))
+        assert "ix_contacts_org_id" in _plan(conn, grown)
+        assert conn.execute(grown.order_by(contacts.c.id)).scalars().all() == [1, 2]
+        by_company = select(contacts.c.id).where(contacts.c.company_no.in_(["CO", "XX"]))
+        assert "ix_contacts_company_no" in _plan(conn, by_company)
+        if again.dialect == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    again.dispose()
+
+
+def test_a_version_8_database_drops_the_members_segment_key_and_keeps_its_members(db: Database) -> None:
     from sqlalchemy import inspect, text
 
     from segcore import (
@@ -328,7 +441,7 @@ def test_a_version_7_database_drops_the_members_segment_key_and_keeps_its_member
     for no in ("KEPT", "GONE"):
         create_segment(db, no)
         apply_action(db, no, ActionRequest("add", parse_text("type=person")))
-    # Back to the v7 shape: members with their foreign key to segments (ON DELETE CASCADE).
+    # Back to the v8 shape: members with their foreign key to segments (ON DELETE CASCADE).
     with db.write() as conn:
         if db.dialect == "postgresql":
             conn.execute(text("ALTER TABLE segment_members ADD CONSTRAINT segment_members_segment_id_fkey "
@@ -343,10 +456,10 @@ def test_a_version_7_database_drops_the_members_segment_key_and_keeps_its_member
             conn.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE name = 'segment_members'", (old,))
             conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
             conn.exec_driver_sql("PRAGMA writable_schema = OFF")
-        conn.execute(text("UPDATE schema_info SET version = 7"))
+        conn.execute(text("UPDATE schema_info SET version = 8"))
     db.dispose()
     again = Database.open(db.url)
-    assert again.schema_version() == SCHEMA_VERSION == 8
+    assert again.schema_version() == SCHEMA_VERSION == 9
     with again.read() as conn:
         assert inspect(conn).get_foreign_keys("segment_members") == []
         if again.dialect == "sqlite":

@@ -709,7 +709,8 @@ def run_import(
     if parsed.kind == "outcomes":
         return _run_outcomes(db, plan, strict=strict, dry_run=dry_run, progress=progress, user=user)
     foreign_keys = checks_references(len(parsed.frame))
-    with db.read() if dry_run else db.write(foreign_keys=foreign_keys) as conn:
+    # A bulk load returns once committed; its hundreds of MB reach the database file from the WAL right after.
+    with db.read() if dry_run else db.write(foreign_keys=foreign_keys, checkpoint_later=not foreign_keys) as conn:
         if not dry_run:
             require(conn, user, "import")
         frame = parsed.frame.copy()

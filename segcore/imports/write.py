@@ -111,8 +111,12 @@ class ContactBatch:
     blank: pd.DataFrame | None = None
 
 
-def _db_values(frame: pd.DataFrame, name: str) -> list[Any]:
-    """One column as Python values for the driver: '' and NA become None (NULL) except in required text."""
+def _db_values(frame: pd.DataFrame, name: str, *, sqlite: bool = False) -> list[Any]:
+    """One column as Python values for the driver: '' and NA become None (NULL) except in required text.
+
+    `sqlite`: booleans as the integers 0/1 SQLite stores for them anyway. Python's sqlite3 module binds an exact
+    int, float or str directly but sends any other value (a bool, None) through its adapter lookup first, which a
+    million-row import pays once per cell."""
     s = frame[name]
     if name in _NULLABLE_INT_COLUMNS or name == "org_id":
         values = s.astype("Int64")
@@ -123,7 +127,7 @@ def _db_values(frame: pd.DataFrame, name: str) -> list[Any]:
     if name in ("purchase_count", "contact_id"):
         return s.astype("int64").tolist()
     if name == "exclude_from_segments":
-        return s.astype(bool).tolist()
+        return s.astype(bool).astype(np.int64).tolist() if sqlite else s.astype(bool).tolist()
     return _text_values(s, empty_is_null=name not in _NOT_NULL_TEXT)
 
 
@@ -439,9 +443,14 @@ def write_contacts(
             written = [n for n in CONTACT_FRAME_COLUMNS if n in mapped or n in _ALWAYS_WRITTEN]
             if "email" in mapped and "email_domain" not in written:
                 written.append("email_domain")
-            names = ["id", *written, "org_id", "updated_at"]
-            columns = [ids[new].tolist(), *(_db_values(fresh, n) for n in written),
-                       org[new].tolist(), [now_value] * int(new.sum())]  # fmt: skip
+            sqlite = conn.dialect.name == "sqlite"
+            names = ["id", *written, "updated_at"]
+            columns = [ids[new].tolist(), *(_db_values(fresh, n, sqlite=sqlite) for n in written),
+                       [now_value] * int(new.sum())]  # fmt: skip
+            if pd.notna(org[new]).any():
+                # Left out when no new contact has a company (NULL all the same): a million NULLs are not bound.
+                names.append("org_id")
+                columns.append(org[new].tolist())
             _insert_rows(conn, c, names, columns, progress, "writing contacts")
         if existing:
             _update_stored(conn, batch, known, ids, org, mapped, clears, stamp, progress)
@@ -538,7 +547,7 @@ def _update_stored(
     rows = batch.contacts.loc[known]
     values: list[list[Any]] = []
     for n in names:
-        column = _db_values(rows, n)
+        column = _db_values(rows, n, sqlite=conn.dialect.name == "sqlite")
         blank_col = "email" if n == "email_domain" else n
         if not clears and batch.blank is not None and blank_col in batch.blank.columns:
             # An empty cell keeps the stored value: staged as NULL, and the UPDATE takes COALESCE(new, stored).
