@@ -307,3 +307,48 @@ def test_a_dynamic_segment_is_saved_over_the_source_chosen(app_db: Database, lak
     run(at)
     info = get_dynamic(app_db, "LAKE-FR")
     assert (info.source, info.last_count, info.last_total) == ("LAKE", 2, 3)
+
+
+def test_the_builder_reads_a_filter_on_the_sources_own_custom_field(app_db: Database, lake: Path) -> None:
+    from segcore import member_contact_nos
+    from tests.apptest_support import open_builder
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    create_segment(app_db, "OVER", source="LAKE")
+    at = open_builder("OVER")
+    to_text_form(at, "loyalty=gold|silver\ncountry=FR")
+    assert not at.error, texts(at.error)
+    # The text form lists the source's custom fields, not this database's.
+    assert any("Custom fields:" in c and "loyalty" in c for c in texts(at.caption)), texts(at.caption)
+    shown = {m.label: m.value for m in at.metric}
+    assert (shown["Members now"], shown["After this step"], shown["Added"]) == ("0", "1", "+1")
+    at.button(key="bd.apply").click()
+    run(at)
+    assert member_contact_nos(app_db, "OVER") == ["L1"] and not at.exception
+    # A name the source does not have: one line saying so, with its position, and nothing to apply.
+    to_text_form(at, "tier=GOLD")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].split("\n")[0].startswith("Position 0: unknown field 'tier': fields are ")
+
+
+def test_a_dynamic_segment_over_a_source_filters_on_its_custom_field(app_db: Database, lake: Path) -> None:
+    from segcore import get_dynamic
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    at = run(new_app())
+    at.switch_page("pages/dynamic.py")
+    run(at)
+    at.selectbox(key="dy.new.source").set_value("LAKE")
+    run(at)
+    to_text_form(at, "loyalty=GOLD")
+    assert any("**1** of 3 contacts match" in c for c in texts(at.caption)), texts(at.caption)
+    at.text_input(key="dy.new.no").input("LAKE-GOLD")
+    run(at)
+    at.button(key="dy.create").click()
+    run(at)
+    info = get_dynamic(app_db, "LAKE-GOLD")
+    assert (info.source, info.last_count, info.last_total) == ("LAKE", 1, 3)
+    # Its detail counts the source, not this database.
+    assert [m.value for m in at.metric if m.label == "Contacts in segment"] == ["1"]
