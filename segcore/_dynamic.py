@@ -93,7 +93,9 @@ class DynamicInfo:
 
 
 def _expression(node: Node, fields: FieldRegistry) -> str:
-    lines = to_text(node, fields)
+    # Compact (`rating>=4`, not `rating=>=4`): read on the Dynamic page and in `dynamic list`, and parsed back as it is
+    # when loaded into the builder.
+    lines = to_text(node, fields, compact=True)
     return "\n".join(lines) if lines is not None else describe(node, fields)
 
 

@@ -490,7 +490,7 @@ def test_a_dynamic_segment_and_the_cli_over_a_source_read_its_custom_fields(
     node = parse_text("tier=GOLD\nscore=..100", fields_for(custom, "LAKE"))
     create_dynamic(custom, "CF-DYN", node, user="tester", source="LAKE")
     assert dynamic_count(custom, "CF-DYN", today=TODAY) == count_filter_local(custom, node)
-    assert [d.expression for d in list_dynamic(custom) if d.no == "CF-DYN"] == ["tier=GOLD\nscore=<=100"]
+    assert [d.expression for d in list_dynamic(custom) if d.no == "CF-DYN"] == ["tier=GOLD\nscore<=100"]
     url = str(custom.engine.url)
     create_segment(custom, "CF-CLI", user="tester", source="LAKE")
     assert main(["--db", url, "segment", "add", "CF-CLI", "--where", "tier=gold"]) == 0
