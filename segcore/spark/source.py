@@ -34,7 +34,7 @@ from .._filter_tree import Node
 from .._models import Contact, ContactCode, CustomValue, ProfileAnswer
 from .._stats import DIMENSIONS, UNKNOWN, Distribution, _bucket_expr, _ordered, dimension_of
 from ..fields import BUILTIN, CONTACT_FIELDS, INTERACTION_FIELDS, LIST_FIELDS, FieldRegistry, custom_spec
-from ..imports.mapping import CONTACT_TARGETS, suggest_mapping
+from ..imports.mapping import CONTACT_TARGETS, INTERACTION_TARGETS, suggest_mapping
 from ..imports.mapping import Mapping as ColumnMapping
 from .dialect import SparkDialect, install_fold
 from .errors import SourceConfigError, SparkUnavailable
@@ -1022,6 +1022,10 @@ class SparkSource:
         spec = self.fields.get(dimension)
         return spec.code_kind if spec is not None else dimension
 
+    def _label(self, name: str) -> str:
+        spec = self.fields.get(name)
+        return CONTACT_TARGETS.get(name) or (spec.label if spec is not None else name)
+
     def describe(self) -> dict[str, Any]:
         """The source's definition and its mapped fields (reads no data)."""
         return {
@@ -1031,6 +1035,13 @@ class SparkSource:
             "interactions": self.spec.interactions.describe() if self.spec.interactions else None,
             "fields": {c.field: c.source for c in self.mapping.columns if c.field},
             "custom_fields": {f: t for _i, f, t, _s in self._custom_choices()},
+            # How pages name each mapped field: its label, as filters' descriptions and charts do.
+            "labels": {c.field: self._label(c.field) for c in self.mapping.columns if c.field},
+            "interaction_labels": (
+                {c.field: INTERACTION_TARGETS.get(c.field, c.field) for c in self.interactions_mapping.columns if c.field}
+                if self.interactions_mapping
+                else {}
+            ),
             "interaction_fields": (
                 {c.field: c.source for c in self.interactions_mapping.columns if c.field}
                 if self.interactions_mapping
