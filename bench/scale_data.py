@@ -26,6 +26,7 @@ from segcore._db import Database
 from segcore._demo import DEMO_MAX_CONTACTS, load_demo
 from segcore._models import Base, Contact, ContactCode, CustomValue, Interaction, ProfileAnswer, table_of
 from segcore._snapshot import bump_data_version
+from segcore.spark.export import CONTACT_COLUMNS, INTERACTION_COLUMNS, contacts_table, interactions_table
 
 __all__ = ["base_size", "contact_count", "ensure_contacts", "export_parquet"]
 
@@ -167,20 +168,6 @@ def _analyze(db: Database) -> float:
     return round(time.perf_counter() - start, 1)
 
 
-# The contact columns of the Parquet copy: every stored built-in field (as tests/spark_support.py writes a source).
-_SCALAR = (
-    "contact_no", "type", "company_no", "name", "email", "phone", "city", "post_code", "territory", "salesperson",
-    "country", "language", "gender", "birth_date", "acquisition_date", "last_purchase_date", "acquisition_source",
-    "rating", "churn_risk", "total_spent", "purchase_count", "exclude_from_segments",
-)  # fmt: skip
-_TYPES = {
-    "birth_date": pa.date32(), "acquisition_date": pa.date32(), "last_purchase_date": pa.date32(),
-    "rating": pa.int32(), "total_spent": pa.float64(), "purchase_count": pa.int64(), "exclude_from_segments": pa.bool_(),
-}  # fmt: skip
-_LISTS = ("mailing_groups", "industry_groups", "job_responsibilities")
-_INTERACTION = ("date", "template", "campaign_no", "segment_no", "evaluation", "salesperson")
-
-
 def export_parquet(db: Database, folder: Path, n: int, *, base: int | None = None) -> dict[str, Path]:
     """The n contacts and their interactions as Parquet under `folder` (reused when present), for a Spark source.
 
@@ -197,10 +184,10 @@ def export_parquet(db: Database, folder: Path, n: int, *, base: int | None = Non
     codes, answers, inter = table_of(ContactCode), table_of(ProfileAnswer), table_of(Interaction)
     with db.read() as conn:
         rows = conn.execute(
-            select(contacts.c.id, *[contacts.c[c] for c in _SCALAR])
+            select(contacts.c.id, *[contacts.c[c] for c in CONTACT_COLUMNS])
             .where(contacts.c.id <= base)
             .order_by(contacts.c.id)
-        ).all()
+        ).mappings().all()
         lists: dict[tuple[str, int], list[str]] = {}
         for kind, code, cid in conn.execute(
             select(codes.c.kind, codes.c.code, codes.c.contact_id)
@@ -215,29 +202,14 @@ def export_parquet(db: Database, folder: Path, n: int, *, base: int | None = Non
         ):
             lists.setdefault(("profile", cid), []).append(f"{q}={a}")
         irows = conn.execute(
-            select(inter.c.contact_id, *[inter.c[c] for c in _INTERACTION]).where(
+            select(inter.c.contact_id, *[inter.c[c] for c in INTERACTION_COLUMNS]).where(
                 inter.c.contact_id <= base, inter.c.cancelled.is_(False)
             )
         ).all()
-    columns: dict[str, pa.Array] = {}
-    for i, name in enumerate(_SCALAR, start=1):
-        values = [r[i] for r in rows]
-        if name in ("birth_date", "acquisition_date", "last_purchase_date"):
-            values = [_as_date(v) for v in values]
-        columns[name] = pa.array(values, _TYPES.get(name, pa.string()))
-    for kind in _LISTS:
-        columns[kind] = pa.array([lists.get((kind, r.id)) for r in rows], pa.list_(pa.string()))
-    columns["profile"] = pa.array(
-        [";".join(lists.get(("profile", r.id), [])) or None for r in rows], pa.string()
-    )
-    table = pa.table(columns)
-    no_of = {r.id: r.contact_no for r in rows}
-    itable = pa.table({
-        "contact_no": pa.array([no_of[r.contact_id] for r in irows], pa.string()),
-        **{k: pa.array([_as_date(r[i]) if k == "date" else r[i] for r in irows],
-                       pa.date32() if k == "date" else pa.string())
-           for i, k in enumerate(_INTERACTION, start=1)},
-    })  # fmt: skip
+    # The columns tests/spark_support.py writes too: segcore.spark.export holds them once.
+    table = contacts_table(rows, lists)
+    no_of = {r["id"]: r["contact_no"] for r in rows}
+    itable = interactions_table([(no_of[r[0]], *r[1:]) for r in irows])
     del rows, irows, lists
     writers = {
         "contacts": pq.ParquetWriter(str(paths["contacts"]) + ".tmp", table.schema),
@@ -265,9 +237,3 @@ def _copy(table: pa.Table, k: int, keys: tuple[str, ...]) -> pa.Table:
         i = table.schema.get_field_index(name)
         table = table.set_column(i, name, pc.binary_join_element_wise(prefix, table.column(name), ""))
     return table
-
-
-def _as_date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])

@@ -22,6 +22,7 @@ from segcore import (
     apply_action,
     criteria_log,
     export_members,
+    fields_for,
     fields_of,
     find_contacts,
     from_json,
@@ -97,7 +98,8 @@ K_DIMS = "sx.dims.builder"
 
 frame.page_guard()
 db = state.get_db()
-# The database's fields, custom ones included: read once per run, handed to everything that reads a filter.
+# The fields a filter may name, read once per run and handed to everything that reads a filter: this database's
+# (custom ones included) until the open segment is known, then those of the contacts it is built from.
 fields = fields_of(db)
 
 
@@ -615,6 +617,8 @@ if st.query_params.get("segment") != info.no:
     st.query_params["segment"] = info.no
 
 own_pending_step(info.no)
+# Over a source, its own custom fields (not this database's): the widgets, the text form and the steps read them.
+fields = fields_for(db, info.source)
 # The value lists and slider ends of the filter widgets count the contacts this segment is built from.
 fb.use_values_of(info.source)
 # Asked once a run, of the core's own check: who may change this segment (its owner, or a manager).

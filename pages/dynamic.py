@@ -21,8 +21,10 @@ from segcore import (
     count_history,
     create_dynamic,
     delete_dynamic,
+    fields_for,
     freeze_dynamic,
     from_json,
+    get_dynamic,
     list_campaigns,
     list_dynamic,
     refresh_dynamic,
@@ -51,9 +53,10 @@ frame.header("Dynamic segments", "Saved filters evaluated against today's data: 
 def _create(filter_json: dict) -> None:
     ss = st.session_state
     with state.core_errors(to_flash=True):
-        info = create_dynamic(db, (ss.get("dy.new.no") or "").strip(), from_json(filter_json),
+        source = ss.get("dy.new.source") or None
+        info = create_dynamic(db, (ss.get("dy.new.no") or "").strip(), from_json(filter_json, fields_for(db, source)),
                               description=ss.get("dy.new.desc") or "", owner=state.user(), user=state.user(),
-                              source=ss.get("dy.new.source") or None)
+                              source=source)
         refresh_dynamic(db, info.no, user=state.user())
         state.flash("success", f"Dynamic segment {info.no} saved.")
         ss[K_PICK] = info.no
@@ -63,7 +66,9 @@ def _create(filter_json: dict) -> None:
 
 def _replace_filter(no: str, filter_json: dict) -> None:
     with state.core_errors(to_flash=True):
-        update_dynamic(db, no, filter=from_json(filter_json), user=state.user())
+        # Read with the fields of the contacts that dynamic segment counts (a source's custom fields are its own).
+        fields = fields_for(db, get_dynamic(db, no).source)
+        update_dynamic(db, no, filter=from_json(filter_json, fields), user=state.user())
         refresh_dynamic(db, no, user=state.user())
         state.flash("success", f"The filter of {no} is replaced; its count history goes on.")
 
@@ -119,7 +124,7 @@ def _detail(info: DynamicInfo) -> None:
         st.code(info.expression, language=None)
         try:
             start = time.perf_counter()
-            count, total = count_filter(db, info.filter)
+            count, total = count_filter(db, info.filter, source=info.source)
             ms = (time.perf_counter() - start) * 1000
         except SegcoreError as e:
             st.error(str(e))
@@ -141,7 +146,7 @@ def _detail(info: DynamicInfo) -> None:
                 st.button("Refresh and record", icon=":material/refresh:", key="dy.refresh", on_click=_refresh,
                           args=(info.no,))
             st.button("Edit in the filter builder", icon=":material/edit:", key="dy.load", on_click=_load,
-                      args=(info,), disabled=to_text(info.filter) is None,
+                      args=(info,), disabled=to_text(info.filter, fields_for(db, info.source)) is None,
                       help="Load this filter into the builder below, change it, then replace it")
             if MAY_EDIT:
                 with st.popover("Delete", icon=":material/delete:"):

@@ -54,8 +54,8 @@ from ._lifecycle import (
 from ._preferences import PREFERENCES, get_preference
 from ._preview import preview_step
 from ._words import plural
-from .fields import fields_of as load_fields_of
 from .results.cli import add_campaign_results_command, add_results_command
+from .spark.catalog import fields_for
 
 __all__ = ["add_segment_commands"]
 
@@ -281,27 +281,38 @@ def _date_order(db: Database | None, args: argparse.Namespace) -> str:
         return PREFERENCES["date_order"].default
 
 
-def parse_where(db: Database | None, lines: list[str], date_order: str) -> Node:
+def parse_where(db: Database | None, lines: list[str], date_order: str, source: str | None = None) -> Node:
     """--where text as a tree: short dates read in `date_order`, codes checked against the database's values
-    ("did you mean FR?"), custom fields known."""
+    ("did you mean FR?"), custom fields known: those of the contact `source` the filter runs on, when one is named."""
     if db is None:
         return parse_text(lines, date_order=date_order)
-    return parse_text(lines, load_fields_of(db), date_order=date_order, known=known_values(db))
+    return parse_text(lines, fields_for(db, source), date_order=date_order, known=known_values(db, source))
+
+
+def _filter_source(db: Database | None, args: argparse.Namespace) -> str | None:
+    """The contact source a command's filter runs on: `dynamic create --source`, else the segment's own source."""
+    if db is None:
+        return None
+    if hasattr(args, "source"):
+        return args.source or None
+    no = getattr(args, "no", None)
+    return get_segment(db, no).source if no else None
 
 
 def _read_filter(args: argparse.Namespace, db: Database | None = None) -> Node:
     parts: list[Node] = []
+    source = _filter_source(db, args)
     if args.filter is not None:
         try:
             raw = args.filter.read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot read {args.filter}: {exc.strerror}") from exc
         try:
-            parts.append(from_json(json.loads(raw)))
+            parts.append(from_json(json.loads(raw), fields_for(db, source) if db is not None else None))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{args.filter}: not JSON (line {exc.lineno}, column {exc.colno})") from exc
     if args.where:
-        parts.append(parse_where(db, args.where, _date_order(db, args)))
+        parts.append(parse_where(db, args.where, _date_order(db, args), source))
     if not parts:
         raise UsageError("give the filter with --where F=EXPR (repeatable) or --filter FILE.json")
     return parts[0] if len(parts) == 1 else Group("all", tuple(parts))

@@ -39,7 +39,8 @@ from ._words import plural
 from .auth.audit import record
 from .auth.roles import require
 from .evaluation import evaluator_for
-from .fields import FieldRegistry, fields_of, load_fields
+from .fields import FieldRegistry
+from .spark.catalog import fields_for, load_fields_for
 
 __all__ = [
     "DynamicCountPoint",
@@ -92,7 +93,9 @@ class DynamicInfo:
 
 
 def _expression(node: Node, fields: FieldRegistry) -> str:
-    lines = to_text(node, fields)
+    # Compact (`rating>=4`, not `rating=>=4`): read on the Dynamic page and in `dynamic list`, and parsed back as it is
+    # when loaded into the builder.
+    lines = to_text(node, fields, compact=True)
     return "\n".join(lines) if lines is not None else describe(node, fields)
 
 
@@ -120,8 +123,12 @@ def _infos(conn: Connection, where: Any = None) -> list[DynamicInfo]:
     if where is not None:
         stmt = stmt.where(where)
     out = []
-    fields = load_fields(conn)
+    # Each filter is read with the fields of the contacts it counts: a source's custom fields are its own.
+    registries: dict[str | None, FieldRegistry] = {}
     for r in conn.execute(stmt).all():
+        if r.source not in registries:
+            registries[r.source] = load_fields_for(conn, r.source)
+        fields = registries[r.source]
         node = from_json(r.filter_json, fields)
         out.append(DynamicInfo(
             id=r.id, no=r.no, description=r.description, filter=node, expression=_expression(node, fields),
@@ -160,12 +167,12 @@ def create_dynamic(
     actor = user if user is not None else (owner if owner is not None else current_user())
     with db.write() as conn:
         require(conn, actor, "dynamic.edit")
-        fields = load_fields(conn)
+        if source and conn.execute(select(sources_t.c.name).where(sources_t.c.name == source)).first() is None:
+            raise NotFoundError(f"no source {source!r} (see: source list)")
+        fields = load_fields_for(conn, source or None)
         node = _checked_filter(filter, fields)
         if conn.execute(select(dynamic.c.id).where(dynamic.c.no == no)).first() is not None:
             raise RefusedError(f"dynamic segment {no} already exists")
-        if source and conn.execute(select(sources_t.c.name).where(sources_t.c.name == source)).first() is None:
-            raise NotFoundError(f"no source {source!r} (see: source list)")
         now = _now()
         conn.execute(insert(dynamic).values(
             no=no, description=description.strip(), filter_json=to_json(node),
@@ -188,7 +195,7 @@ def update_dynamic(
     user = user if user is not None else current_user()
     values: dict[str, Any] = {}
     if filter is not None:
-        values["filter_json"] = to_json(_checked_filter(filter, fields_of(db)))
+        values["filter_json"] = to_json(_checked_filter(filter, fields_for(db, get_dynamic(db, no).source)))
     if description is not None:
         if len(description) > 200:
             raise UsageError("the description is longer than 200 characters")
@@ -199,7 +206,7 @@ def update_dynamic(
         if values:
             conn.execute(update(dynamic).where(dynamic.c.no == no).values(updated_at=_now(), **values))
             new = _get(conn, no)
-            fields = load_fields(conn)
+            fields = load_fields_for(conn, new.source)
             what = " and ".join(k.replace("_json", "") for k in values)
             record(conn, user, "dynamic.update", f"dynamic segment {no}", f"{what} changed",
                    before=f"{old.description!r}: {describe(old.filter, fields)}",
@@ -227,7 +234,7 @@ def delete_dynamic(db: Database, no: str, *, user: str | None = None) -> None:
         conn.execute(delete(counts).where(counts.c.dynamic_id == info.id))
         conn.execute(delete(dynamic).where(dynamic.c.id == info.id))
         record(conn, user, "dynamic.delete", f"dynamic segment {no}", f"dynamic segment {no} deleted",
-               before=describe(info.filter, load_fields(conn)))
+               before=describe(info.filter, load_fields_for(conn, info.source)))
 
 
 # --------------------------------------------------------------------------------------------------- counting
@@ -245,7 +252,7 @@ def count_filter(
 
     The evaluation seam picks the backend (Spark for a `source`; else in memory when the snapshot fits, else SQL);
     `backend` forces one by name for tests. Contacts flagged "exclude from segments" are left out of the count."""
-    node = _checked_filter(node, fields_of(db))
+    node = _checked_filter(node, fields_for(db, source))
     counted = evaluator_for(db, backend=backend, source=source).count(node, today=today or dt.date.today())
     return counted.matched, counted.total
 

@@ -52,7 +52,7 @@ from .auth.identity import current_user
 from .auth.roles import require
 from .evaluation import MatchedSet, StepSets, evaluator_for, step_sets
 from .evaluation.sql import SqlEvaluator
-from .fields import load_fields
+from .spark.catalog import load_fields_for
 
 __all__ = [
     "ACTION_KINDS",
@@ -644,7 +644,7 @@ def _log_action(
                 seq=seq,
                 kind=request.kind,
                 filter_json=to_json(request.filter) if request.filter is not None else None,
-                description=request.describe(load_fields(conn)),
+                description=request.describe(load_fields_for(conn, row.source)),
                 options=request.options.as_dict(),
                 payload=request.payload(),
                 matched=matched,
@@ -946,7 +946,8 @@ def reuse_criteria(
         saved = conn.execute(select(table).where(table.c.code == code.strip().upper())).first()
         if saved is None:
             raise NotFoundError(f"no saved criteria {code!r}")
-        fields = load_fields(conn)
+        # Read with the target segment's fields: a source's custom fields are not this database's.
+        fields = load_fields_for(conn, _segment_row(conn, no).source)
         requests = [ActionRequest.from_step(s, fields) for s in saved.steps]
         results = []
         version = expected_version

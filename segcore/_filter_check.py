@@ -44,7 +44,7 @@ def _checked(spec: FieldSpec) -> bool:
     return spec.type in ("code", "list") and not spec.choices and not spec.derived
 
 
-def _read(db: Database, spec: FieldSpec, relation: str | None) -> frozenset[str] | None:
+def _read(db: Database, spec: FieldSpec, relation: str | None, source: str | None) -> frozenset[str] | None:
     if relation is None and spec.type == "list":
         col = codes.c.code
         stmt = sa.select(col).where(codes.c.kind == spec.code_kind)
@@ -65,12 +65,20 @@ def _read(db: Database, spec: FieldSpec, relation: str | None) -> frozenset[str]
         return None
     stmt = stmt.where(col.is_not(None), col != "").distinct().limit(MAX_KNOWN + 1)
     with db.read() as conn:
-        values = conn.execute(stmt).scalars().all()
+        if source is None:
+            values = [r[0] for r in conn.execute(stmt).all()]
+        else:
+            # The source's own values (its views carry the application's table names): its custom field ids are
+            # its own, so this database's values would answer for another field.
+            from .evaluation.spark import source_for
+
+            values = [r[0] for r in source_for(conn, source).rows(stmt)]
     return None if len(values) > MAX_KNOWN else frozenset(str(v) for v in values)
 
 
-def known_values(db: Database) -> KnownValues:
-    """`known(spec, relation)`: the values of a code or list field in `db`, read once per field when first asked.
+def known_values(db: Database, source: str | None = None) -> KnownValues:
+    """`known(spec, relation)`: the values of a code or list field in `db` (in the contact `source` when one is
+    named, counted in Spark), read once per field when first asked.
 
     None for fields that are not checked (text, numbers, dates, fixed choices, derived fields, very many values).
     The answer is cached in the returned function: make a new one when the data may have changed."""
@@ -83,7 +91,7 @@ def known_values(db: Database) -> KnownValues:
         key = (relation, spec.name, spec.custom_id)
         with lock:
             if key not in cache:
-                cache[key] = _read(db, spec, relation)
+                cache[key] = _read(db, spec, relation, source)
             return cache[key]
 
     return known

@@ -606,12 +606,19 @@ def _combine(kind: str, parts: list[Node], spec: FieldSpec) -> Node:
 
 
 def _split_field(line: str, fields: FieldRegistry) -> tuple[str, str | None, FieldSpec, int]:
-    """Field name, relation, spec and the offset where the expression starts."""
-    eq = line.find("=")
-    if eq < 0:
+    """Field name, relation, spec and the offset where the expression starts.
+
+    `FIELD=EXPRESSION` as Business Central writes it; a comparison may also follow the name without the `=`
+    (`rating>=4`, `country<>FR`: the form the dynamic segments' expressions are shown in), the expression then
+    starting at the comparison."""
+    found = [i for i in (line.find("="), line.find("<"), line.find(">")) if i >= 0]
+    if not found:
         m = re.match(r"\s*[\w.]*", line)
         pos = m.end() if m else 0
         raise FilterSyntaxError("expected FIELD=EXPRESSION: there is no '='", text=line, position=pos)
+    eq = min(found)
+    # After a bare comparison the expression starts with it; after '=' it starts past it.
+    start = eq + 1 if line[eq] == "=" else eq
     raw = line[:eq]
     name = raw.strip()
     pos = len(raw) - len(raw.lstrip())
@@ -635,7 +642,7 @@ def _split_field(line: str, fields: FieldRegistry) -> tuple[str, str | None, Fie
     spec = fields.get(name, relation)
     if spec is None:
         raise FilterSyntaxError(unknown_field_error(name, relation, fields).message, text=line, position=pos)
-    return name, relation, spec, eq + 1
+    return name, relation, spec, start
 
 
 def parse_condition(
@@ -868,7 +875,15 @@ def _conjuncts(node: Node, negated: bool = False) -> list[Node]:
     return [Not(node) if negated else node]
 
 
-def _lines(node: Node, relation: str | None, fields: FieldRegistry) -> list[str] | None:
+def _line(field: str, expression: str, compact: bool) -> str:
+    """One condition's text: `FIELD=EXPRESSION`, or compact (`rating>=4` rather than `rating=>=4`) when the
+    expression starts with a comparison, which reads as one then and parses back the same."""
+    if compact and expression[:1] in ("<", ">"):
+        return f"{field}{expression}"
+    return f"{field}={expression}"
+
+
+def _lines(node: Node, relation: str | None, fields: FieldRegistry, compact: bool = False) -> list[str] | None:
     prefix = "" if relation is None else relation + "."
     out: list[str] = []
     for part in _conjuncts(node):
@@ -878,12 +893,15 @@ def _lines(node: Node, relation: str | None, fields: FieldRegistry) -> list[str]
         text = _expr_text(part, relation, fields)
         if text is None:
             return None
-        out.append(f"{prefix}{field}={text[0]}")
+        out.append(_line(prefix + field, text[0], compact))
     return out
 
 
-def to_text(node: Node, fields: FieldRegistry | None = None) -> list[str] | None:
-    """The text form of a tree (one condition an item), or None when the tree has none."""
+def to_text(node: Node, fields: FieldRegistry | None = None, *, compact: bool = False) -> list[str] | None:
+    """The text form of a tree (one condition an item), or None when the tree has none.
+
+    `compact`: a comparison follows the field name without Business Central's `=` (`rating>=4`, `country<>FR`),
+    as a person reads it; both forms parse to the same tree."""
     fields = fields or BUILTIN
     lines: list[str] = []
     seen: set[str] = set()
@@ -893,14 +911,14 @@ def to_text(node: Node, fields: FieldRegistry | None = None) -> list[str] | None
             if part.relation in seen or part.min_count != 1:
                 return None
             seen.add(part.relation)
-            where = _lines(part.where, part.relation, fields)
+            where = _lines(part.where, part.relation, fields, compact)
             if not where:
                 return None
             lines.extend(where)
             continue
         if isinstance(part, Group) and part.kind == "any" and not part.children:
             return None
-        sub = _lines(part, None, fields)
+        sub = _lines(part, None, fields, compact)
         if sub is None:
             return None
         lines.extend(sub)

@@ -20,21 +20,11 @@ from sqlalchemy import select
 
 from segcore._db import Database
 from segcore._models import Contact, ContactCode, CustomField, CustomValue, Interaction, ProfileAnswer
-from segcore.fields import LIST_FIELDS
+from segcore.spark.export import CONTACT_COLUMNS, INTERACTION_COLUMNS, contacts_table, interactions_table
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SPARK_URL = "local[2]"
 
-# The contact columns of a source written from a database: every stored built-in field.
-_SCALAR = (
-    "contact_no", "type", "company_no", "name", "email", "phone", "city", "post_code", "territory", "salesperson",
-    "country", "language", "gender", "birth_date", "acquisition_date", "last_purchase_date", "acquisition_source",
-    "rating", "churn_risk", "total_spent", "purchase_count", "exclude_from_segments",
-)  # fmt: skip
-_TYPES = {
-    "birth_date": pa.date32(), "acquisition_date": pa.date32(), "last_purchase_date": pa.date32(),
-    "rating": pa.int32(), "total_spent": pa.float64(), "purchase_count": pa.int64(), "exclude_from_segments": pa.bool_(),
-}  # fmt: skip
 _CUSTOM_TYPES = {"number": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
 
 
@@ -68,15 +58,14 @@ def export_source(db: Database, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     c = Contact.__table__
     with db.read() as conn:
-        rows = [dict(r) for r in conn.execute(select(*[c.c[n] for n in _SCALAR], c.c.id)).mappings()]
-        codes: dict[tuple[str, int], list[str]] = defaultdict(list)
+        rows = [dict(r) for r in conn.execute(select(*[c.c[n] for n in CONTACT_COLUMNS], c.c.id)).mappings()]
+        lists: dict[tuple[str, int], list[str]] = defaultdict(list)
         for kind, code, cid in conn.execute(
             select(ContactCode.kind, ContactCode.code, ContactCode.contact_id).order_by(ContactCode.code)
         ):
-            codes[(kind, cid)].append(code)
-        profile: dict[int, list[str]] = defaultdict(list)
+            lists[(kind, cid)].append(code)
         for q, a, cid in conn.execute(select(ProfileAnswer.questionnaire, ProfileAnswer.answer, ProfileAnswer.contact_id)):
-            profile[cid].append(f"{q}={a}")
+            lists[("profile", cid)].append(f"{q}={a}")
         customs = conn.execute(select(CustomField.id, CustomField.name, CustomField.type)).all()
         values: dict[tuple[int, int], Any] = {}
         for fid, cid, num, txt, day in conn.execute(
@@ -84,35 +73,27 @@ def export_source(db: Database, folder: Path) -> tuple[Path, Path]:
         ):
             values[(fid, cid)] = (num, txt, day)
         inter = conn.execute(
-            select(c.c.contact_no, Interaction.date, Interaction.template, Interaction.campaign_no,
-                   Interaction.segment_no, Interaction.evaluation, Interaction.salesperson)
+            select(c.c.contact_no, *[getattr(Interaction, k) for k in INTERACTION_COLUMNS])
             .join(c, c.c.id == Interaction.contact_id)
             .where(Interaction.cancelled.is_(False))
-        ).all()  # fmt: skip
-    columns: dict[str, pa.Array] = {}
-    for name in _SCALAR:
-        columns[name] = pa.array([r[name] for r in rows], _TYPES.get(name, pa.string()))
-    for name in LIST_FIELDS:
-        columns[name] = pa.array([codes.get((name, r["id"])) for r in rows], pa.list_(pa.string()))
-    columns["profile"] = pa.array([";".join(profile[r["id"]]) or None for r in rows], pa.string())
+        ).all()
+    # The built-in columns as segcore.spark.export writes them (as the scale benchmark does), then the custom ones.
+    table = contacts_table(rows, lists)
     for fid, fname, ftype in customs:
         if ftype == "list":
-            columns[fname] = pa.array([codes.get((f"cf{fid}", r["id"])) for r in rows], pa.list_(pa.string()))
+            column = pa.array([lists.get((f"cf{fid}", r["id"])) for r in rows], pa.list_(pa.string()))
+            table = table.append_column(fname, column)
             continue
         picked = []
         for r in rows:
             num, txt, day = values.get((fid, r["id"]), (None, None, None))
             picked.append(bool(num) if ftype == "boolean" and num is not None else
                           num if ftype in ("number", "boolean") else day if ftype == "date" else txt)  # fmt: skip
-        columns[fname] = pa.array(picked, _CUSTOM_TYPES.get(ftype, pa.string()))
+        table = table.append_column(fname, pa.array(picked, _CUSTOM_TYPES.get(ftype, pa.string())))
     contacts_path = folder / "contacts.parquet"
-    pq.write_table(pa.table(columns), contacts_path)
-    keys = ("contact_no", "date", "template", "campaign_no", "segment_no", "evaluation", "salesperson")
-    itable = pa.table(
-        {k: pa.array([row[i] for row in inter], pa.date32() if k == "date" else pa.string()) for i, k in enumerate(keys)}
-    )
+    pq.write_table(table, contacts_path)
     interactions_path = folder / "interactions.parquet"
-    pq.write_table(itable, interactions_path)
+    pq.write_table(interactions_table(inter), interactions_path)
     return contacts_path, interactions_path
 
 

@@ -48,6 +48,11 @@ def _stored(db: Database) -> list[str]:
     return [s.name for s in list_sources(db)]
 
 
+def sources_table(at: Any) -> Any:
+    """The list of sources: a static table (a long location wraps and shows whole)."""
+    return next(t.value for t in at.table if "Spark" in t.value.columns)
+
+
 def open_data() -> Any:
     at = run(new_app())
     at.switch_page(DATA)
@@ -85,7 +90,7 @@ def test_the_list_shows_each_source_with_the_segments_built_over_it(app_db: Data
     _store(app_db, lake)
     create_segment(app_db, "OVER", description="Over the lake", source="LAKE")
     at = open_data()
-    table = table_with(at, "Spark").set_index("Name")
+    table = sources_table(at).set_index("Name")
     assert list(table.index) == ["LAKE"]
     assert table.loc["LAKE", "Spark"] == SPARK_URL
     assert table.loc["LAKE", "Contacts"] == f"parquet {lake}"
@@ -96,9 +101,11 @@ def test_the_list_shows_each_source_with_the_segments_built_over_it(app_db: Data
     button(at, "Show").click()
     run(at)
     assert any("**LAKE**: 3 contacts in parquet" in m and "5 mapped fields" in m for m in texts(at.markdown))
+    # Named as a person reads them (labels), with the column feeding each and the name text filters write.
     fields = table_with(at, "Column").set_index("Field")
-    assert fields.loc["country", "Column"] == "country" and fields.loc["contact_no", "Column"] == "contact_no"
-    assert (fields.loc["loyalty", "Kind"], fields.loc["country", "Kind"]) == ("custom field (text)", "built-in")
+    assert fields.loc["Country", "Column"] == "country" and fields.loc["Contact no.", "Column"] == "contact_no"
+    assert fields.loc["Total spent", "In text filters"] == "total_spent"
+    assert (fields.loc["loyalty", "Kind"], fields.loc["Country", "Kind"]) == ("custom field (text)", "built-in")
     assert not at.error
 
 
@@ -117,7 +124,7 @@ def test_an_administrator_adds_a_parquet_source(app_db: Database, lake: Path) ->
     assert _stored(app_db) == ["LAKE"]
     assert not at.error
     assert any("Source LAKE added: parquet" in s and "5 mapped fields" in s for s in texts(at.success))
-    assert list(table_with(at, "Spark")["Name"]) == ["LAKE"]
+    assert list(sources_table(at)["Name"]) == ["LAKE"]
     # The form starts empty again, with the default Spark.
     assert at.text_input(key="src.new.name.1").value == ""
     assert at.text_input(key="src.new.spark.1").value == "local[2]"
@@ -214,7 +221,7 @@ def test_a_viewer_sees_the_sources_but_no_write_control(app_db: Database, lake: 
     at = _sign_in("vic")
     at.switch_page(DATA)
     run(at)
-    assert list(table_with(at, "Spark")["Name"]) == ["LAKE"]
+    assert list(sources_table(at)["Name"]) == ["LAKE"]
     labels = {b.label for b in at.button}
     assert "Show" in labels and not labels & {"Add source", "Remove"}
     assert not [f for f in at.text_input if (f.key or "").startswith("src.new.")]
@@ -262,7 +269,7 @@ def test_a_segment_is_built_over_the_source_chosen_when_it_is_created(app_db: Da
     table = table_with(open_segments(), "Contacts from").set_index("No.")
     assert (table.loc["OVER", "Contacts from"], table.loc["HERE", "Contacts from"]) == ("LAKE", "")
     # And the source lists it.
-    assert table_with(open_data(), "Spark").set_index("Name").loc["LAKE", "Segments"] == "OVER"
+    assert sources_table(open_data()).set_index("Name").loc["LAKE", "Segments"] == "OVER"
 
 
 
@@ -307,3 +314,48 @@ def test_a_dynamic_segment_is_saved_over_the_source_chosen(app_db: Database, lak
     run(at)
     info = get_dynamic(app_db, "LAKE-FR")
     assert (info.source, info.last_count, info.last_total) == ("LAKE", 2, 3)
+
+
+def test_the_builder_reads_a_filter_on_the_sources_own_custom_field(app_db: Database, lake: Path) -> None:
+    from segcore import member_contact_nos
+    from tests.apptest_support import open_builder
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    create_segment(app_db, "OVER", source="LAKE")
+    at = open_builder("OVER")
+    to_text_form(at, "loyalty=gold|silver\ncountry=FR")
+    assert not at.error, texts(at.error)
+    # The text form lists the source's custom fields, not this database's.
+    assert any("Custom fields:" in c and "loyalty" in c for c in texts(at.caption)), texts(at.caption)
+    shown = {m.label: m.value for m in at.metric}
+    assert (shown["Members now"], shown["After this step"], shown["Added"]) == ("0", "1", "+1")
+    at.button(key="bd.apply").click()
+    run(at)
+    assert member_contact_nos(app_db, "OVER") == ["L1"] and not at.exception
+    # A name the source does not have: one line saying so, with its position, and nothing to apply.
+    to_text_form(at, "tier=GOLD")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].split("\n")[0].startswith("Position 0: unknown field 'tier': fields are ")
+
+
+def test_a_dynamic_segment_over_a_source_filters_on_its_custom_field(app_db: Database, lake: Path) -> None:
+    from segcore import get_dynamic
+    from tests.test_app_builder import to_text_form
+
+    _store(app_db, lake)
+    at = run(new_app())
+    at.switch_page("pages/dynamic.py")
+    run(at)
+    at.selectbox(key="dy.new.source").set_value("LAKE")
+    run(at)
+    to_text_form(at, "loyalty=GOLD")
+    assert any("**1** of 3 contacts match" in c for c in texts(at.caption)), texts(at.caption)
+    at.text_input(key="dy.new.no").input("LAKE-GOLD")
+    run(at)
+    at.button(key="dy.create").click()
+    run(at)
+    info = get_dynamic(app_db, "LAKE-GOLD")
+    assert (info.source, info.last_count, info.last_total) == ("LAKE", 1, 3)
+    # Its detail counts the source, not this database.
+    assert [m.value for m in at.metric if m.label == "Contacts in segment"] == ["1"]

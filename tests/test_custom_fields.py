@@ -271,7 +271,7 @@ def test_segment_steps_dynamic_criteria_and_drift_use_custom_fields(world: Datab
     assert member_contact_nos(world, "S2") == ["C1"]
     assert drift(world, "S1", today=TODAY).unchanged
     dyn = create_dynamic(world, "D1", parse_text("score=>=3", fields))
-    assert dyn.expression == "score=>=3"
+    assert dyn.expression == "score>=3"  # compact: the comparison follows the name
     assert count_filter(world, dyn.filter)[0] == 3
 
 

@@ -608,3 +608,60 @@ def test_relative_dates_stay_relative() -> None:
         ),
     )
     assert from_json(to_json(tree)) == tree
+
+
+# ------------------------------------------------------------------------------------------- compact text form
+
+# Every operator, as the Dynamic page shows it (`to_text(..., compact=True)`): a comparison follows the field name
+# (`rating>=4`, never `rating=>=4`); every other expression keeps Business Central's `FIELD=EXPRESSION`.
+COMPACT = [
+    pytest.param(c("country", "eq", "FR"), "country=FR", id="eq"),
+    pytest.param(c("country", "ne", "FR"), "country<>FR", id="ne"),
+    pytest.param(c("country", "in", ["FR", "DE"]), "country=FR|DE", id="in"),
+    pytest.param(c("country", "not_in", ["FR", "DE"]), "country<>FR&<>DE", id="not-in"),
+    pytest.param(c("name", "contains", "mit"), "name=*mit*", id="contains"),
+    pytest.param(c("name", "starts_with", "Sm"), "name=Sm*", id="starts-with"),
+    pytest.param(c("name", "ends_with", "th"), "name=*th", id="ends-with"),
+    pytest.param(c("name", "matches", "S?ith*"), "name=S?ith*", id="matches"),
+    pytest.param(c("name", "is_empty"), "name=''", id="is-empty"),
+    pytest.param(c("name", "is_not_empty"), "name<>''", id="is-not-empty"),
+    pytest.param(c("rating", "lt", 4), "rating<4", id="lt"),
+    pytest.param(c("rating", "le", 4), "rating<=4", id="le"),
+    pytest.param(c("rating", "gt", 4), "rating>4", id="gt"),
+    pytest.param(c("rating", "ge", 4), "rating>=4", id="ge"),
+    pytest.param(c("rating", "ne", 4), "rating<>4", id="ne-number"),
+    pytest.param(c("rating", "between", [2, 4]), "rating=2..4", id="between"),
+    pytest.param(c("total_spent", "ge", 99.5), "total_spent>=99.5", id="ge-decimal"),
+    pytest.param(c("birth_date", "lt", "2000-01-01"), "birth_date<2000-01-01", id="lt-date"),
+    pytest.param(c("last_purchase_date", "ge", "today-90d"), "last_purchase_date>=today-90d", id="ge-relative"),
+    pytest.param(c("birth_date", "le", "month_end"), "birth_date<=CM", id="le-month-end"),
+    pytest.param(c("acquisition_date", "between", ["2024-01-01", "2024-12-31"]),
+                 "acquisition_date=2024-01-01..2024-12-31", id="between-dates"),  # fmt: skip
+    pytest.param(c("name", "le", "C"), "name=..C", id="text-le"),
+    pytest.param(c("name", "ge", "A"), "name=A..", id="text-ge"),
+    pytest.param(c("name", "between", ["A", "C"]), "name=A..C", id="text-between"),
+    pytest.param(c("exclude_from_segments", "is_true"), "exclude_from_segments=true", id="is-true"),
+    pytest.param(c("exclude_from_segments", "is_false"), "exclude_from_segments=false", id="is-false"),
+    pytest.param(c("mailing_groups", "has_any", ["NEWS", "VIP"]), "mailing_groups=NEWS|VIP", id="has-any"),
+    pytest.param(c("mailing_groups", "has_all", ["NEWS", "VIP"]), "mailing_groups=NEWS&VIP", id="has-all"),
+    pytest.param(c("mailing_groups", "has_none", ["NEWS"]), "mailing_groups<>NEWS", id="has-none"),
+    pytest.param({"not": c("rating", "ge", 4)}, "rating<4|''", id="not-ge"),
+    pytest.param({"related": "interactions", "where": c("date", "ge", "today-30d")},
+                 "interactions.date>=today-30d", id="related-ge"),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("tree", "line"), COMPACT)
+def test_the_compact_text_form_of_each_operator(tree: dict[str, Any], line: str) -> None:
+    node = from_json(tree)
+    assert to_text(node, compact=True) == [line]
+    assert "=<" not in line and "=>" not in line
+    # It parses to the tree Business Central's form (`FIELD=` before a comparison) parses to.
+    assert parse_text(line) == parse_text(to_text(node))
+
+
+def test_a_comparison_may_follow_the_field_name_without_an_equals_sign() -> None:
+    assert parse_text("rating>=4\ncountry<>FR") == parse_text("rating=>=4\ncountry=<>FR")
+    with pytest.raises(FilterSyntaxError) as caught:
+        parse_text("ratng>=4")
+    assert caught.value.position == 0 and caught.value.reason.startswith("unknown field 'ratng': did you mean 'rating'?")

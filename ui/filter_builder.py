@@ -45,7 +45,7 @@ from segcore import (
     Related,
     SegcoreError,
     describe,
-    fields_of,
+    fields_for,
     from_json,
     known_values,
     number_bounds,
@@ -761,10 +761,11 @@ def _custom_names_caption(fields: FieldRegistry) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16, ttl=600)
-def _known(url: str, token: str) -> Any:
-    # The code values present in the data, read once per field when a text names it; new data, new look-up.
+def _known(url: str, token: str, source: str | None = None) -> Any:
+    # The code values present in the data (of the source the filter runs on), read once per field when a text
+    # names it; new data, new look-up.
     del token
-    return known_values(state._open(url))
+    return known_values(state._open(url), source)
 
 
 def date_order() -> str:
@@ -777,7 +778,7 @@ def parse(text: str, fields: FieldRegistry) -> Node:
     """The text form's tree: short dates in the user's date order, codes checked against the data ("did you mean
     FR?")."""
     url = state.db_url()
-    return parse_text(text, fields, date_order=date_order(), known=_known(url, data_token(url)))
+    return parse_text(text, fields, date_order=date_order(), known=_known(url, data_token(url), _values_source()))
 
 
 def _date_order_control() -> None:
@@ -824,10 +825,11 @@ def syntax_error_markdown(e: FilterSyntaxError, text: str = "") -> str:
 def filter_builder(fields: FieldRegistry | None = None) -> BuiltFilter:
     """Render the builder (widgets or text form) and return the filter it holds.
 
-    `fields` is the database's registry, read once per run by the page (`fields_of(db)`); read here when None."""
+    `fields` is the registry of the contacts the filter runs on, read once per run by the page
+    (`fields_for(db, source)`); read here when None, for the source `use_values_of` named."""
 
     if fields is None:
-        fields = fields_of(state.get_db())
+        fields = fields_for(state.get_db(), _values_source())
     state.seed_widget("fb.mode", state.session(K_MODE, "widgets"))
     with st.container(horizontal=True, vertical_alignment="center"):
         mode = st.segmented_control("Build with", list(MODES), key="fb.mode", format_func=MODES.get, required=True,

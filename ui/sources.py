@@ -70,47 +70,47 @@ def source_label(name: str | None) -> str:
 
 
 def _table(sources: list[SourceInfo], using: dict[str, list[str]]) -> None:
-    st.dataframe(pd.DataFrame({
+    # A static table: a location is often a long path or URL, and a data grid cut it at its column's width with no
+    # way to read the rest; here it wraps and shows whole.
+    st.table(pd.DataFrame({
         "Name": [s.name for s in sources],
         "Spark": [s.spark_url for s in sources],
         "Contacts": [s.contacts.describe() for s in sources],
         "Interactions": [s.interactions.describe() if s.interactions else "" for s in sources],
         "Segments": [", ".join(using.get(s.name, [])) for s in sources],
-        "Added": [f"{when(s.created_at)} by {s.created_by}" for s in sources],
-    }), hide_index=True, height=table_height(len(sources), max_rows=8), column_config={
-        # Widths that fit the page's 940 px at 1440 px: a wider table scrolled "Added" out of sight.
-        "Name": st.column_config.TextColumn(width=80),
-        "Spark": st.column_config.TextColumn(width=80, help="local[N]: Spark in this process; sc://: a Spark Connect "
-                                                           "server"),
-        "Contacts": st.column_config.TextColumn(width=240, help="A Spark table, or a Parquet or CSV location"),
-        "Interactions": st.column_config.TextColumn(width=270),
-        "Segments": st.column_config.TextColumn(width=110, help="Segments built over the source: it cannot be removed "
-                                                                "while there are any"),
-        "Added": st.column_config.TextColumn(width=160, help="UTC"),
-    })  # fmt: skip
+        "Added": [f"{when(s.created_at)} UTC by {s.created_by}" for s in sources],
+    }), hide_index=True)  # fmt: skip
+    st.caption("Spark `local[N]` runs in this process, `sc://…` is a Spark Connect server. A source cannot be removed "
+               "while segments are built over it.")
 
 
 def _shown(rows: int, described: dict[str, Any]) -> None:
-    """What "Show" found: the row count and the mapped fields (field ← column)."""
+    """What "Show" found: the row count and the mapped fields, named by their labels, with the column feeding each."""
     fields = described.get("fields") or {}
     custom = described.get("custom_fields") or {}
+    labels = described.get("labels") or {}
     inter = described.get("interaction_fields") or {}
+    inter_labels = described.get("interaction_labels") or {}
     st.markdown(f"**{described.get('name')}**: {plural(rows, 'contact')} in {described.get('contacts')}"
                 + (f", interactions in {described['interactions']}" if described.get("interactions") else "")
                 + f" · {plural(len(fields), 'mapped field')}")
     mapped = pd.DataFrame({
-        "Field": list(fields),
+        "Field": [labels.get(f, f) for f in fields],
         "Column": list(fields.values()),
         "Kind": [f"custom field ({custom[f]})" if f in custom else "built-in" for f in fields],
+        # What the Builder's text form and the command line write (`loyalty=GOLD`): a custom one cannot be guessed.
+        "In text filters": list(fields),
     })  # fmt: skip
-    st.dataframe(mapped, hide_index=True, height=table_height(len(mapped), max_rows=10), width=720, column_config={
-        "Field": st.column_config.TextColumn(help="The field filters and charts use"),
+    st.dataframe(mapped, hide_index=True, height=table_height(len(mapped), max_rows=10), width=760, column_config={
+        "Field": st.column_config.TextColumn(help="The field as filters' descriptions and charts name it"),
         "Column": st.column_config.TextColumn(help="The source's column that feeds it"),
         "Kind": st.column_config.TextColumn(help="A column that matches no built-in field becomes a custom field "
                                                  "of the source, typed from Spark's type"),
+        "In text filters": st.column_config.TextColumn(help="How the Builder's text form and the command line name "
+                                                            "it: loyalty=GOLD"),
     })  # fmt: skip
     if inter:
-        st.caption("Interaction fields: " + ", ".join(f"{f} ← {c}" for f, c in inter.items()))
+        st.caption("Interaction fields: " + ", ".join(f"{inter_labels.get(f, f)} ← {c}" for f, c in inter.items()))
 
 
 def _show_and_remove(db: Database, sources: list[SourceInfo], may_write: bool) -> None:

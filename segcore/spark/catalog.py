@@ -17,18 +17,21 @@ from sqlalchemy import Connection, delete, insert, select
 
 from .._db import Database
 from .._errors import RefusedError, UsageError
-from .._models import ContactSource, Segment, table_of
+from .._models import ContactSource, DynamicSegment, Segment, table_of
 from ..auth import current_user, record, require
+from ..fields import FieldRegistry, load_fields
 from ..imports.mapping import Mapping as ColumnMapping
 from .errors import SourceInUse, SourceNotFound
-from .source import Location, SourceSpec, SparkSource, open_source
+from .source import Location, SourceSpec, SparkSource, open_source, source_fields
 
 __all__ = [
     "SourceInfo",
     "add_source",
     "check_name",
+    "fields_for",
     "get_source",
     "list_sources",
+    "load_fields_for",
     "open_stored_source",
     "remove_source",
     "read_mappings",
@@ -40,6 +43,7 @@ __all__ = [
 
 sources_t = table_of(ContactSource)
 segments_t = table_of(Segment)
+dynamic_t = table_of(DynamicSegment)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}")
 
 
@@ -66,6 +70,10 @@ class SourceInfo:
             self.interactions,
             ColumnMapping.from_json(self.interactions_mapping) if self.interactions_mapping else None,
         )
+
+    def fields(self) -> FieldRegistry:
+        """The fields a filter over this source may name (its custom fields with their types), without Spark."""
+        return source_fields(ColumnMapping.from_json(self.mapping))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,6 +179,21 @@ def source_info(conn: Connection, name: str) -> SourceInfo:
     return _info(row)
 
 
+def load_fields_for(conn: Connection, source: str | None = None) -> FieldRegistry:
+    """The field registry a filter is read with, in the caller's transaction: this database's (built-in and custom
+    fields), or for a segment or dynamic segment over a `source`, that source's own (its custom fields are not this
+    database's). The one place the parser, the descriptions, the compilers, the widgets and the CLI ask."""
+    if source is None:
+        return load_fields(conn)
+    return source_info(conn, source).fields()
+
+
+def fields_for(db: Database, source: str | None = None) -> FieldRegistry:
+    """`load_fields_for` in a read of its own (a page run, a command)."""
+    with db.read() as conn:
+        return load_fields_for(conn, source)
+
+
 def read_mappings(text: str | bytes, name: str) -> tuple[ColumnMapping | None, ColumnMapping | None]:
     """The contacts and interactions mappings of a JSON mapping file's text (`source add --mapping`, the Data page's
     upload): a mapping, or `{"contacts": ..., "interactions": ...}`. UsageError, naming the file, if it is not one."""
@@ -215,6 +238,13 @@ def remove_source(db: Database, name: str, *, user: str | None = None) -> None:
         using = segments_using(conn, name)
         if using:
             raise SourceInUse(f"source {name} is used by segment{'s' if len(using) > 1 else ''} {', '.join(using)}")
+        # A dynamic segment's filter is read with its source's fields: without the source it could not be read.
+        counting = list(conn.execute(
+            select(dynamic_t.c.no).where(dynamic_t.c.source == name).order_by(dynamic_t.c.no)
+        ).scalars())
+        if counting:
+            many = "s" if len(counting) > 1 else ""
+            raise SourceInUse(f"source {name} is counted by dynamic segment{many} {', '.join(counting)}")
         conn.execute(delete(sources_t).where(sources_t.c.name == name))
         record(conn, user, "source.remove", f"source {name}", f"source {name} removed")
 

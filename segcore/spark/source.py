@@ -34,7 +34,7 @@ from .._filter_tree import Node
 from .._models import Contact, ContactCode, CustomValue, ProfileAnswer
 from .._stats import DIMENSIONS, UNKNOWN, Distribution, _bucket_expr, _ordered, dimension_of
 from ..fields import BUILTIN, CONTACT_FIELDS, INTERACTION_FIELDS, LIST_FIELDS, FieldRegistry, custom_spec
-from ..imports.mapping import CONTACT_TARGETS, suggest_mapping
+from ..imports.mapping import CONTACT_TARGETS, INTERACTION_TARGETS, suggest_mapping
 from ..imports.mapping import Mapping as ColumnMapping
 from .dialect import SparkDialect, install_fold
 from .errors import SourceConfigError, SparkUnavailable
@@ -54,7 +54,9 @@ __all__ = [
     "StepOptions",
     "StepPass",
     "StepScan",
+    "custom_choices",
     "open_source",
+    "source_fields",
 ]
 
 FORMATS = ("parquet", "csv")
@@ -254,6 +256,28 @@ def _spark_field_type(data_type: Any) -> str:
     return ""
 
 
+def custom_choices(mapping: ColumnMapping) -> list[tuple[int, str, str, str]]:
+    """(id, field, type, source column) of a source's own custom fields, ids from 1 in mapping order."""
+    out: list[tuple[int, str, str, str]] = []
+    for choice in mapping.columns:
+        if choice.field and choice.field not in CONTACT_TARGETS:
+            out.append((len(out) + 1, choice.field, choice.new_type or "text", choice.source))
+    return out
+
+
+def source_fields(mapping: ColumnMapping) -> FieldRegistry:
+    """The fields a filter over a source may name: the built-in ones (an unmapped one reads as empty in the views)
+    and the source's own custom fields with their types, numbered as its `custom_values` view numbers them.
+
+    Read from the contacts mapping alone (the one stored when the source was added), so parsing, describing and
+    the widgets know a source's fields without starting Spark, and agree with the opened source's views."""
+    customs = custom_choices(mapping)
+    if not customs:
+        return BUILTIN
+    labels = {c.field: c.label or c.source for c in mapping.columns}
+    return FieldRegistry.of(tuple(custom_spec(i, f, labels[f], t) for i, f, t, _ in customs))
+
+
 def _view_prefix(spec: SourceSpec) -> str:
     digest = hashlib.sha1(repr((spec.name, spec.contacts, spec.interactions)).encode()).hexdigest()[:10]
     safe = re.sub(r"[^a-z0-9]+", "_", spec.name.lower()).strip("_")[:30] or "source"
@@ -354,19 +378,10 @@ class SparkSource:
         return mapping
 
     def _custom_choices(self) -> list[tuple[int, str, str, str]]:
-        """(id, field, type, source column) of the source's own custom fields, ids from 1 in mapping order."""
-        out: list[tuple[int, str, str, str]] = []
-        for choice in self.mapping.columns:
-            if choice.field and choice.field not in CONTACT_TARGETS:
-                out.append((len(out) + 1, choice.field, choice.new_type or "text", choice.source))
-        return out
+        return custom_choices(self.mapping)
 
     def _registry(self) -> FieldRegistry:
-        customs = self._custom_choices()
-        if not customs:
-            return BUILTIN
-        labels = {c.field: c.label or c.source for c in self.mapping.columns}
-        return FieldRegistry.of(tuple(custom_spec(i, f, labels[f], t) for i, f, t, _ in customs))
+        return source_fields(self.mapping)
 
     # --------------------------------------------------------------------------------------------------- views
 
@@ -1007,6 +1022,10 @@ class SparkSource:
         spec = self.fields.get(dimension)
         return spec.code_kind if spec is not None else dimension
 
+    def _label(self, name: str) -> str:
+        spec = self.fields.get(name)
+        return CONTACT_TARGETS.get(name) or (spec.label if spec is not None else name)
+
     def describe(self) -> dict[str, Any]:
         """The source's definition and its mapped fields (reads no data)."""
         return {
@@ -1016,6 +1035,13 @@ class SparkSource:
             "interactions": self.spec.interactions.describe() if self.spec.interactions else None,
             "fields": {c.field: c.source for c in self.mapping.columns if c.field},
             "custom_fields": {f: t for _i, f, t, _s in self._custom_choices()},
+            # How pages name each mapped field: its label, as filters' descriptions and charts do.
+            "labels": {c.field: self._label(c.field) for c in self.mapping.columns if c.field},
+            "interaction_labels": (
+                {c.field: INTERACTION_TARGETS.get(c.field, c.field) for c in self.interactions_mapping.columns if c.field}
+                if self.interactions_mapping
+                else {}
+            ),
             "interaction_fields": (
                 {c.field: c.source for c in self.interactions_mapping.columns if c.field}
                 if self.interactions_mapping
