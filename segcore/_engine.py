@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Select, delete, exists, func, insert, literal
 from ._db import Database
 from ._errors import ConflictError, NotFoundError, RefusedError, UsageError
 from ._filter_tree import to_json
+from ._id_rows import insert_ids
 from ._models import (
     ActionDelta,
     Campaign,
@@ -672,13 +673,8 @@ def _apply_changed(
     action_id = _log_action(conn, row, request, seq=seq, user=user, matched=found.count)
     added = removed = 0
     if request.adds:
-        # The list holds no member (the backend read them in this transaction): a plain INSERT, no anti-join.
-        entering = found.ids.subquery()
-        added = conn.execute(
-            insert(members).from_select(
-                ["segment_id", "contact_id", "added_seq"], select(literal(row.id), entering.c.id, literal(seq))
-            )
-        ).rowcount
+        # The list holds no member (the backend read them in this transaction): a plain insert, no anti-join.
+        added = insert_ids(conn, members, "contact_id", found.changed, segment_id=row.id, added_seq=seq)
     else:
         condition = sets.removal_condition(row.id, request, found.ids)
         conn.execute(

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from segcore import Database
-from segcore._id_rows import id_rows, id_text
+from segcore._id_rows import id_rows, id_text, insert_ids
+from segcore._models import SegmentMember
 
 
 @pytest.mark.parametrize(
@@ -40,3 +41,15 @@ def test_the_database_gives_back_the_ids_in_order(db: Database, ids: list[int]) 
         assert [int(v) for v in got] == ids
         rows = id_rows(conn, ids).subquery()
         assert conn.execute(select(func.count()).select_from(rows)).scalar_one() == len(ids)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.sets(st.integers(1, 2**31 - 1), max_size=300))
+def test_insert_ids_writes_one_row_per_id_with_the_constants(db: Database, ids: set[int]) -> None:
+    # PostgreSQL through COPY's binary format, SQLite through json_each: the same rows either way.
+    members = SegmentMember.__table__
+    with db.scratch() as conn:
+        wanted = sorted(ids)
+        assert insert_ids(conn, members, "contact_id", np.asarray(wanted), segment_id=7, added_seq=3) == len(wanted)
+        rows = conn.execute(select(members).order_by(members.c.contact_id)).all()
+        assert [tuple(r) for r in rows] == [(7, i, 3) for i in wanted]
