@@ -41,12 +41,14 @@ def id_text(ids: Any) -> str:
 
 def id_rows(conn: Connection, ids: Any) -> Select[Any]:
     """SELECT id FROM the given ids (one row each, in the order given), for `IN (...)` or `INSERT ... SELECT`."""
-    text = id_text(ids)
+    # The text is written when the statement runs (`callable_`), not before: a caller that ends up not running it
+    # (the Add, which inserts from the array itself) pays nothing.
     if conn.dialect.name == "postgresql":
-        rows = func.unnest(sa.cast(bindparam("id_list", "{" + text + "}", type_=sa.Text, unique=True), ARRAY(BigInteger)))
-        table = rows.table_valued("id").render_derived(name="ids")
+        text = bindparam("id_list", callable_=lambda: "{" + id_text(ids) + "}", type_=sa.Text, unique=True)
+        table = func.unnest(sa.cast(text, ARRAY(BigInteger))).table_valued("id").render_derived(name="ids")
         return select(table.c.id)
-    each = func.json_each(bindparam("id_list", "[" + text + "]", type_=sa.Text, unique=True)).table_valued("value")
+    text = bindparam("id_list", callable_=lambda: "[" + id_text(ids) + "]", type_=sa.Text, unique=True)
+    each = func.json_each(text).table_valued("value")
     return select(each.c.value.label("id"))
 
 
