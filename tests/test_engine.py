@@ -434,3 +434,13 @@ def test_large_steps_refresh_postgresql_member_statistics(db: Database, monkeypa
             select(sa.column("reltuples")).select_from(sa.table("pg_class")).where(sa.column("relname") == "segment_members")
         ).scalar_one()
     assert reltuples == 5
+    # Known to be large now: a change smaller than what the planner knows leaves the statistics to autovacuum.
+    analyzed: list[str] = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: analyzed.append(a[2]) if "ANALYZE" in a[2] else None)
+    create_segment(db, "SMALL")
+    apply_action(db, "SMALL", ActionRequest("add", f("country", "eq", "FR")))
+    assert analyzed == []
+    add_contacts(db, [person(f"T{i}", country="DE") for i in range(12)])
+    create_segment(db, "BIGGER")
+    apply_action(db, "BIGGER", ActionRequest("add", f("country", "eq", "DE")))  # 12 more than the 5 it knows
+    assert len(analyzed) == 1
