@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
@@ -74,6 +79,7 @@ _SPARK_DATE = ("DateType", "TimestampType", "TimestampNTZType")
 # beyond it Spark chooses (a shuffle of both sides).
 BROADCAST_MEMBERS = 5_000_000
 _MEMBER_VIEWS_KEPT = 4  # the member sets of the last questions, kept as views
+_ARROW_MEMBERS = 200_000  # more members than this go to a local Spark through a Parquet file
 
 
 @dataclass(frozen=True)
@@ -323,6 +329,7 @@ class SparkSource:
             self._empty_interactions()
         self.dialect = SparkDialect({t: self.views.names[t] for t in TABLES})
         self._member_views: dict[str, int] = {}
+        self._member_dir: str | None = None
 
     # ------------------------------------------------------------------------------------------------- mapping
 
@@ -624,9 +631,9 @@ class SparkSource:
         """A temporary view of the member contact numbers (sent to Spark through Arrow) and how many there are.
 
         Deduplicated and sorted by Arrow (millions of members in a second, not in Python's sort), and made once per
-        set of members: a Builder session asks many questions of the same members. Spark holds them as a local
-        relation: broadcast to the scan (a hash join beside it, hinted while there are at most BROADCAST_MEMBERS
-        of them) rather than shuffled and sorted with every contact of the source."""
+        set of members: a Builder session asks many questions of the same members. Few go as a local relation,
+        many (a local Spark) as a Parquet file; either way broadcast to the scan (a hash join beside it, hinted
+        while there are at most BROADCAST_MEMBERS of them) rather than shuffled and sorted with every contact."""
         values = members if isinstance(members, (list, tuple)) else list(members)
         try:
             array = pa.array(values, pa.string())
@@ -643,12 +650,17 @@ class SparkSource:
         if name in self._member_views:
             return name, self._member_views[name]
         with quiet():
-            if len(array):
+            if len(array) > _ARROW_MEMBERS and not is_connect(self.spark):
+                # A local Spark: many members go through a Parquet file that it scans. Sent as a local relation
+                # they would stay in the driver's heap, copied into every plan (10M contacts, 2.9M members: out of
+                # memory with 4 GB).
+                df = self.spark.read.parquet(self._member_file(name, array))
+            elif len(array):
                 df = self.spark.createDataFrame(pa.table({"contact_no": array}))
-                if len(array) <= BROADCAST_MEMBERS:
-                    df = df.hint("broadcast")
             else:
                 df = self.spark.createDataFrame([], "contact_no string")
+            if len(array) and len(array) <= BROADCAST_MEMBERS:
+                df = df.hint("broadcast")
             df.createOrReplaceTempView(name)
         self._member_views[name] = len(array)
         while len(self._member_views) > _MEMBER_VIEWS_KEPT:
@@ -658,7 +670,19 @@ class SparkSource:
                 self.spark.catalog.dropTempView(old)
             except Exception:  # noqa: BLE001, S110 - a view already gone is no matter
                 pass
+            if self._member_dir is not None:
+                shutil.rmtree(os.path.join(self._member_dir, old), ignore_errors=True)
         return name, len(array)
+
+    def _member_file(self, name: str, array: pa.Array) -> str:
+        """The members written as Parquet for a local Spark (a folder of this source's, removed with it)."""
+        if self._member_dir is None:
+            self._member_dir = tempfile.mkdtemp(prefix="segcore-members-")
+            weakref.finalize(self, shutil.rmtree, self._member_dir, True)
+        folder = os.path.join(self._member_dir, name)
+        os.makedirs(folder, exist_ok=True)
+        pq.write_table(pa.table({"contact_no": array}), os.path.join(folder, "part-0.parquet"))
+        return folder
 
     def matched_condition(
         self, kind: str, node: Node, today: dt.date, options: StepOptions
