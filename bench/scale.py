@@ -6,10 +6,11 @@ For the same contacts and the same filters, side by side (times, and ratios to t
 - **pg**: PostgreSQL pushdown, the SQL backend on a PostgreSQL database of the same contacts;
 - **spark**: a local Spark (`local[2]`) over a Parquet copy of the same contacts, through `SparkSource`.
 
-and for each: **count** (a filter's count), **preview** (an Add's preview with the seven charts; Spark:
-`step_scan` + `step_distributions`), **add** (the matched contact ids in hand: numpy positions to ids, a SELECT
-fetched, Spark's `matched_ids` through Arrow), **refine** (a Refine of the base segment, counts only; Spark:
-`step_scan` with the members sent through Arrow). Then the in-memory path alone over every benchmark filter (Add,
+and for each: **count** (a filter's count), **preview** (an Add's preview with the seven charts; Spark: one
+`step_pass`, as the Builder runs it), **add** (the matched contact ids in hand: numpy positions to ids, a SELECT
+fetched; Spark: `step_changes`, what an Add's commit asks of Spark: C' counted and the numbers it adds through
+Arrow), **refine** (a Refine of the base segment, counts only; Spark: `step_pass` without charts, the members sent
+through Arrow). Then the in-memory path alone over every benchmark filter (Add,
 Refine and Reduce previews with charts, on one and on every scan thread), the commit of an Add of about 30 % of
 the contacts and a Refine after it on SQLite and on PostgreSQL, the snapshot's build time, size and the peak
 memory (RSS: numpy's buffers are invisible to tracemalloc), and Spark with one and two cores (`local[1]`,
@@ -44,13 +45,13 @@ from segcore._filter_text import parse_text
 from segcore._filter_tree import Node, from_json
 from segcore._models import Segment
 from segcore._parallel import thread_count, threads
-from segcore._snapshot import drop_cached, load_snapshot, snapshot_path
+from segcore._snapshot import _kept_version, data_version, drop_cached, load_snapshot, snapshot_path
 from segcore._steps import ActionRequest
 from segcore.evaluation import clear_caches, evaluator_for, preview_step
 from segcore.evaluation.sql import SqlEvaluator
 
 from .filters import FILTERS, BenchFilter
-from .scale_data import DEMO_TODAY, ensure_contacts, export_parquet
+from .scale_data import DEMO_TODAY, contact_count, ensure_contacts, export_parquet
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_NO = "SCALE-BASE"
@@ -147,6 +148,13 @@ def ensure_base(db: Database, out: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ in memory
+
+
+def snapshot_fresh(db: Database) -> bool:
+    """Whether the snapshot file holds the database's current data (so loading it builds nothing, writes nothing)."""
+    path = snapshot_path(db)
+    with db.read() as conn:
+        return path is not None and path.exists() and _kept_version(path) == data_version(conn)
 
 
 def memory_snapshot(db: Database, rebuild: bool) -> dict[str, Any]:
@@ -314,19 +322,16 @@ def spark_ops(
         ms, ld, c = timed(lambda n=node: source.count(n, today=DEMO_TODAY), repeat)
         row["count"] = {"ms": ms, "load": ld, "matched": c.matched}
 
-        def preview(n: Node = node) -> Any:
-            scan = source.step_scan("add", n, members, today=DEMO_TODAY)
-            source.step_distributions("add", n, members, today=DEMO_TODAY)
-            return scan
-
-        ms, ld, scan = timed(preview, repeat)
-        row["preview"] = {"ms": ms, "load": ld, "added": scan.entering}
-        ms, ld, ids = timed(
-            lambda n=node: source.matched_ids(n, today=DEMO_TODAY, include_excluded=False), repeat
+        # What the Builder runs: a preview is one step_pass (counts, the seven charts, a sample of who enters);
+        # the Add's commit asks step_changes for the contact numbers it adds; a Refine's preview without charts.
+        ms, ld, step = timed(lambda n=node: source.step_pass("add", n, members, today=DEMO_TODAY), repeat)
+        row["preview"] = {"ms": ms, "load": ld, "added": step.scan.entering}
+        ms, ld, changes = timed(lambda n=node: source.step_changes("add", members, node=n, today=DEMO_TODAY), repeat)
+        row["add"] = {"ms": ms, "load": ld, "ids": changes.matched, "new_ids": len(changes.changed)}
+        ms, ld, step = timed(
+            lambda n=node: source.step_pass("refine", n, members, today=DEMO_TODAY, dimensions=()), repeat
         )
-        row["add"] = {"ms": ms, "load": ld, "ids": len(ids)}
-        ms, ld, scan = timed(lambda n=node: source.step_scan("refine", n, members, today=DEMO_TODAY), repeat)
-        row["refine"] = {"ms": ms, "load": ld, "after": scan.after}
+        row["refine"] = {"ms": ms, "load": ld, "after": step.scan.after}
         out["filters"][name] = row
         _say(f"  spark {url:<9} {name:<24} " + "  ".join(f"{op} {row[op]['ms']:8.1f} ms" for op in OPS)
              + f"  load {ld}")  # fmt: skip
@@ -493,6 +498,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the Spark column in this process (the session already started for --spark: tests)",
     )
     ap.add_argument("--spark-driver-memory", default="4g")
+    ap.add_argument(
+        "--only-spark",
+        action="store_true",
+        help="Spark and the in-memory figures of the same filters only (no PostgreSQL, no commits, no in-memory "
+        "previews of every filter; the snapshot is loaded from its file, never built): for a machine where "
+        "others use the databases",
+    )
     ap.add_argument("--spark-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument(
         "--rebuild-snapshot", action="store_true", help="build the snapshot instead of loading its file"
@@ -509,24 +521,32 @@ def main(argv: list[str] | None = None) -> int:
                               "cpus": os.cpu_count(), "load_start": load(), "build": {}}  # fmt: skip
     _say(f"bench.scale: {n:,} contacts, load {load()}")
 
-    sqlite = Database.open(f"sqlite:///{args.sqlite}")
-    result["build"]["sqlite"] = ensure_contacts(sqlite, n, base=args.base)
-    ensure_base(sqlite, result.setdefault("base", {}))
+    sqlite = Database.open(f"sqlite:///{args.sqlite}", create=not args.only_spark)
+    if args.only_spark:
+        # Read only: the database and its snapshot file must be there already, of the same data.
+        if contact_count(sqlite) != n or not _segment_exists(sqlite, BASE_NO) or not snapshot_fresh(sqlite):
+            raise SystemExit(f"--only-spark needs {args.sqlite} built with {n:,} contacts, its base segment and a "
+                             "snapshot file of its data (run without --only-spark once)")  # fmt: skip
+        result["only_spark"] = True
+    else:
+        result["build"]["sqlite"] = ensure_contacts(sqlite, n, base=args.base)
+        ensure_base(sqlite, result.setdefault("base", {}))
     pg = None
-    if args.pg_url:
+    if args.pg_url and not args.only_spark:
         pg = Database.open(pg_database_url(args.pg_url, n))
         result["build"]["pg"] = ensure_contacts(pg, n, base=args.base)
         ensure_base(pg, result.setdefault("base_pg", {}))
 
     _say("in memory (snapshot of the SQLite database):")
-    result["snapshot"] = memory_snapshot(sqlite, args.rebuild_snapshot)
+    result["snapshot"] = memory_snapshot(sqlite, args.rebuild_snapshot and not args.only_spark)
     _say(f"  snapshot {result['snapshot']}")
     members = member_contact_nos(sqlite, BASE_NO)
     columns: dict[str, dict[str, dict[str, Any]]] = {"memory": memory_ops(sqlite, nodes, args.repeat)}
-    result["memory_previews"] = memory_previews(sqlite, args.repeat)
-    lines, size = pick_commit_filter(sqlite, n)
-    _say(f"commit filter {lines}: {size:,} contacts")
-    result["commit_sqlite"] = commits(sqlite, lines, args.commit_repeat)
+    if not args.only_spark:
+        result["memory_previews"] = memory_previews(sqlite, args.repeat)
+        lines, size = pick_commit_filter(sqlite, n)
+        _say(f"commit filter {lines}: {size:,} contacts")
+        result["commit_sqlite"] = commits(sqlite, lines, args.commit_repeat)
     result["memory_rss"] = rss_mb()
     if pg is not None:
         result["commit_pg"] = commits(pg, lines, args.commit_repeat, refine=args.pg_commit_refine)

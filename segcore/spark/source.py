@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
@@ -71,6 +77,11 @@ _TEXT_FIELDS = ("contact_no", "company_no", "name", "email", "phone", "city", "p
 _SPARK_NUMBER = ("ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType", "DecimalType")
 _SPARK_INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
 _SPARK_DATE = ("DateType", "TimestampType", "TimestampNTZType")
+# Members up to this many are broadcast to the scan of the contacts (a hash table of their numbers in each task);
+# beyond it Spark chooses (a shuffle of both sides).
+BROADCAST_MEMBERS = 5_000_000
+_MEMBER_VIEWS_KEPT = 4  # the member sets of the last questions, kept as views
+_ARROW_MEMBERS = 200_000  # more members than this go to a local Spark through a Parquet file
 
 
 @dataclass(frozen=True)
@@ -341,6 +352,8 @@ class SparkSource:
             self.interactions_mapping = None
             self._empty_interactions()
         self.dialect = SparkDialect({t: self.views.names[t] for t in TABLES})
+        self._member_views: dict[str, int] = {}
+        self._member_dir: str | None = None
 
     # ------------------------------------------------------------------------------------------------- mapping
 
@@ -579,16 +592,17 @@ class SparkSource:
         return int(self._rows(select(func.count()).select_from(contacts))[0][0])
 
     def count(self, node: Node, *, today: dt.date | None = None) -> SourceCount:
-        """The contacts `node` matches, split by the "exclude from segments" flag, and all contacts: one pass."""
+        """The contacts `node` matches, split by the "exclude from segments" flag, and all contacts: one scan, the
+        filter a flag of each row (a related-record test is a join Spark plans beside the scan, not a second
+        pass over the contacts)."""
         today = today or dt.date.today()
-        matched = select(contacts.c.id.label("mid")).where(self._where(node, today)).subquery("matched")
-        hit = matched.c.mid.is_not(None)
+        hit = _truth(self._where(node, today))
         flagged = contacts.c.exclude_from_segments.is_(True)
         stmt = select(
             func.count(),
             func.coalesce(func.sum(sa.case((sa.and_(hit, sa.not_(flagged)), 1), else_=0)), 0),
             func.coalesce(func.sum(sa.case((sa.and_(hit, flagged), 1), else_=0)), 0),
-        ).select_from(contacts.outerjoin(matched, matched.c.mid == contacts.c.id))
+        ).select_from(contacts)
         total, kept, excluded = self._rows(stmt)[0]
         return SourceCount(int(kept), int(excluded), int(total))
 
@@ -629,53 +643,104 @@ class SparkSource:
         return [sorted(ids) for ids in out]
 
     def _members_view(self, members: Iterable[str]) -> tuple[str, int]:
-        """A temporary view of the member contact numbers (sent to Spark through Arrow) and how many there are."""
-        numbers = sorted({str(m) for m in members})
-        table = pa.table({"contact_no": pa.array(numbers, pa.string())})
-        digest = hashlib.sha1("\n".join(numbers).encode()).hexdigest()[:12]
-        name = f"{self.views.prefix}_members_{digest}"
+        """A temporary view of the member contact numbers (sent to Spark through Arrow) and how many there are.
+
+        Deduplicated and sorted by Arrow (millions of members in a second, not in Python's sort), and made once per
+        set of members: a Builder session asks many questions of the same members. Few go as a local relation,
+        many (a local Spark) as a Parquet file; either way broadcast to the scan (a hash join beside it, hinted
+        while there are at most BROADCAST_MEMBERS of them) rather than shuffled and sorted with every contact."""
+        values = members if isinstance(members, (list, tuple)) else list(members)
+        try:
+            array = pa.array(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            array = pa.array([str(m) for m in values], pa.string())
+        array = pc.unique(array.drop_null())
+        array = array.take(pc.array_sort_indices(array))
+        h = hashlib.sha1()
+        for buffer in array.buffers()[1:]:  # offsets and bytes of the sorted numbers (a fresh array: no offset)
+            h.update(buffer or b"")
+        digest = h.hexdigest()[:12]
+        # This source's own views (another SparkSource of the same spec drops its own, not these).
+        name = f"{self.views.prefix}_members_{id(self):x}_{digest}"
+        if name in self._member_views:
+            return name, self._member_views[name]
         with quiet():
-            if numbers:
-                df = self.spark.createDataFrame(table)
+            if len(array) > _ARROW_MEMBERS and not is_connect(self.spark):
+                # A local Spark: many members go through a Parquet file that it scans. Sent as a local relation
+                # they would stay in the driver's heap, copied into every plan (10M contacts, 2.9M members: out of
+                # memory with 4 GB).
+                df = self.spark.read.parquet(self._member_file(name, array))
+            elif len(array):
+                df = self.spark.createDataFrame(pa.table({"contact_no": array}))
             else:
                 df = self.spark.createDataFrame([], "contact_no string")
+            if len(array) and len(array) <= BROADCAST_MEMBERS:
+                df = df.hint("broadcast")
             df.createOrReplaceTempView(name)
-        return name, len(numbers)
+        self._member_views[name] = len(array)
+        while len(self._member_views) > _MEMBER_VIEWS_KEPT:
+            old = next(iter(self._member_views))
+            del self._member_views[old]
+            try:
+                self.spark.catalog.dropTempView(old)
+            except Exception:  # noqa: BLE001, S110 - a view already gone is no matter
+                pass
+            if self._member_dir is not None:
+                shutil.rmtree(os.path.join(self._member_dir, old), ignore_errors=True)
+        return name, len(array)
 
-    def matched_set(self, kind: str, node: Node, today: dt.date, options: StepOptions) -> Any:
-        """C' of a step as a subquery of contact numbers (`mid`), with the company options applied, the way the
-        engine builds it: the company of a contact is itself for a company, its company_no for a person."""
+    def _member_file(self, name: str, array: pa.Array) -> str:
+        """The members written as Parquet for a local Spark (a folder of this source's, removed with it)."""
+        if self._member_dir is None:
+            self._member_dir = tempfile.mkdtemp(prefix="segcore-members-")
+            weakref.finalize(self, shutil.rmtree, self._member_dir, True)
+        folder = os.path.join(self._member_dir, name)
+        os.makedirs(folder, exist_ok=True)
+        pq.write_table(pa.table({"contact_no": array}), os.path.join(folder, "part-0.parquet"))
+        return folder
+
+    def matched_condition(
+        self, kind: str, node: Node, today: dt.date, options: StepOptions
+    ) -> sa.ColumnElement[bool]:
+        """C' of a step as a condition on a row of `contacts` (for WHERE; `_truth` of it for a flag in SELECT), with
+        the company options applied the way the engine applies them: the company of a contact is itself for a
+        company, its company_no for a person. Asked of each row in the one scan of a question, instead of joining
+        the contacts to a subquery of themselves (a sort-merge join of the whole source with itself)."""
         options.check(kind)
         where = [self._where(node, today)]
         if kind == "add" and options.contact_type is not None:
             where.append(contacts.c.type == options.contact_type)
-        base = select(contacts.c.id.label("mid"), _org().label("org"), contacts.c.type.label("mtype"),
-                      contacts.c.company_no.label("mcompany")).where(*where).subquery("base")  # fmt: skip
+        own = sa.and_(*where) if len(where) > 1 else where[0]
         grow = options.expand_companies if kind == "add" else options.entire_companies
         related = kind == "add" and options.related_companies
         if not grow and not related:
-            return select(base.c.mid).subquery("matched")
-        parts: list[sa.ColumnElement[bool]] = [contacts.c.id.in_(select(base.c.mid))]
+            return own
+        base = select(_org().label("org"), contacts.c.type.label("mtype"),
+                      contacts.c.company_no.label("mcompany")).where(*where).subquery("base")  # fmt: skip
+        parts: list[sa.ColumnElement[bool]] = [own]
         if grow:
             parts.append(_org().in_(select(base.c.org).where(base.c.org.is_not(None))))
         if related:
             parts.append(contacts.c.id.in_(select(base.c.mcompany).where(base.c.mtype == "person")))
-        return select(contacts.c.id.label("mid")).where(sa.or_(*parts)).subquery("matched")
+        return sa.or_(*parts)
+
+    def matched_set(self, kind: str, node: Node, today: dt.date, options: StepOptions) -> Any:
+        """C' of a step as a subquery of contact numbers (`mid`): the contacts `matched_condition` holds for."""
+        return select(contacts.c.id.label("mid")).where(self.matched_condition(kind, node, today, options)).subquery(
+            "matched"
+        )
 
     def _flags(
         self, kind: str, node: Node, members: Iterable[str], today: dt.date, options: StepOptions
     ) -> tuple[Any, dict[str, sa.ColumnElement[bool]], int]:
-        """FROM contacts ⟕ matched ⟕ members, and the booleans: member before, matched (C'), member after."""
+        """FROM contacts ⟕ members, and the booleans of each row: member before, matched (C'), member after."""
         if kind not in STEP_KINDS:
             raise UsageError(f"a step over a Spark source is add, refine or reduce, not {kind!r}")
-        matched = self.matched_set(kind, node, today, options)
         view, n_members = self._members_view(members)
         member_t = sa.table(view, sa.column("contact_no"))
-        frm = contacts.outerjoin(matched, matched.c.mid == contacts.c.id).outerjoin(
-            member_t, member_t.c.contact_no == contacts.c.id
-        )
+        frm = contacts.outerjoin(member_t, member_t.c.contact_no == contacts.c.id)
         was = member_t.c.contact_no.is_not(None)
-        raw = hit = matched.c.mid.is_not(None)
+        raw = hit = _truth(self.matched_condition(kind, node, today, options))
         if kind == "add" and not options.ignore_exclusion:
             hit = sa.and_(hit, contacts.c.exclude_from_segments.is_not(True))
         after = {"add": sa.or_(was, hit), "refine": sa.and_(was, hit), "reduce": sa.and_(was, sa.not_(hit))}[kind]
@@ -725,9 +790,8 @@ class SparkSource:
             frm: Any = contacts
             flag: sa.ColumnElement[bool] = sa.true()
         else:
-            matched = select(contacts.c.id.label("mid")).where(self._where(node, today)).subquery("matched")
-            frm = contacts.outerjoin(matched, matched.c.mid == contacts.c.id)
-            flag = matched.c.mid.is_not(None)
+            frm = contacts
+            flag = _truth(self._where(node, today))
         return self._flagged(frm, {"set": flag}, dimensions, today)["set"]
 
     def member_distributions(
@@ -773,7 +837,6 @@ class SparkSource:
         before and after; one more small job for the samples of who would enter or leave."""
         today = today or dt.date.today()
         options = options or StepOptions()
-        members = sorted({str(m) for m in members})
         frm, flags, n_members = self._flags(kind, node, members, today, options)
         was, hit, after, raw = flags["before"], flags["matched"], flags["after"], flags["raw"]
         entering, leaving = sa.and_(after, sa.not_(was)), sa.and_(was, sa.not_(after))
@@ -788,7 +851,7 @@ class SparkSource:
         }
         total, out = self._flag_counts(frm, marks, dimensions, today)
         found = int(total["before"])
-        missing = len(members) - found  # members the source no longer holds: they stay, or leave with Refine
+        missing = n_members - found  # members the source no longer holds: they stay, or leave with Refine
         n_leaving = int(total["leaving"]) + (missing if kind == "refine" else 0)
         n_after = int(total["after"]) + (0 if kind == "refine" else missing)
         scan = StepScan(kind, int(total["matched"]), n_members, n_after, int(total["entering"]), n_leaving)
@@ -843,13 +906,13 @@ class SparkSource:
         if kind in STEP_KINDS:
             if node is None:
                 raise UsageError(f"{kind} needs a filter")
-            matched = self.matched_set(kind, node, today, options)
+            condition = self.matched_condition(kind, node, today, options)
         elif kind in ("add_contacts", "remove_contacts", "add_emails"):
             by_email = kind == "add_emails"
             wanted = [e.strip().lower() for e in emails if e.strip()] if by_email else [str(n) for n in contact_nos]
             vals = sa.table(self._values_view(wanted, "inputs"), sa.column("v"))
             column = contacts.c.email if by_email else contacts.c.contact_no
-            matched = select(contacts.c.id.label("mid")).where(column.in_(select(vals.c.v))).subquery("matched")
+            condition = column.in_(select(vals.c.v))
             found = {str(r[0]) for r in self._rows(select(column).distinct().where(column.in_(select(vals.c.v))))}
             missing = tuple(v for v in dict.fromkeys(wanted) if v not in found)
             if by_email:
@@ -862,26 +925,36 @@ class SparkSource:
                 )
         else:
             raise UsageError(f"a step over a Spark source cannot be {kind!r}")
-        view, _ = self._members_view(members)
+        view, n_members = self._members_view(members)
         member_t = sa.table(view, sa.column("contact_no"))
-        hit = matched.c.mid.is_not(None)
         adding = kind in ("add", "add_contacts", "add_emails")
         if adding:
+            # C' is a condition on the contacts' rows (no join of the contacts to themselves); the new ones are
+            # those the members do not hold (an anti join with the members sent through Arrow).
             if exclusion and not options.ignore_exclusion:
-                hit = sa.and_(hit, contacts.c.exclude_from_segments.is_not(True))
-            frm = contacts.join(matched, matched.c.mid == contacts.c.id).outerjoin(
-                member_t, member_t.c.contact_no == contacts.c.id
-            )
-            n_matched = self._rows(select(func.count()).select_from(frm).where(hit))[0][0]
-            ids = select(contacts.c.contact_no).select_from(frm).where(hit, member_t.c.contact_no.is_(None))
+                condition = sa.and_(condition, contacts.c.exclude_from_segments.is_not(True))
+            n_matched = self._rows(select(func.count()).select_from(contacts).where(condition))[0][0]
+            frm = contacts.outerjoin(member_t, member_t.c.contact_no == contacts.c.id)
+            ids = select(contacts.c.contact_no).select_from(frm).where(condition, member_t.c.contact_no.is_(None))
         else:
-            # The members are the rows: one the source no longer holds finds no match, so Refine takes it out.
-            frm = member_t.outerjoin(matched, matched.c.mid == member_t.c.contact_no)
+            # The members the source holds, found by a scan of the contacts with the members broadcast to it.
+            held = contacts.join(member_t, member_t.c.contact_no == contacts.c.id)
             if kind == "remove_contacts":
-                n_matched = self._rows(select(func.count()).select_from(matched))[0][0]
+                n_matched = self._rows(select(func.count()).select_from(contacts).where(condition))[0][0]
+            if kind in ("reduce", "remove_contacts"):
+                changed = self._numbers(select(contacts.c.contact_no).select_from(held).where(condition))
+                return StepChanges(changed, len(changed) if kind == "reduce" else int(n_matched), unmatched)
+            hit = _truth(condition)
+            found, n_matched = self._rows(
+                select(func.count(), func.coalesce(func.sum(sa.case((hit, 1), else_=0)), 0)).select_from(held)
+            )[0]
+            if found == n_members:
+                ids = select(contacts.c.contact_no).select_from(held).where(sa.not_(hit))
             else:
-                n_matched = self._rows(select(func.count()).select_from(frm).where(hit))[0][0]
-            ids = select(member_t.c.contact_no).select_from(frm).where(sa.not_(hit) if kind == "refine" else hit)
+                # Some members are no longer in the source: they leave with Refine (the members are the rows).
+                matched = select(contacts.c.id.label("mid")).select_from(held).where(condition).subquery("matched")
+                frm = member_t.outerjoin(matched, matched.c.mid == member_t.c.contact_no)
+                ids = select(member_t.c.contact_no).select_from(frm).where(matched.c.mid.is_(None))
         return StepChanges(self._numbers(ids), int(n_matched), unmatched)
 
     def contact_rows(self, numbers: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -954,9 +1027,15 @@ class SparkSource:
     def _flag_counts(
         self, frm: Any, flags: Mapping[str, sa.ColumnElement[bool]], dimensions: Sequence[str], today: dt.date
     ) -> tuple[dict[str, int], dict[str, dict[str, Distribution]]]:
-        """Per flag, the distributions of the rows it marks: the single-valued dimensions in ONE pass (GROUPING
-        SETS, with the empty set for the totals), the list dimensions in one more (GROUPING SETS per kind and code,
-        and per kind for "(none)")."""
+        """Per flag, the distributions of the rows it marks, in two Spark jobs whatever the number of flags.
+
+        The single-valued dimensions in ONE pass: each row's buckets, its flags (true or false) and, per list
+        dimension, whether it has a code of that kind are grouped once (a few thousand groups, however many rows),
+        and only those groups go through the GROUPING SETS (one set per dimension, the empty set for the totals):
+        GROUPING SETS straight over the rows copied every row once per set and summed each flag on every copy.
+        The list dimensions in one more: the rows joined to their codes, grouped by kind, code and flags (a
+        contact has a code once: `contact_codes` is distinct); a contact with no code of a kind counts in
+        "(none)", the flag's total less those with one."""
         names = list(flags)
         for d in dimensions:
             try:
@@ -965,7 +1044,7 @@ class SparkSource:
                 raise UsageError(f"{d!r} is not a chart dimension") from None
         single = [d for d in dimensions if not dimension_of(d, self.fields).multi]
         multi = [d for d in dimensions if dimension_of(d, self.fields).multi]
-        sums = [func.coalesce(func.sum(sa.case((flags[n], 1), else_=0)), 0) for n in names]
+        kinds = {self._code_kind(d): d for d in multi}
         counts: dict[str, dict[str, dict[str, int]]] = {n: {d: {} for d in dimensions} for n in names}
         totals = dict.fromkeys(names, 0)
         exprs = []
@@ -982,37 +1061,55 @@ class SparkSource:
             )
             value = {"number": cv.c.num, "boolean": cv.c.num, "date": cv.c.day}.get(spec.type, cv.c.txt)
             exprs.append(_bucket_expr(d, today, self.fields, value=value))
-        stmt = select(*[e.label(f"b{i}") for i, e in enumerate(exprs)], *sums).select_from(joined_frm)
-        if exprs:
-            stmt = stmt.group_by(func.grouping_sets(*exprs, sa.tuple_()))
+        has = [
+            _truth(contacts.c.id.in_(select(codes_t.c.contact_id).where(codes_t.c.kind == kind))) for kind in kinds
+        ]
+        marks = [_truth(flags[n]).label(f"f{j}") for j, n in enumerate(names)]
+        keys = [e.label(f"b{i}") for i, e in enumerate(exprs)] + [h.label(f"h{k}") for k, h in enumerate(has)]
+        rows = select(*keys, *marks).select_from(joined_frm).subquery("r")
+        key_cols = [rows.c[k.name] for k in keys]
+        mark_cols = [rows.c[m.name] for m in marks]
+        groups = select(*key_cols, *mark_cols, func.count().label("n")).group_by(*key_cols, *mark_cols).subquery("g")
+        sums = [func.coalesce(func.sum(sa.case((groups.c[m.name], groups.c.n), else_=0)), 0) for m in marks]
+        gkeys = [groups.c[k.name] for k in keys]
+        stmt = select(*gkeys, *sums)
+        if gkeys:
+            stmt = stmt.group_by(func.grouping_sets(*gkeys, sa.tuple_()))
+        with_code: dict[str, dict[str, int]] = {n: {} for n in names}
         for row in self._rows(stmt):
-            buckets, values = row[: len(single)], row[len(single) :]
+            buckets, values = row[: len(keys)], row[len(keys) :]
             owner = next((i for i, b in enumerate(buckets) if b is not None), None)
             for k, n in enumerate(names):
                 v = int(values[k])
                 if owner is None:
                     totals[n] = v
+                elif owner >= len(single):  # a list dimension: the rows with a code of its kind, or without
+                    if buckets[owner]:
+                        with_code[n][multi[owner - len(single)]] = v
                 elif v:
                     counts[n][single[owner]][str(buckets[owner])] = v
         if multi:
-            kinds = {self._code_kind(d): d for d in multi}
             joined = frm.join(codes_t, codes_t.c.contact_id == contacts.c.id)
-            distinct = [func.count(sa.distinct(sa.case((flags[n], contacts.c.id)))) for n in names]
-            stmt = (
-                select(codes_t.c.kind, codes_t.c.code, *distinct)
+            coded = (
+                select(codes_t.c.kind, codes_t.c.code, *marks)
                 .select_from(joined)
                 .where(codes_t.c.kind.in_(list(kinds)))
-                .group_by(func.grouping_sets(sa.tuple_(codes_t.c.kind, codes_t.c.code), codes_t.c.kind))
+                .subquery("r")
             )
-            for kind, code, *values in self._rows(stmt):
-                d = kinds[kind]
+            mark_cols = [coded.c[m.name] for m in marks]
+            stmt = select(coded.c.kind, coded.c.code, *mark_cols, func.count()).group_by(
+                coded.c.kind, coded.c.code, *mark_cols
+            )
+            for kind, code, *rest in self._rows(stmt):
+                d, n_rows = kinds[kind], int(rest[-1])
                 for k, n in enumerate(names):
-                    v = int(values[k])
-                    if code is None:  # the (kind) set: flagged contacts with any code of this kind
-                        if totals[n] - v:
-                            counts[n][d][UNKNOWN] = totals[n] - v
-                    elif v:
-                        counts[n][d][str(code)] = v
+                    if rest[k]:
+                        by_code = counts[n][d]
+                        by_code[str(code)] = by_code.get(str(code), 0) + n_rows
+            for n in names:
+                for d in multi:
+                    if totals[n] - with_code[n].get(d, 0):
+                        counts[n][d][UNKNOWN] = totals[n] - with_code[n].get(d, 0)
         return totals, {
             n: {d: Distribution(d, _ordered(d, counts[n][d], self.fields), totals[n]) for d in dimensions}
             for n in names
@@ -1048,6 +1145,12 @@ class SparkSource:
                 else {}
             ),
         }
+
+
+def _truth(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """A filter as a flag of each row: true where WHERE would keep the row, false elsewhere (never NULL, so that
+    NOT and OR of flags mean what they say; in SELECT, Spark plans a related-record IN test as an existence join)."""
+    return sa.case((condition, sa.true()), else_=sa.false())
 
 
 def _org() -> sa.ColumnElement[Any]:
