@@ -40,12 +40,17 @@ EXTRA = [
 ]
 
 
+def _domain(email: str | None) -> str | None:
+    return email.split("@", 1)[1] if email else None
+
+
 def _world(folder: Path, extra: bool) -> Database:
     db = Database.open(f"sqlite:///{folder / 'world.db'}")
     scen._fill(db)
     if extra:
         with db.write() as conn:
-            conn.execute(insert(contacts), [{**scen.BASE, **row, "email_domain": None} for row in EXTRA])
+            # The domain as an import stores it (a source derives it from the e-mail the same way).
+            conn.execute(insert(contacts), [{**scen.BASE, **row, "email_domain": _domain(row.get("email"))} for row in EXTRA])
             conn.execute(insert(ContactCode.__table__), [{"kind": "mailing_groups", "code": "NEWS", "contact_id": 20}])
     return db
 
