@@ -20,10 +20,19 @@ from sqlalchemy import func, insert, select
 from ._db import Database
 from ._engine import ActionRequest, _apply, _now, _segment_row
 from ._errors import NotFoundError, RefusedError, SegcoreError
-from ._models import Contact, Segment, SegmentAction, SegmentMember, SegmentStatusEvent, table_of
+from ._models import (
+    Contact,
+    Segment,
+    SegmentAction,
+    SegmentMember,
+    SegmentStatusEvent,
+    SourceContact,
+    table_of,
+)
 from ._stats import DIMENSIONS, composition
 from .evaluation import all_distributions, evaluator_for, segment_distributions
-from .fields import FieldRegistry, load_fields
+from .fields import FieldRegistry
+from .spark.catalog import load_fields_for
 
 __all__ = ["MAX_OVERLAP_SEGMENTS", "Drift", "Overlap", "drift", "overlap", "segment_composition"]
 
@@ -32,6 +41,7 @@ members = table_of(SegmentMember)
 actions = table_of(SegmentAction)
 events = table_of(SegmentStatusEvent)
 contacts = table_of(Contact)
+source_contacts = table_of(SourceContact)
 
 MAX_OVERLAP_SEGMENTS = 30
 SAMPLE = 20
@@ -157,12 +167,14 @@ def drift(db: Database, no: str, *, today: dt.date | None = None) -> Drift:
         conn.execute(
             insert(segments).values(
                 no=_SCRATCH_NO, description="", owner="drift", status="draft", version=0, head_seq=0, size=0,
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, source=row.source,
             )
         )
+        # Over the segment's own contacts: a segment built over a source replays in Spark, with the source's fields.
+        fields = load_fields_for(conn, row.source)
         for r in steps:
             try:
-                _apply(conn, _SCRATCH_NO, _step(r, load_fields(conn)), user="drift", expected_version=None, today=today)
+                _apply(conn, _SCRATCH_NO, _step(r, fields), user="drift", expected_version=None, today=today)
             except SegcoreError as e:
                 raise RefusedError(f"step {r.seq} of segment {no} cannot be replayed today: {e}") from e
         scratch_id = conn.execute(select(segments.c.id).where(segments.c.no == _SCRATCH_NO)).scalar_one()
@@ -177,11 +189,12 @@ def drift(db: Database, no: str, *, today: dt.date | None = None) -> Drift:
         for name, (x, y) in {"joined": (scratch_id, row.id), "left": (row.id, scratch_id)}.items():
             ids = only_in(x, y)
             counts[name] = int(conn.execute(select(func.count()).select_from(ids.subquery())).scalar_one())
+            numbers = source_contacts if row.source is not None else contacts
             samples[name] = tuple(
                 conn.execute(
-                    select(contacts.c.contact_no)
-                    .where(contacts.c.id.in_(ids))
-                    .order_by(contacts.c.contact_no)
+                    select(numbers.c.contact_no)
+                    .where(numbers.c.id.in_(ids))
+                    .order_by(numbers.c.contact_no)
                     .limit(SAMPLE)
                 ).scalars()
             )

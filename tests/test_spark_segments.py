@@ -283,6 +283,18 @@ def test_members_page_copy_and_log_of_a_segment_over_a_source(world: Database) -
 
 
 
+def test_drift_of_a_segment_over_a_source_replays_over_the_source(world: Database) -> None:
+    from segcore import drift
+
+    local, remote = _pair(world, "DRIFT")
+    _step(world, local, remote, _req("add", "country=FR|BE"))
+    _step(world, local, remote, _req("refine", "type=person"))
+    # Nothing changed since: the replay finds the same members on both sides (over the source, not this database).
+    for no in (local, remote):
+        d = drift(world, no)
+        assert (d.steps_replayed, d.replay_size, d.joined, d.left) == (2, get_segment(world, no).size, 0, 0), no
+
+
 def test_logging_a_segment_over_a_source_keeps_its_snapshot_and_follow_up(demo: Database) -> None:
     from segcore import log_segment, update_segment
 
